@@ -1,0 +1,222 @@
+//! The one error type of the eqopt library.
+//!
+//! Every variant names where the problem is (file, line, node, rule) and what was
+//! expected versus found, so that a message alone lets a user fix the input.
+
+use std::path::PathBuf;
+
+/// Errors from loading, checking, optimizing and writing graphs.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A JSON document is not well-formed or does not match the expected structure.
+    #[error("{path}:{line}:{column}: {message}")]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What serde_json reported.
+        message: String,
+    },
+    /// A graph.json field has the wrong value.
+    #[error("{path}: {location}: expected {expected}, found {found}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// Where in the document, e.g. `nodes[3] "fc1"` or `inputs[0].dtype`.
+        location: String,
+        /// What was expected.
+        expected: String,
+        /// What was found.
+        found: String,
+    },
+    /// A node's op name is not in the op set.
+    #[error("node \"{node}\": unknown op \"{op}\" (known ops: {known})")]
+    UnknownOp {
+        /// Node name.
+        node: String,
+        /// The op name found.
+        op: String,
+        /// The op names eqopt knows.
+        known: String,
+    },
+    /// A node has the wrong number of inputs for its op.
+    #[error("node \"{node}\" ({op}): expected {expected} inputs, found {found}")]
+    Arity {
+        /// Node name.
+        node: String,
+        /// Op name.
+        op: String,
+        /// Allowed input count, e.g. `2` or `2 to 3`.
+        expected: String,
+        /// Input count found.
+        found: usize,
+    },
+    /// A node reads a tensor that no input, constant or node defines.
+    #[error("node \"{node}\": input \"{input}\" is not a graph input, constant or node output")]
+    DanglingInput {
+        /// Node name.
+        node: String,
+        /// The undefined tensor name.
+        input: String,
+    },
+    /// A graph output names a tensor that is not defined.
+    #[error("graph output \"{output}\" is not a graph input, constant or node output")]
+    UnknownOutput {
+        /// The undefined tensor name.
+        output: String,
+    },
+    /// Two definitions share a name.
+    #[error("duplicate name \"{name}\": defined as {first} and again as {second}")]
+    DuplicateName {
+        /// The name.
+        name: String,
+        /// The first definition (e.g. `input`, `constant`, `node`).
+        first: String,
+        /// The second definition.
+        second: String,
+    },
+    /// The nodes form a cycle.
+    #[error("the graph has a cycle through nodes {}", .nodes.join(" -> "))]
+    Cycle {
+        /// Nodes on the cycle, in order.
+        nodes: Vec<String>,
+    },
+    /// An attribute is missing or has a bad value.
+    #[error("node \"{node}\" ({op}): attribute \"{attr}\": expected {expected}, found {found}")]
+    BadAttr {
+        /// Node name.
+        node: String,
+        /// Op name.
+        op: String,
+        /// Attribute name.
+        attr: String,
+        /// What was expected.
+        expected: String,
+        /// What was found.
+        found: String,
+    },
+    /// Input shapes or dtypes do not fit the op.
+    #[error("node \"{node}\" ({op}): expected {expected}, found {found}")]
+    TypeMismatch {
+        /// Node name.
+        node: String,
+        /// Op name.
+        op: String,
+        /// What the op requires.
+        expected: String,
+        /// The input types found.
+        found: String,
+    },
+    /// A shape's element count or byte size overflows.
+    #[error("{what}: shape {shape} overflows the addressable size")]
+    DimOverflow {
+        /// The tensor or node.
+        what: String,
+        /// The shape, as written.
+        shape: String,
+    },
+    /// A constant refers to a weights file or key that is not there, or its data disagree.
+    #[error("constant \"{constant}\": {problem} (weights file {file})")]
+    Weights {
+        /// Constant name.
+        constant: String,
+        /// Weights file.
+        file: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A safetensors file could not be parsed or written.
+    #[error("{path}: safetensors: {source}")]
+    Safetensors {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: safetensors::SafeTensorError,
+    },
+    /// A rule file does not parse.
+    #[error("{file}:{line}:{column}: expected {expected}, found {found}")]
+    RuleSyntax {
+        /// Rule file (or `<embedded>/name.rules`).
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What the parser expected.
+        expected: String,
+        /// What it found.
+        found: String,
+    },
+    /// A rule parses but is not valid (unknown predicate, unbound variable, ...).
+    #[error("{file}:{line}: rule {rule}: {problem}")]
+    RuleInvalid {
+        /// Rule file.
+        file: String,
+        /// 1-based line of the rule header.
+        line: usize,
+        /// Rule name.
+        rule: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A rule equated two e-classes with different tensor types: the rule is unsound.
+    #[error("rule {rule} is unsound: it equated a {lhs} tensor with a {rhs} tensor ({detail})")]
+    UnsoundRule {
+        /// Rule name.
+        rule: String,
+        /// Type of the matched class.
+        lhs: String,
+        /// Type of the rewritten term.
+        rhs: String,
+        /// The rewritten term, or why it could not be typed.
+        detail: String,
+    },
+    /// A hardware target name or file is not valid.
+    #[error("target {target}: {problem}")]
+    Target {
+        /// Target name or path.
+        target: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A command-line value is not valid.
+    #[error("{option}: expected {expected}, found {found}")]
+    Usage {
+        /// The option.
+        option: String,
+        /// What was expected.
+        expected: String,
+        /// What was found.
+        found: String,
+    },
+    /// The extractor failed.
+    #[error("extraction: {0}")]
+    Extract(#[from] eqopt_extract::ExtractError),
+    /// The extracted term is not a valid graph (a bug caught before anything is written).
+    #[error("extracted graph is invalid: {problem}")]
+    BadExtraction {
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// Result alias for the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps an I/O error with its path.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+}

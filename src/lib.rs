@@ -1,0 +1,22 @@
+//! # eqopt
+//!
+//! An equality-saturation optimizer for ML model graphs. A graph (graph.json) is
+//! encoded as an [`egg`] e-graph, rewrite rules from text files are saturated,
+//! and a DAG-aware extractor picks the cheapest equivalent graph under a roofline
+//! cost model for a hardware target.
+//!
+//! The pipeline, one module per stage:
+//! [`graph`] (IR, graph.json, shape inference) → [`lang`] + [`analysis`] (the
+//! e-graph) → [`rules`] (rule files) → [`saturate`] → [`cost`] (roofline) →
+//! [`extract`](mod@crate::extraction) → back to a [`graph::Graph`]. [`optimize`]
+//! runs them all; [`cli`] is the command line.
+#![warn(missing_docs)]
+
+pub mod dtype;
+pub mod error;
+pub mod ewexpr;
+pub mod graph;
+pub mod jsonfmt;
+pub mod eval;
+
+pub use error::{Error, Result};
