@@ -17,6 +17,8 @@ pub mod error;
 pub mod ewexpr;
 pub mod graph;
 pub mod jsonfmt;
+pub mod lang;
+pub mod analysis;
 pub mod eval;
 
 pub use error::{Error, Result};

@@ -577,3 +577,56 @@ fn pooling_and_layernorm_through_eval_op() {
     .unwrap();
     assert_eq!(ln.to_f64(), vec![-0.5, 2.5, -0.5, 2.5]);
 }
+
+#[test]
+fn empty_tensors_evaluate_without_panicking() {
+    use eqopt::graph::op::{PoolKind, PoolParams, ReduceKind};
+    let empty = tensor(&[1, 1, 0, 0], DType::F32, &[]);
+    let p = PoolParams {
+        kernel: [2, 2],
+        strides: [1, 1],
+        pads: [1, 1, 1, 1],
+    };
+    // The 1x1 output window covers only padding: max is -inf, the averages 0/0 and 0/4.
+    let mx = eval_op(&Op::Pool(PoolKind::Max, p.clone()), &[&empty]).unwrap();
+    assert_eq!(mx.to_f64(), vec![f64::NEG_INFINITY]);
+    let ex = eval_op(&Op::Pool(PoolKind::AvgExcludePad, p.clone()), &[&empty]).unwrap();
+    assert!(ex.to_f64()[0].is_nan());
+    let inc = eval_op(&Op::Pool(PoolKind::AvgIncludePad, p), &[&empty]).unwrap();
+    assert_eq!(inc.to_f64(), vec![0.0]);
+    let w = tensor(&[2, 1, 1, 1], DType::F32, &[1.0, 2.0]);
+    let b = tensor(&[2], DType::F32, &[0.5, -0.5]);
+    let conv = Op::Conv(ConvParams {
+        pads: [1, 0, 0, 1],
+        ..ConvParams::default()
+    });
+    let y = eval_op(&conv, &[&empty, &w, &b]).unwrap();
+    assert_eq!(y.ty, ty(&[1, 2, 1, 1], DType::F32));
+    assert_eq!(y.to_f64(), vec![0.5, -0.5]);
+    let m = eval_op(
+        &Op::MatMul,
+        &[
+            &tensor(&[2, 0], DType::F32, &[]),
+            &tensor(&[0, 3], DType::F32, &[]),
+        ],
+    )
+    .unwrap();
+    assert_eq!(m.to_f64(), vec![0.0; 6]);
+    let sum = Op::Reduce {
+        kind: ReduceKind::Sum,
+        axes: vec![1],
+        keepdims: true,
+    };
+    let r = eval_op(&sum, &[&tensor(&[3, 0], DType::F32, &[])]).unwrap();
+    assert_eq!((r.ty.shape.clone(), r.to_f64()), (vec![3, 1], vec![0.0; 3]));
+    let ln = Op::LayerNorm {
+        axis: 1,
+        epsilon: 1e-5,
+    };
+    let z = tensor(&[2, 0], DType::F32, &[]);
+    let s = tensor(&[0], DType::F32, &[]);
+    assert_eq!(
+        eval_op(&ln, &[&z, &s, &s]).unwrap().ty,
+        ty(&[2, 0], DType::F32)
+    );
+}

@@ -26,7 +26,8 @@ pub(super) fn pool(kind: PoolKind, p: &PoolParams, x: &ArrayD<f64>) -> ArrayD<f6
     let xd = x.as_standard_layout();
     let xd = xd.as_slice().expect("standard layout");
     let mut out = Vec::with_capacity(n * c * oh * ow);
-    for plane in xd.chunks_exact((h * w).max(1)).take(n * c) {
+    for pi in 0..n * c {
+        let plane = &xd[pi * h * w..][..h * w];
         for oy in 0..oh {
             // Real rows of the window: iy = oy·sh − pt + ky for ky in 0..kh, within 0..h.
             let y0 = (oy * sh) as isize - pt as isize;

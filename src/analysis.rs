@@ -1,0 +1,233 @@
+//! The e-class analysis: tensor type, const-ness and small constant values.
+//!
+//! [`Facts`] are derived from e-nodes by [`crate::graph::infer::infer`], the same
+//! function that types graphs on load, so an e-class' type is exactly the type
+//! its members would have as graph nodes. Two e-classes with different types can
+//! only be merged by an unsound rule; such merges are recorded in
+//! [`TensorAnalysis::conflicts`] with the rule being applied, and the saturation
+//! driver stops with [`crate::Error::UnsoundRule`].
+
+use crate::dtype::TensorType;
+use crate::graph::tensor::ConstInit;
+use crate::graph::{Constant, Graph};
+use crate::lang::{Attr, TNode, TOp, decode_op};
+use egg::{Analysis, DidMerge, EGraph, Id, Symbol};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Constants with at most this many elements carry their values in the analysis
+/// (for predicates such as "is the scalar 1").
+pub const SMALL_CONST_ELEMENTS: usize = 16;
+
+/// What is known about one e-class.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Facts {
+    /// An attribute leaf.
+    Attr(Attr),
+    /// A tensor-valued class.
+    Tensor(TensorFacts),
+    /// An e-node whose attributes or input types do not fit its op (only rules can
+    /// create these; they are never extracted).
+    Invalid(String),
+}
+
+/// Facts about a tensor-valued e-class.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TensorFacts {
+    /// Shape and dtype.
+    pub ty: TensorType,
+    /// True if the value depends on constants only.
+    pub is_const: bool,
+    /// Row-major values, for constants of at most [`SMALL_CONST_ELEMENTS`] elements.
+    pub value: Option<Arc<[f64]>>,
+}
+
+impl Facts {
+    /// The tensor facts, if tensor-valued.
+    pub fn tensor(&self) -> Option<&TensorFacts> {
+        match self {
+            Facts::Tensor(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// The tensor type, if tensor-valued.
+    pub fn ty(&self) -> Option<&TensorType> {
+        self.tensor().map(|t| &t.ty)
+    }
+
+    /// The attribute, if an attribute leaf.
+    pub fn attr(&self) -> Option<&Attr> {
+        match self {
+            Facts::Attr(a) => Some(a),
+            _ => None,
+        }
+    }
+}
+
+/// A merge of two e-classes whose types disagree.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Conflict {
+    /// The rule being applied when it happened.
+    pub rule: String,
+    /// Type of the class kept.
+    pub kept: String,
+    /// Type of the class merged into it.
+    pub merged: String,
+}
+
+/// The analysis state: the graph's inputs and constants, and recorded conflicts.
+#[derive(Clone, Debug, Default)]
+pub struct TensorAnalysis {
+    /// Graph inputs by name.
+    pub inputs: BTreeMap<String, TensorType>,
+    /// The constant table: `(const NAME)` e-nodes refer to these.
+    pub constants: BTreeMap<String, Constant>,
+    /// Type conflicts seen on merge.
+    pub conflicts: Vec<Conflict>,
+    /// Name of the rule currently being applied (set by the rule appliers).
+    pub current_rule: Option<Symbol>,
+}
+
+/// The e-graph type used throughout eqopt.
+pub type TEGraph = EGraph<TNode, TensorAnalysis>;
+
+impl TensorAnalysis {
+    /// An analysis over `graph`'s inputs and constants.
+    pub fn for_graph(graph: &Graph) -> Self {
+        TensorAnalysis {
+            inputs: graph.inputs.iter().map(|i| (i.name.clone(), i.ty.clone())).collect(),
+            constants: graph.constants.iter().map(|c| (c.name.clone(), c.clone())).collect(),
+            conflicts: Vec::new(),
+            current_rule: None,
+        }
+    }
+
+    /// Adds a computed constant under a fresh name derived from `base`; returns the name used.
+    pub fn add_constant(&mut self, base: &str, tensor: crate::graph::tensor::Tensor) -> String {
+        let mut name = base.to_string();
+        let mut k = 1;
+        while self.constants.contains_key(&name) || self.inputs.contains_key(&name) {
+            k += 1;
+            name = format!("{base}#{k}");
+        }
+        let ty = tensor.ty.clone();
+        self.constants.insert(name.clone(), Constant { name: name.clone(), ty, init: ConstInit::Data(Arc::new(tensor)) });
+        name
+    }
+}
+
+/// Adds `(const NAME)` for a constant already in the table and returns its class.
+pub fn add_const_node(egraph: &mut TEGraph, name: &str) -> Id {
+    let leaf = egraph.add(TNode::attr(Attr::Sym(Symbol::from(name))));
+    egraph.add(TNode { op: TOp::Const, children: vec![leaf] })
+}
+
+/// The facts for an e-node given its children's facts.
+pub fn make_facts(analysis: &TensorAnalysis, enode: &TNode, child: &dyn Fn(Id) -> Facts) -> Facts {
+    let name_of = |id: Id| match child(id) {
+        Facts::Attr(Attr::Sym(s)) => Some(s.to_string()),
+        _ => None,
+    };
+    match &enode.op {
+        TOp::Attr(a) => Facts::Attr(a.clone()),
+        TOp::Input => match enode.children.first().and_then(|&c| name_of(c)) {
+            Some(n) => match analysis.inputs.get(&n) {
+                Some(ty) => Facts::Tensor(TensorFacts { ty: ty.clone(), is_const: false, value: None }),
+                None => Facts::Invalid(format!("no graph input named \"{n}\"")),
+            },
+            None => Facts::Invalid("input without a name".into()),
+        },
+        TOp::Const => match enode.children.first().and_then(|&c| name_of(c)) {
+            Some(n) => match analysis.constants.get(&n) {
+                Some(c) => Facts::Tensor(TensorFacts {
+                    ty: c.ty.clone(),
+                    is_const: true,
+                    value: c.init.small_values(&c.ty, SMALL_CONST_ELEMENTS).map(Arc::from),
+                }),
+                None => Facts::Invalid(format!("no constant named \"{n}\"")),
+            },
+            None => Facts::Invalid("const without a name".into()),
+        },
+        op => {
+            let attr_facts: Vec<Facts> = enode.attr_children().iter().map(|&c| child(c)).collect();
+            let attrs: Option<Vec<&Attr>> = attr_facts.iter().map(Facts::attr).collect();
+            let Some(decoded) = attrs.and_then(|a| decode_op(op, &a)) else {
+                return Facts::Invalid(format!("{} with ill-formed attributes", op.name()));
+            };
+            let input_facts: Vec<Facts> = enode.inputs().iter().map(|&c| child(c)).collect();
+            let Some(tys) = input_facts.iter().map(Facts::ty).collect::<Option<Vec<&TensorType>>>() else {
+                return Facts::Invalid(format!("{} with a non-tensor input", op.name()));
+            };
+            let (lo, hi) = decoded.arity();
+            if tys.len() < lo || tys.len() > hi {
+                return Facts::Invalid(format!("{} with {} inputs", op.name(), tys.len()));
+            }
+            match crate::graph::infer::infer(&decoded, &tys) {
+                Ok(ty) => {
+                    let is_const = input_facts.iter().all(|f| f.tensor().is_some_and(|t| t.is_const));
+                    Facts::Tensor(TensorFacts { ty, is_const, value: None })
+                }
+                Err(e) => Facts::Invalid(format!("{}: expected {}, found {}", op.name(), e.expected, e.found)),
+            }
+        }
+    }
+}
+
+impl Analysis<TNode> for TensorAnalysis {
+    type Data = Facts;
+
+    fn make(egraph: &mut TEGraph, enode: &TNode, _id: Id) -> Facts {
+        let child = |id: Id| egraph[id].data.clone();
+        make_facts(&egraph.analysis, enode, &child)
+    }
+
+    fn merge(&mut self, a: &mut Facts, b: Facts) -> DidMerge {
+        match (&mut *a, b) {
+            (Facts::Tensor(x), Facts::Tensor(y)) => {
+                if x.ty != y.ty {
+                    self.conflicts.push(Conflict {
+                        rule: self.current_rule.map_or_else(|| "(congruence)".to_string(), |r| r.to_string()),
+                        kept: x.ty.to_string(),
+                        merged: y.ty.to_string(),
+                    });
+                    return DidMerge(false, true);
+                }
+                let mut changed_a = false;
+                if !x.is_const && y.is_const {
+                    x.is_const = true;
+                    changed_a = true;
+                }
+                if x.value.is_none() && y.value.is_some() {
+                    x.value = y.value.clone();
+                    changed_a = true;
+                }
+                let changed_b = (x.is_const && !y.is_const) || (x.value.is_some() && y.value.is_none());
+                DidMerge(changed_a, changed_b)
+            }
+            (Facts::Invalid(_), b @ Facts::Tensor(_)) => {
+                *a = b;
+                DidMerge(true, false)
+            }
+            (Facts::Tensor(_), Facts::Invalid(_)) => DidMerge(false, true),
+            (Facts::Invalid(_), Facts::Invalid(_)) => DidMerge(false, false),
+            (Facts::Attr(x), Facts::Attr(y)) if *x == y => DidMerge(false, false),
+            (kept, merged) => {
+                self.conflicts.push(Conflict {
+                    rule: self.current_rule.map_or_else(|| "(congruence)".to_string(), |r| r.to_string()),
+                    kept: describe(kept),
+                    merged: describe(&merged),
+                });
+                DidMerge(false, true)
+            }
+        }
+    }
+}
+
+fn describe(f: &Facts) -> String {
+    match f {
+        Facts::Attr(a) => format!("attribute {a}"),
+        Facts::Tensor(t) => t.ty.to_string(),
+        Facts::Invalid(why) => format!("invalid node ({why})"),
+    }
+}
