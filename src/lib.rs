@@ -19,6 +19,8 @@ pub mod graph;
 pub mod jsonfmt;
 pub mod lang;
 pub mod analysis;
+pub mod rules;
+pub mod cost;
 pub mod eval;
 
 pub use error::{Error, Result};

@@ -1,0 +1,231 @@
+//! The roofline cost model and hardware profiles.
+//!
+//! A kernel costs `max(FLOPs / peak[dtype], bytes moved / bandwidth) + launch overhead`.
+//! Bytes moved are the tensors the kernel reads and writes in memory, so a fused
+//! kernel pays only for its inputs and its output: fusion shows up in the cost and
+//! extraction decides it. Views (reshape, flatten, identity, dropout) cost nothing,
+//! and so do ops whose inputs are all constants: they are folded at compile time.
+
+use crate::dtype::{DType, TensorType};
+use crate::error::{Error, Result};
+use crate::graph::op::Op;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The embedded hardware profiles, `(name, json)`.
+pub const BUILTIN_TARGETS: &[(&str, &str)] = &[
+    ("a100", include_str!("../targets/a100.json")),
+    ("cpu", include_str!("../targets/cpu.json")),
+    ("h100", include_str!("../targets/h100.json")),
+];
+
+/// A hardware target for the roofline model.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HardwareProfile {
+    /// Short name (`cpu`, `h100`, ...).
+    pub name: String,
+    /// Where the numbers come from.
+    pub description: String,
+    /// Peak arithmetic throughput per dtype, in operations per second.
+    pub peak_flops: BTreeMap<DType, f64>,
+    /// Sustained memory bandwidth in bytes per second.
+    pub memory_bandwidth: f64,
+    /// Fixed cost per kernel launch, in seconds.
+    pub launch_overhead: f64,
+}
+
+impl HardwareProfile {
+    /// A built-in profile by name, or a JSON profile file by path.
+    pub fn load(name_or_path: &str) -> Result<HardwareProfile> {
+        let bad = |problem: String| Error::Target { target: name_or_path.to_string(), problem };
+        let text = match BUILTIN_TARGETS.iter().find(|(n, _)| *n == name_or_path) {
+            Some((_, json)) => json.to_string(),
+            None if Path::new(name_or_path).is_file() => std::fs::read_to_string(name_or_path).map_err(|e| Error::io(name_or_path, e))?,
+            None => {
+                let names: Vec<&str> = BUILTIN_TARGETS.iter().map(|(n, _)| *n).collect();
+                return Err(bad(format!("not a built-in target ({}) nor a profile file", names.join(", "))));
+            }
+        };
+        let p: HardwareProfile = serde_json::from_str(&text).map_err(|e| bad(format!("invalid profile: {e}")))?;
+        if !(p.memory_bandwidth > 0.0) || !(p.launch_overhead >= 0.0) || p.peak_flops.values().any(|&f| !(f > 0.0)) {
+            return Err(bad("memory_bandwidth and every peak must be positive, launch_overhead non-negative".into()));
+        }
+        if !p.peak_flops.contains_key(&DType::F32) {
+            return Err(bad("peak_flops must give at least f32".into()));
+        }
+        Ok(p)
+    }
+
+    /// Peak for `dtype`, falling back to the f32 peak.
+    pub fn peak(&self, dtype: DType) -> f64 {
+        self.peak_flops.get(&dtype).or_else(|| self.peak_flops.get(&DType::F32)).copied().unwrap_or(1.0)
+    }
+
+    /// Roofline time of one kernel in seconds.
+    pub fn kernel_time(&self, w: &Work) -> f64 {
+        if !w.is_kernel() {
+            return 0.0;
+        }
+        let compute = w.flops as f64 / self.peak(w.dtype);
+        let memory = (w.bytes_read + w.bytes_written) as f64 / self.memory_bandwidth;
+        compute.max(memory) + self.launch_overhead
+    }
+}
+
+/// How an op is executed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecKind {
+    /// A kernel launch.
+    Kernel,
+    /// A view of its input's memory: no kernel.
+    View,
+    /// All inputs constant: evaluated at compile time.
+    Folded,
+}
+
+/// The work of one op: arithmetic and memory traffic, kept apart.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Work {
+    /// Floating-point (or integer) operations.
+    pub flops: u64,
+    /// Bytes read from memory.
+    pub bytes_read: u64,
+    /// Bytes written to memory.
+    pub bytes_written: u64,
+    /// Dtype whose peak applies.
+    pub dtype: DType,
+    /// How it runs.
+    pub kind: ExecKind,
+}
+
+impl Work {
+    /// True if it launches a kernel.
+    pub fn is_kernel(&self) -> bool {
+        self.kind == ExecKind::Kernel
+    }
+}
+
+/// Operator count of an op: fused kernels count the ops they stand for.
+pub fn op_count(op: &Op) -> usize {
+    match op {
+        Op::FusedElementwise { expr } => expr.num_ops(),
+        Op::FusedMatMul { epilogue } | Op::FusedConv { epilogue, .. } => 1 + epilogue.num_ops(),
+        _ => 1,
+    }
+}
+
+fn matmul_flops(a: &TensorType, out: &TensorType) -> u64 {
+    2 * out.numel() as u64 * *a.shape.last().unwrap_or(&1) as u64
+}
+
+fn conv_flops(x: &TensorType, w: &TensorType, out: &TensorType, group: usize) -> u64 {
+    let per_out = (x.shape.get(1).copied().unwrap_or(1) / group.max(1)) as u64 * w.shape.get(2).copied().unwrap_or(1) as u64 * w.shape.get(3).copied().unwrap_or(1) as u64;
+    2 * out.numel() as u64 * per_out
+}
+
+/// The work of `op` applied to inputs of types `inputs` (with const-ness `consts`)
+/// producing `out`.
+pub fn work(op: &Op, inputs: &[&TensorType], consts: &[bool], out: &TensorType) -> Work {
+    let dtype = inputs.first().map_or(out.dtype, |t| t.dtype);
+    let n = out.numel() as u64;
+    let mut w = Work { flops: 0, bytes_read: inputs.iter().map(|t| t.size_bytes()).sum(), bytes_written: out.size_bytes(), dtype, kind: ExecKind::Kernel };
+    if op.is_view() {
+        return Work { flops: 0, bytes_read: 0, bytes_written: 0, dtype, kind: ExecKind::View };
+    }
+    if !consts.is_empty() && consts.iter().all(|&c| c) {
+        return Work { flops: 0, bytes_read: 0, bytes_written: 0, dtype, kind: ExecKind::Folded };
+    }
+    w.flops = match op {
+        Op::Unary(u) => n * u.flops_per_element(),
+        Op::Binary(b) => n * b.flops_per_element(),
+        Op::FusedElementwise { expr } => n * expr.flops_per_element(),
+        Op::MatMul => matmul_flops(inputs[0], out),
+        Op::FusedMatMul { epilogue } => matmul_flops(inputs[0], out) + n * epilogue.flops_per_element(),
+        Op::Conv(p) => conv_flops(inputs[0], inputs[1], out, p.group) + if inputs.len() > 2 { n } else { 0 },
+        Op::FusedConv { params, epilogue } => conv_flops(inputs[0], inputs[1], out, params.group) + n * epilogue.flops_per_element(),
+        Op::Pool(_, p) => n * (p.kernel[0] * p.kernel[1]) as u64,
+        Op::GlobalPool(_) => inputs[0].numel() as u64,
+        Op::BatchNorm { .. } => 2 * n,
+        Op::Softmax { .. } => 5 * n,
+        Op::LayerNorm { .. } => 8 * n,
+        Op::Reduce { .. } => inputs[0].numel() as u64,
+        Op::Cast { .. } | Op::Concat { .. } | Op::Transpose { .. } | Op::Slice { .. } | Op::Gather { .. } => 0,
+        Op::Reshape { .. } | Op::Flatten { .. } => 0,
+    };
+    match op {
+        Op::Gather { .. } => w.bytes_read = out.size_bytes() + inputs[1].size_bytes(),
+        Op::Slice { .. } => w.bytes_read = out.size_bytes(),
+        _ => {}
+    }
+    w
+}
+
+/// Totals over a graph (or any list of ops).
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Totals {
+    /// Operators (fused kernels count the ops inside).
+    pub ops: usize,
+    /// Kernel launches.
+    pub kernels: usize,
+    /// Arithmetic operations.
+    pub flops: u64,
+    /// Bytes read and written by kernels.
+    pub bytes: u64,
+    /// Estimated latency in seconds, kernels run one after another.
+    pub latency_s: f64,
+}
+
+/// Roofline totals of a graph on `target`.
+pub fn graph_totals(graph: &crate::graph::Graph, target: &HardwareProfile) -> Totals {
+    let mut consts: BTreeMap<&str, bool> = BTreeMap::new();
+    for c in &graph.constants {
+        consts.insert(&c.name, true);
+    }
+    let mut t = Totals::default();
+    for n in &graph.nodes {
+        let tys: Vec<&TensorType> = n.inputs.iter().filter_map(|i| graph.type_of(i)).collect();
+        let cs: Vec<bool> = n.inputs.iter().map(|i| consts.get(i.as_str()).copied().unwrap_or(false)).collect();
+        let w = work(&n.op, &tys, &cs, &n.ty);
+        if w.kind == ExecKind::Folded || (w.kind == ExecKind::View && cs.iter().all(|&c| c)) {
+            consts.insert(&n.name, true);
+        }
+        if w.kind == ExecKind::View {
+            continue;
+        }
+        if w.is_kernel() {
+            t.ops += op_count(&n.op);
+            t.kernels += 1;
+        }
+        t.flops += w.flops;
+        t.bytes += w.bytes_read + w.bytes_written;
+        t.latency_s += target.kernel_time(&w);
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_profiles_load_and_bad_names_are_reported() {
+        for (name, _) in BUILTIN_TARGETS {
+            assert_eq!(HardwareProfile::load(name).unwrap().name, *name);
+        }
+        let err = HardwareProfile::load("tpu9").unwrap_err().to_string();
+        assert!(err.contains("not a built-in target (a100, cpu, h100)"), "{err}");
+    }
+
+    #[test]
+    fn fused_kernel_moves_fewer_bytes_than_the_chain() {
+        let cpu = HardwareProfile::load("cpu").unwrap();
+        let t = TensorType::new(vec![1024, 1024], DType::F32);
+        let add = work(&Op::Binary(crate::graph::op::BinaryOp::Add), &[&t, &t], &[false, false], &t);
+        let relu = work(&Op::Unary(crate::graph::op::UnaryOp::Relu), &[&t], &[false], &t);
+        let fused = work(&Op::FusedElementwise { expr: crate::ewexpr::EwExpr::parse("relu(add(x0, x1))").unwrap() }, &[&t, &t], &[false, false], &t);
+        assert_eq!(fused.bytes_read + fused.bytes_written, 3 * t.size_bytes());
+        assert!(cpu.kernel_time(&fused) < cpu.kernel_time(&add) + cpu.kernel_time(&relu));
+    }
+}

@@ -1,0 +1,314 @@
+//! Built-in appliers (`(@name ?args...)` on a right-hand side) and built-in rules
+//! (`rule NAME = @name`): rewrites that compute something a pattern cannot, such
+//! as a composed permutation, folded batch-norm weights, or a fused kernel's
+//! expression.
+//!
+//! Contract: every builtin returns `(target, new)` pairs of e-classes to be
+//! unified; the caller checks that their types agree before unifying, so a bug
+//! here surfaces as an unsound-rule error, never as a silently wrong graph.
+
+use crate::analysis::{Facts, TEGraph, add_const_node};
+use crate::dtype::TensorType;
+use crate::ewexpr::EwExpr;
+use crate::graph::op::{ConvParams, UnaryOp};
+use crate::graph::tensor::Tensor;
+use crate::lang::{Attr, TNode, TOp, conv_attr, conv_params};
+use egg::Id;
+use std::sync::Arc;
+
+/// Fused kernels hold at most this many elementwise operators.
+pub const MAX_FUSED_OPS: usize = 16;
+/// Fused kernels read at most this many input tensors (epilogue extras included).
+pub const MAX_FUSED_INPUTS: usize = 8;
+
+/// A built-in applier's name, argument count and meaning.
+pub struct BuiltinSpec {
+    /// Name after `@`.
+    pub name: &'static str,
+    /// Accepted argument counts.
+    pub arities: &'static [usize],
+    /// What it builds.
+    pub doc: &'static str,
+}
+
+/// Built-in appliers usable on right-hand sides.
+pub const BUILTIN_APPLIERS: &[BuiltinSpec] = &[
+    BuiltinSpec { name: "compose-transpose", arities: &[3], doc: "(@compose-transpose ?p ?q ?x): one transpose equal to (transpose ?p (transpose ?q ?x))" },
+    BuiltinSpec { name: "fold-batchnorm", arities: &[8, 9], doc: "(@fold-batchnorm ?eps ?params ?x ?w [?bias] ?scale ?shift ?mean ?var): a conv with the batch norm folded into constant weights and bias" },
+    BuiltinSpec { name: "merge-matmuls", arities: &[5], doc: "(@merge-matmuls ?o1 ?o2 ?x ?w1 ?w2): one matmul of ?x with the concatenated constant weights, sliced back into ?o1 and ?o2" },
+];
+
+/// Built-in whole rules (searcher and applier in Rust).
+pub const BUILTIN_RULES: &[BuiltinSpec] = &[
+    BuiltinSpec { name: "elementwise-chain", arities: &[0], doc: "an elementwise op (or fused kernel) whose input is produced by an elementwise op becomes one fused elementwise kernel" },
+    BuiltinSpec { name: "gemm-epilogue", arities: &[0], doc: "an elementwise op on a matmul's product becomes that matmul's epilogue" },
+    BuiltinSpec { name: "conv-epilogue", arities: &[0], doc: "an elementwise op on a convolution's output (bias included) becomes that conv's epilogue" },
+];
+
+/// Which built-in fusion rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FuseKind {
+    /// `elementwise-chain`
+    Elementwise,
+    /// `gemm-epilogue`
+    Gemm,
+    /// `conv-epilogue`
+    Conv,
+}
+
+impl FuseKind {
+    /// The builtin named `name`.
+    pub fn by_name(name: &str) -> Option<FuseKind> {
+        match name {
+            "elementwise-chain" => Some(FuseKind::Elementwise),
+            "gemm-epilogue" => Some(FuseKind::Gemm),
+            "conv-epilogue" => Some(FuseKind::Conv),
+            _ => None,
+        }
+    }
+}
+
+fn attr_of(egraph: &TEGraph, id: Id) -> Option<Attr> {
+    egraph[id].data.attr().cloned()
+}
+
+fn ty_of(egraph: &TEGraph, id: Id) -> Option<TensorType> {
+    egraph[id].data.ty().cloned()
+}
+
+fn add_attr(egraph: &mut TEGraph, a: Attr) -> Id {
+    egraph.add(TNode::attr(a))
+}
+
+/// The data of a constant class: the first `(const NAME)` e-node in it.
+pub fn const_tensor(egraph: &TEGraph, id: Id) -> Option<(String, Arc<Tensor>)> {
+    egraph[id].nodes.iter().find(|n| n.op == TOp::Const).and_then(|n| {
+        let name = attr_of(egraph, n.children[0])?.as_sym()?.to_string();
+        let c = egraph.analysis.constants.get(&name)?;
+        Some((name, c.init.materialize(&c.ty)))
+    })
+}
+
+/// Runs built-in applier `name` on argument classes `args`; `eclass` is the matched class.
+pub fn apply_builtin(name: &str, egraph: &mut TEGraph, eclass: Id, args: &[Id]) -> Vec<(Id, Id)> {
+    match name {
+        "compose-transpose" => compose_transpose(egraph, eclass, args).into_iter().collect(),
+        "fold-batchnorm" => fold_batchnorm(egraph, eclass, args).into_iter().collect(),
+        "merge-matmuls" => merge_matmuls(egraph, args).unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+fn compose_transpose(egraph: &mut TEGraph, eclass: Id, args: &[Id]) -> Option<(Id, Id)> {
+    let p = attr_of(egraph, args[0])?.as_usizes()?;
+    let q = attr_of(egraph, args[1])?.as_usizes()?;
+    if p.len() != q.len() || p.iter().any(|&i| i >= q.len()) {
+        return None;
+    }
+    let r: Vec<i64> = p.iter().map(|&i| q[i] as i64).collect();
+    let perm = add_attr(egraph, Attr::Ints(r));
+    let new = egraph.add(TNode { op: TOp::Transpose, children: vec![perm, args[2]] });
+    Some((eclass, new))
+}
+
+/// conv(x, w, b) then batch norm: w' = w·s/√(v+ε) per output channel,
+/// b' = (b − m)·s/√(v+ε) + β.
+fn fold_batchnorm(egraph: &mut TEGraph, eclass: Id, args: &[Id]) -> Option<(Id, Id)> {
+    let eps = attr_of(egraph, args[0])?.as_f64()?;
+    let params: ConvParams = conv_params(&attr_of(egraph, args[1])?)?;
+    let x = args[2];
+    let (wname, w) = const_tensor(egraph, args[3])?;
+    let (bias, rest) = if args.len() == 9 { (Some(const_tensor(egraph, args[4])?.1), &args[5..]) } else { (None, &args[4..]) };
+    let s = const_tensor(egraph, rest[0])?.1.to_f64();
+    let beta = const_tensor(egraph, rest[1])?.1.to_f64();
+    let m = const_tensor(egraph, rest[2])?.1.to_f64();
+    let v = const_tensor(egraph, rest[3])?.1.to_f64();
+    let out_ch = *w.ty.shape.first()?;
+    if [s.len(), beta.len(), m.len(), v.len()].iter().any(|&n| n != out_ch) {
+        return None;
+    }
+    let factor: Vec<f64> = (0..out_ch).map(|o| s[o] / (v[o] + eps).sqrt()).collect();
+    let per = w.ty.numel() / out_ch.max(1);
+    let wv = w.to_f64();
+    let new_w: Vec<f64> = wv.iter().enumerate().map(|(i, &x)| x * factor[i / per.max(1)]).collect();
+    let b0 = bias.map(|b| b.to_f64()).unwrap_or_else(|| vec![0.0; out_ch]);
+    let new_b: Vec<f64> = (0..out_ch).map(|o| (b0[o] - m[o]) * factor[o] + beta[o]).collect();
+    let wt = Tensor::from_f64(w.ty.clone(), &new_w);
+    let bt = Tensor::from_f64(TensorType::new(vec![out_ch], w.ty.dtype), &new_b);
+    let wn = egraph.analysis.add_constant(&format!("{wname}.bnfold"), wt);
+    let bn = egraph.analysis.add_constant(&format!("{wname}.bnfold_bias"), bt);
+    let wid = add_const_node(egraph, &wn);
+    let bid = add_const_node(egraph, &bn);
+    let p = add_attr(egraph, conv_attr(&params));
+    let new = egraph.add(TNode { op: TOp::Conv, children: vec![p, x, wid, bid] });
+    Some((eclass, new))
+}
+
+fn merge_matmuls(egraph: &mut TEGraph, args: &[Id]) -> Option<Vec<(Id, Id)>> {
+    let (o1, o2, x) = (args[0], args[1], args[2]);
+    let (n1, w1) = const_tensor(egraph, args[3])?;
+    let (_, w2) = const_tensor(egraph, args[4])?;
+    if args[3] == args[4] || w1.ty.rank() != 2 || w2.ty.rank() != 2 || w1.ty.shape[0] != w2.ty.shape[0] || w1.ty.dtype != w2.ty.dtype {
+        return None;
+    }
+    let (k, a, b) = (w1.ty.shape[0], w1.ty.shape[1], w2.ty.shape[1]);
+    let (v1, v2) = (w1.to_f64(), w2.to_f64());
+    let mut merged = Vec::with_capacity(k * (a + b));
+    for r in 0..k {
+        merged.extend_from_slice(&v1[r * a..(r + 1) * a]);
+        merged.extend_from_slice(&v2[r * b..(r + 1) * b]);
+    }
+    let wt = Tensor::from_f64(TensorType::new(vec![k, a + b], w1.ty.dtype), &merged);
+    let name = egraph.analysis.add_constant(&format!("{n1}.merged"), wt);
+    let wid = add_const_node(egraph, &name);
+    let mm = egraph.add(TNode { op: TOp::MatMul, children: vec![x, wid] });
+    let rank = ty_of(egraph, mm)?.rank();
+    let mut slice = |start: usize, end: usize| {
+        let attrs = [vec![rank as i64 - 1], vec![start as i64], vec![end as i64], vec![1]].map(|v| add_attr(egraph, Attr::Ints(v)));
+        egraph.add(TNode { op: TOp::Slice, children: vec![attrs[0], attrs[1], attrs[2], attrs[3], mm] })
+    };
+    let s1 = slice(0, a);
+    let s2 = slice(a, a + b);
+    Some(vec![(o1, s1), (o2, s2)])
+}
+
+/// The elementwise expression an e-node computes over its inputs, if it is elementwise.
+fn elementwise_expr(egraph: &TEGraph, n: &TNode) -> Option<EwExpr> {
+    match &n.op {
+        TOp::Unary(UnaryOp::Identity | UnaryOp::Dropout) => None,
+        TOp::Unary(u) => Some(EwExpr::Unary(*u, Box::new(EwExpr::Input(0)))),
+        TOp::Binary(b) => Some(EwExpr::Binary(*b, Box::new(EwExpr::Input(0)), Box::new(EwExpr::Input(1)))),
+        TOp::FusedElementwise => EwExpr::parse(attr_of(egraph, n.children[0])?.as_sym()?).ok(),
+        _ => None,
+    }
+}
+
+/// A producer an epilogue can attach to: the anchor op, its anchor inputs and its
+/// current epilogue with extra inputs (`x0` = anchor output, `x1..` = extras).
+struct Producer {
+    op: TOp,
+    attrs: Vec<Id>,
+    anchor_inputs: Vec<Id>,
+    epilogue: EwExpr,
+    extras: Vec<Id>,
+}
+
+fn producer(egraph: &mut TEGraph, n: &TNode, kind: FuseKind) -> Option<Producer> {
+    let expr_at = |i: usize| attr_of(egraph, n.children[i]).and_then(|a| a.as_sym().and_then(|s| EwExpr::parse(s).ok()));
+    match (kind, &n.op) {
+        (FuseKind::Elementwise, _) => {
+            let e = elementwise_expr(egraph, n)?;
+            Some(Producer { op: TOp::FusedElementwise, attrs: vec![], anchor_inputs: vec![], epilogue: e, extras: n.inputs().to_vec() })
+        }
+        (FuseKind::Gemm, TOp::MatMul) => Some(Producer { op: TOp::FusedMatMul, attrs: vec![], anchor_inputs: n.children.clone(), epilogue: EwExpr::Input(0), extras: vec![] }),
+        (FuseKind::Gemm, TOp::FusedMatMul) => {
+            let e = expr_at(0)?;
+            Some(Producer { op: TOp::FusedMatMul, attrs: vec![], anchor_inputs: n.children[1..3].to_vec(), epilogue: e, extras: n.children[3..].to_vec() })
+        }
+        (FuseKind::Conv, TOp::Conv) => {
+            let params = n.children[0];
+            let (x, w) = (n.children[1], n.children[2]);
+            match n.children.get(3) {
+                None => Some(Producer { op: TOp::FusedConv, attrs: vec![params], anchor_inputs: vec![x, w], epilogue: EwExpr::Input(0), extras: vec![] }),
+                Some(&b) => {
+                    let o = ty_of(egraph, b)?.shape[0];
+                    let shape = add_attr(egraph, Attr::Ints(vec![o as i64, 1, 1]));
+                    let rb = egraph.add(TNode { op: TOp::Reshape, children: vec![shape, b] });
+                    let add = EwExpr::Binary(crate::graph::op::BinaryOp::Add, Box::new(EwExpr::Input(0)), Box::new(EwExpr::Input(1)));
+                    Some(Producer { op: TOp::FusedConv, attrs: vec![params], anchor_inputs: vec![x, w], epilogue: add, extras: vec![rb] })
+                }
+            }
+        }
+        (FuseKind::Conv, TOp::FusedConv) => {
+            let e = expr_at(1)?;
+            Some(Producer { op: TOp::FusedConv, attrs: vec![n.children[0]], anchor_inputs: n.children[2..4].to_vec(), epilogue: e, extras: n.children[4..].to_vec() })
+        }
+        _ => None,
+    }
+}
+
+fn index_of(list: &mut Vec<Id>, id: Id) -> usize {
+    match list.iter().position(|&x| x == id) {
+        Some(i) => i,
+        None => {
+            list.push(id);
+            list.len() - 1
+        }
+    }
+}
+
+/// True if the class holds an elementwise consumer with a fusable producer input.
+pub fn class_has_fusion(egraph: &TEGraph, eclass: Id, kind: FuseKind) -> bool {
+    egraph[eclass].nodes.iter().any(|n| {
+        elementwise_expr(egraph, n).is_some()
+            && n.inputs().iter().any(|&c| {
+                c != eclass
+                    && egraph[c].nodes.iter().any(|p| match kind {
+                        FuseKind::Elementwise => elementwise_expr(egraph, p).is_some(),
+                        FuseKind::Gemm => matches!(p.op, TOp::MatMul | TOp::FusedMatMul),
+                        FuseKind::Conv => matches!(p.op, TOp::Conv | TOp::FusedConv),
+                    })
+            })
+    })
+}
+
+/// Builds every fused e-node for class `eclass` (consumer node × input × producer node)
+/// within [`MAX_FUSED_OPS`] and [`MAX_FUSED_INPUTS`]; returns `(eclass, new)` pairs.
+pub fn fuse_class(egraph: &mut TEGraph, eclass: Id, kind: FuseKind) -> Vec<(Id, Id)> {
+    let target_ty = ty_of(egraph, eclass);
+    let consumers: Vec<TNode> = egraph[eclass].nodes.clone();
+    let mut out = Vec::new();
+    for c in consumers {
+        let Some(ce) = elementwise_expr(egraph, &c) else { continue };
+        let cin: Vec<Id> = c.inputs().to_vec();
+        for (j, &input) in cin.iter().enumerate() {
+            if input == eclass {
+                continue;
+            }
+            if kind != FuseKind::Elementwise && ty_of(egraph, input) != target_ty {
+                continue;
+            }
+            let producers: Vec<TNode> = egraph[input].nodes.clone();
+            for p in producers {
+                let Some(prod) = producer(egraph, &p, kind) else { continue };
+                // Inputs of the new kernel: for epilogues slot 0 is the anchor output.
+                let base = usize::from(kind != FuseKind::Elementwise);
+                let mut extras: Vec<Id> = Vec::new();
+                let pmap: Vec<usize> = prod.extras.iter().map(|&e| index_of(&mut extras, e)).collect();
+                let cmap: Vec<usize> = cin.iter().map(|&e| index_of(&mut extras, e)).collect();
+                let pexpr = prod.epilogue.remap_inputs(&|k| {
+                    if base == 1 && k == 0 { EwExpr::Input(0) } else { EwExpr::Input(pmap[k - base] + base) }
+                });
+                let expr = ce.remap_inputs(&|i| if i == j { pexpr.clone() } else { EwExpr::Input(cmap[i] + base) });
+                // The consumer input j itself is not read by the fused kernel unless used elsewhere.
+                let used: Vec<usize> = (0..extras.len()).filter(|&k| expr_uses(&expr, k + base)).collect();
+                let compact: Vec<Id> = used.iter().map(|&k| extras[k]).collect();
+                let expr = expr.remap_inputs(&|i| {
+                    if base == 1 && i == 0 { EwExpr::Input(0) } else { EwExpr::Input(used.iter().position(|&k| k + base == i).map_or(i, |p| p + base)) }
+                });
+                if expr.num_ops() > MAX_FUSED_OPS || compact.len() + prod.anchor_inputs.len() > MAX_FUSED_INPUTS {
+                    continue;
+                }
+                let leaf = add_attr(egraph, Attr::Sym(expr.to_atom().into()));
+                let mut children = prod.attrs.clone();
+                children.push(leaf);
+                children.extend(&prod.anchor_inputs);
+                children.extend(&compact);
+                let new = egraph.add(TNode { op: prod.op.clone(), children });
+                if new != eclass && matches!(egraph[new].data, Facts::Tensor(_) | Facts::Invalid(_)) {
+                    out.push((eclass, new));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn expr_uses(e: &EwExpr, i: usize) -> bool {
+    match e {
+        EwExpr::Input(k) => *k == i,
+        EwExpr::Lit(_) => false,
+        EwExpr::Unary(_, a) => expr_uses(a, i),
+        EwExpr::Binary(_, a, b) => expr_uses(a, i) || expr_uses(b, i),
+    }
+}
