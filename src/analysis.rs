@@ -87,6 +87,11 @@ pub struct TensorAnalysis {
     pub conflicts: Vec<Conflict>,
     /// Name of the rule currently being applied (set by the rule appliers).
     pub current_rule: Option<Symbol>,
+    /// Computed constants by the key of the computation that made them, so a
+    /// builtin applied again to the same inputs reuses its constant.
+    memo: BTreeMap<String, String>,
+    /// Materialized constant data by name.
+    cache: BTreeMap<String, Arc<crate::graph::tensor::Tensor>>,
 }
 
 /// The e-graph type used throughout eqopt.
@@ -100,7 +105,32 @@ impl TensorAnalysis {
             constants: graph.constants.iter().map(|c| (c.name.clone(), c.clone())).collect(),
             conflicts: Vec::new(),
             current_rule: None,
+            memo: BTreeMap::new(),
+            cache: BTreeMap::new(),
         }
+    }
+
+    /// The data of constant `name` (materialized once and cached).
+    pub fn constant_data(&mut self, name: &str) -> Option<Arc<crate::graph::tensor::Tensor>> {
+        if let Some(t) = self.cache.get(name) {
+            return Some(t.clone());
+        }
+        let c = self.constants.get(name)?;
+        let t = c.init.materialize(&c.ty);
+        self.cache.insert(name.to_string(), t.clone());
+        Some(t)
+    }
+
+    /// The constant computed by `key` (a text naming the computation and its inputs):
+    /// the existing one if `key` was seen, else `make()` added under a name derived from `base`.
+    pub fn memo_constant(&mut self, key: &str, base: &str, make: impl FnOnce(&mut Self) -> Option<crate::graph::tensor::Tensor>) -> Option<String> {
+        if let Some(name) = self.memo.get(key) {
+            return Some(name.clone());
+        }
+        let t = make(self)?;
+        let name = self.add_constant(base, t);
+        self.memo.insert(key.to_string(), name.clone());
+        Some(name)
     }
 
     /// Adds a computed constant under a fresh name derived from `base`; returns the name used.

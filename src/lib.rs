@@ -21,6 +21,10 @@ pub mod lang;
 pub mod analysis;
 pub mod rules;
 pub mod cost;
+pub mod saturate;
+pub mod extraction;
+pub mod optimize;
+pub mod cli;
 pub mod eval;
 
 pub use error::{Error, Result};

@@ -80,13 +80,17 @@ fn add_attr(egraph: &mut TEGraph, a: Attr) -> Id {
     egraph.add(TNode::attr(a))
 }
 
-/// The data of a constant class: the first `(const NAME)` e-node in it.
-pub fn const_tensor(egraph: &TEGraph, id: Id) -> Option<(String, Arc<Tensor>)> {
-    egraph[id].nodes.iter().find(|n| n.op == TOp::Const).and_then(|n| {
-        let name = attr_of(egraph, n.children[0])?.as_sym()?.to_string();
-        let c = egraph.analysis.constants.get(&name)?;
-        Some((name, c.init.materialize(&c.ty)))
-    })
+/// The name of a constant class: that of the first `(const NAME)` e-node in it.
+pub fn const_name(egraph: &TEGraph, id: Id) -> Option<String> {
+    let n = egraph[id].nodes.iter().find(|n| n.op == TOp::Const)?;
+    Some(attr_of(egraph, n.children[0])?.as_sym()?.to_string())
+}
+
+/// The name and data of a constant class.
+pub fn const_tensor(egraph: &mut TEGraph, id: Id) -> Option<(String, Arc<Tensor>)> {
+    let name = const_name(egraph, id)?;
+    let t = egraph.analysis.constant_data(&name)?;
+    Some((name, t))
 }
 
 /// Runs built-in applier `name` on argument classes `args`; `eclass` is the matched class.
@@ -117,26 +121,16 @@ fn fold_batchnorm(egraph: &mut TEGraph, eclass: Id, args: &[Id]) -> Option<(Id, 
     let eps = attr_of(egraph, args[0])?.as_f64()?;
     let params: ConvParams = conv_params(&attr_of(egraph, args[1])?)?;
     let x = args[2];
-    let (wname, w) = const_tensor(egraph, args[3])?;
-    let (bias, rest) = if args.len() == 9 { (Some(const_tensor(egraph, args[4])?.1), &args[5..]) } else { (None, &args[4..]) };
-    let s = const_tensor(egraph, rest[0])?.1.to_f64();
-    let beta = const_tensor(egraph, rest[1])?.1.to_f64();
-    let m = const_tensor(egraph, rest[2])?.1.to_f64();
-    let v = const_tensor(egraph, rest[3])?.1.to_f64();
-    let out_ch = *w.ty.shape.first()?;
-    if [s.len(), beta.len(), m.len(), v.len()].iter().any(|&n| n != out_ch) {
-        return None;
-    }
-    let factor: Vec<f64> = (0..out_ch).map(|o| s[o] / (v[o] + eps).sqrt()).collect();
-    let per = w.ty.numel() / out_ch.max(1);
-    let wv = w.to_f64();
-    let new_w: Vec<f64> = wv.iter().enumerate().map(|(i, &x)| x * factor[i / per.max(1)]).collect();
-    let b0 = bias.map(|b| b.to_f64()).unwrap_or_else(|| vec![0.0; out_ch]);
-    let new_b: Vec<f64> = (0..out_ch).map(|o| (b0[o] - m[o]) * factor[o] + beta[o]).collect();
-    let wt = Tensor::from_f64(w.ty.clone(), &new_w);
-    let bt = Tensor::from_f64(TensorType::new(vec![out_ch], w.ty.dtype), &new_b);
-    let wn = egraph.analysis.add_constant(&format!("{wname}.bnfold"), wt);
-    let bn = egraph.analysis.add_constant(&format!("{wname}.bnfold_bias"), bt);
+    let names: Vec<String> = args[3..].iter().map(|&c| const_name(egraph, c)).collect::<Option<_>>()?;
+    let key = format!("fold-batchnorm {eps:?} {}", names.join(" "));
+    let wname = names[0].clone();
+    let mut folded: Option<(Tensor, Tensor)> = None;
+    let wn = egraph.analysis.memo_constant(&key, &format!("{wname}.bnfold"), |a| {
+        let data: Vec<Arc<Tensor>> = names.iter().map(|n| a.constant_data(n)).collect::<Option<_>>()?;
+        folded = Some(fold_batchnorm_data(eps, &data)?);
+        folded.as_ref().map(|f| f.0.clone())
+    })?;
+    let bn = egraph.analysis.memo_constant(&format!("{key} bias"), &format!("{wname}.bnfold_bias"), |_| folded.map(|f| f.1))?;
     let wid = add_const_node(egraph, &wn);
     let bid = add_const_node(egraph, &bn);
     let p = add_attr(egraph, conv_attr(&params));
@@ -144,22 +138,45 @@ fn fold_batchnorm(egraph: &mut TEGraph, eclass: Id, args: &[Id]) -> Option<(Id, 
     Some((eclass, new))
 }
 
-fn merge_matmuls(egraph: &mut TEGraph, args: &[Id]) -> Option<Vec<(Id, Id)>> {
-    let (o1, o2, x) = (args[0], args[1], args[2]);
-    let (n1, w1) = const_tensor(egraph, args[3])?;
-    let (_, w2) = const_tensor(egraph, args[4])?;
-    if args[3] == args[4] || w1.ty.rank() != 2 || w2.ty.rank() != 2 || w1.ty.shape[0] != w2.ty.shape[0] || w1.ty.dtype != w2.ty.dtype {
+/// Folded weights and bias from `[w, (bias,) scale, shift, mean, var]`.
+fn fold_batchnorm_data(eps: f64, data: &[Arc<Tensor>]) -> Option<(Tensor, Tensor)> {
+    let w = &data[0];
+    let (bias, rest) = if data.len() == 6 { (Some(data[1].to_f64()), &data[2..]) } else { (None, &data[1..]) };
+    let [s, beta, m, v] = [0, 1, 2, 3].map(|i| rest[i].to_f64());
+    let out_ch = *w.ty.shape.first()?;
+    if [s.len(), beta.len(), m.len(), v.len()].iter().any(|&n| n != out_ch) || out_ch == 0 {
         return None;
     }
-    let (k, a, b) = (w1.ty.shape[0], w1.ty.shape[1], w2.ty.shape[1]);
-    let (v1, v2) = (w1.to_f64(), w2.to_f64());
-    let mut merged = Vec::with_capacity(k * (a + b));
-    for r in 0..k {
-        merged.extend_from_slice(&v1[r * a..(r + 1) * a]);
-        merged.extend_from_slice(&v2[r * b..(r + 1) * b]);
+    let factor: Vec<f64> = (0..out_ch).map(|o| s[o] / (v[o] + eps).sqrt()).collect();
+    let per = w.ty.numel() / out_ch;
+    let new_w: Vec<f64> = w.to_f64().iter().enumerate().map(|(i, &x)| x * factor[i / per.max(1)]).collect();
+    let b0 = bias.unwrap_or_else(|| vec![0.0; out_ch]);
+    let new_b: Vec<f64> = (0..out_ch).map(|o| (b0[o] - m[o]) * factor[o] + beta[o]).collect();
+    Some((Tensor::from_f64(w.ty.clone(), &new_w), Tensor::from_f64(TensorType::new(vec![out_ch], w.ty.dtype), &new_b)))
+}
+
+fn merge_matmuls(egraph: &mut TEGraph, args: &[Id]) -> Option<Vec<(Id, Id)>> {
+    let (o1, o2, x) = (args[0], args[1], args[2]);
+    let (n1, n2) = (const_name(egraph, args[3])?, const_name(egraph, args[4])?);
+    let (t1, t2) = (ty_of(egraph, args[3])?, ty_of(egraph, args[4])?);
+    // Merged weights are named `a+b+...`; merging only sets whose parts are in
+    // increasing order makes each union of weights appear once.
+    let (p1, p2): (Vec<&str>, Vec<&str>) = (n1.split('+').collect(), n2.split('+').collect());
+    let ordered = p1.iter().max() < p2.iter().min();
+    if !ordered || t1.rank() != 2 || t2.rank() != 2 || t1.shape[0] != t2.shape[0] || t1.dtype != t2.dtype {
+        return None;
     }
-    let wt = Tensor::from_f64(TensorType::new(vec![k, a + b], w1.ty.dtype), &merged);
-    let name = egraph.analysis.add_constant(&format!("{n1}.merged"), wt);
+    let (k, a, b) = (t1.shape[0], t1.shape[1], t2.shape[1]);
+    let merged_name = format!("{n1}+{n2}");
+    let name = egraph.analysis.memo_constant(&format!("merge-matmuls {merged_name}"), &merged_name, |an| {
+        let (v1, v2) = (an.constant_data(&n1)?.to_f64(), an.constant_data(&n2)?.to_f64());
+        let mut merged = Vec::with_capacity(k * (a + b));
+        for r in 0..k {
+            merged.extend_from_slice(&v1[r * a..(r + 1) * a]);
+            merged.extend_from_slice(&v2[r * b..(r + 1) * b]);
+        }
+        Some(Tensor::from_f64(TensorType::new(vec![k, a + b], t1.dtype), &merged))
+    })?;
     let wid = add_const_node(egraph, &name);
     let mm = egraph.add(TNode { op: TOp::MatMul, children: vec![x, wid] });
     let rank = ty_of(egraph, mm)?.rank();

@@ -1,0 +1,233 @@
+//! From a saturated e-graph back to a graph: costing, extraction, rebuilding.
+//!
+//! Each e-node is costed by the roofline model ([`crate::cost`]); the e-graph is
+//! handed to `eqopt-extract` as a generic costed e-graph, so the DAG cost of the
+//! result counts a shared subterm once. The chosen e-nodes are rebuilt into a
+//! [`Graph`] that keeps the original tensor names where a class still computes
+//! an original tensor, and whose constant-only nodes are evaluated into constants.
+
+use crate::analysis::{Facts, TEGraph};
+use crate::cost::{HardwareProfile, work};
+use crate::dtype::TensorType;
+use crate::error::{Error, Result};
+use crate::graph::op::{Op, UnaryOp};
+use crate::graph::tensor::ConstInit;
+use crate::graph::{Constant, Graph, Input, Node};
+use crate::lang::{Attr, TNode, TOp, decode_op};
+use eqopt_extract::{ClassId, Cost, CostedEGraph, ExtractOptions, Extraction};
+use egg::Id;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The costed view of an e-graph, with the maps back to egg ids.
+pub struct CostedView {
+    /// The generic costed e-graph.
+    pub costed: CostedEGraph,
+    /// egg class of each costed class (by index).
+    pub class_ids: Vec<Id>,
+    /// egg e-node of each costed node (by index).
+    pub nodes: Vec<TNode>,
+    /// Costed class of each egg class.
+    pub class_of: BTreeMap<Id, ClassId>,
+}
+
+/// Roofline time of one e-node, or `None` if it cannot be costed (invalid children).
+pub fn enode_time(egraph: &TEGraph, n: &TNode, target: &HardwareProfile) -> Option<f64> {
+    if matches!(n.op, TOp::Attr(_) | TOp::Input | TOp::Const) {
+        return Some(0.0);
+    }
+    let attrs: Option<Vec<&Attr>> = n.attr_children().iter().map(|&c| egraph[c].data.attr()).collect();
+    let op = decode_op(&n.op, &attrs?)?;
+    let facts: Option<Vec<&crate::analysis::TensorFacts>> = n.inputs().iter().map(|&c| egraph[c].data.tensor()).collect();
+    let facts = facts?;
+    let tys: Vec<&TensorType> = facts.iter().map(|f| &f.ty).collect();
+    let consts: Vec<bool> = facts.iter().map(|f| f.is_const).collect();
+    let out = crate::graph::infer::infer(&op, &tys).ok()?;
+    Some(target.kernel_time(&work(&op, &tys, &consts, &out)))
+}
+
+/// Builds the costed e-graph of `egraph` with roots `roots` (classes sorted by id).
+pub fn costed_view(egraph: &TEGraph, roots: &[Id], target: &HardwareProfile) -> Result<CostedView> {
+    let mut costed = CostedEGraph::new();
+    let mut class_ids: Vec<Id> = egraph.classes().map(|c| c.id).collect();
+    class_ids.sort_unstable();
+    let mut class_of = BTreeMap::new();
+    for &id in &class_ids {
+        class_of.insert(id, costed.add_class(format!("{id}")));
+    }
+    let mut nodes = Vec::new();
+    for &id in &class_ids {
+        let invalid = matches!(egraph[id].data, Facts::Invalid(_));
+        let mut members: Vec<&TNode> = egraph[id].nodes.iter().collect();
+        members.sort();
+        for n in members {
+            let time = if invalid { None } else { enode_time(egraph, n, target) };
+            let cost = match time {
+                Some(t) => Cost::new(t)?,
+                None => Cost::INFINITY,
+            };
+            let children = n.children.iter().map(|c| class_of[&egraph.find(*c)]).collect();
+            costed.add_node(class_of[&id], n.op.name(), cost, children);
+            nodes.push(n.clone());
+        }
+    }
+    for r in roots {
+        costed.add_root(class_of[&egraph.find(*r)]);
+    }
+    Ok(CostedView { costed, class_ids, nodes, class_of })
+}
+
+/// Statistics of one extraction.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ExtractStats {
+    /// Extractor used.
+    pub extractor: String,
+    /// DAG cost of the chosen term (seconds on the target).
+    pub dag_cost_s: f64,
+    /// Wall time of extraction in seconds.
+    pub time_s: f64,
+}
+
+/// Extracts the cheapest graph equal to `original` from a saturated e-graph.
+pub fn extract_graph(original: &Graph, sat: &crate::saturate::Saturation, target: &HardwareProfile, extractor: &str, time_limit: Duration) -> Result<(Graph, ExtractStats)> {
+    let start = std::time::Instant::now();
+    let eg = &sat.egraph;
+    let roots: Vec<Id> = original.outputs.iter().map(|o| eg.find(sat.classes[o])).collect();
+    let view = costed_view(eg, &roots, target)?;
+    let ex = eqopt_extract::extractor_by_name(extractor)?;
+    let extraction = ex.extract(&view.costed, &ExtractOptions::default().with_time_limit(time_limit))?;
+    let dag = extraction.validate(&view.costed)?;
+    if !dag.is_finite() {
+        return Err(Error::BadExtraction { problem: "the cheapest term has infinite cost (an untypeable e-node was chosen)".into() });
+    }
+    let graph = rebuild(original, sat, &view, &extraction)?;
+    let graph = fold_constants(graph)?;
+    Ok((graph, ExtractStats { extractor: ex.name().to_string(), dag_cost_s: dag.value(), time_s: start.elapsed().as_secs_f64() }))
+}
+
+fn rebuild(original: &Graph, sat: &crate::saturate::Saturation, view: &CostedView, ex: &Extraction) -> Result<Graph> {
+    let eg = &sat.egraph;
+    // Original tensor names by class: the first in input, constant, node order.
+    let mut orig_name: BTreeMap<Id, String> = BTreeMap::new();
+    let ordered = original.inputs.iter().map(|i| &i.name).chain(original.constants.iter().map(|c| &c.name)).chain(original.nodes.iter().map(|n| &n.name));
+    for name in ordered {
+        orig_name.entry(eg.find(sat.classes[name])).or_insert_with(|| name.clone());
+    }
+    let reserved: BTreeSet<String> = sat.classes.keys().cloned().chain(eg.analysis.constants.keys().cloned()).collect();
+    let chosen = |id: Id| -> Result<&TNode> {
+        let c = view.class_of[&eg.find(id)];
+        let n = ex.choice(c).ok_or_else(|| Error::BadExtraction { problem: format!("class {id} has no chosen e-node") })?;
+        Ok(&view.nodes[n.index()])
+    };
+    let mut names: BTreeMap<Id, String> = BTreeMap::new();
+    let mut used: BTreeSet<String> = BTreeSet::new();
+    let mut nodes: Vec<Node> = Vec::new();
+    let mut consts: Vec<String> = Vec::new();
+    let mut fresh = 0usize;
+    // Outputs first claim their own names for their classes.
+    for o in &original.outputs {
+        let id = eg.find(sat.classes[o]);
+        if !names.contains_key(&id) && !matches!(chosen(id)?.op, TOp::Input | TOp::Const) && used.insert(o.clone()) {
+            names.insert(id, o.clone());
+        }
+    }
+    // Iterative post-order from the roots.
+    let roots: Vec<Id> = original.outputs.iter().map(|o| eg.find(sat.classes[o])).collect();
+    let mut done: BTreeSet<Id> = BTreeSet::new();
+    let mut on_stack: BTreeSet<Id> = BTreeSet::new();
+    for &root in &roots {
+        let mut stack: Vec<(Id, bool)> = vec![(root, false)];
+        while let Some((id, expanded)) = stack.pop() {
+            let id = eg.find(id);
+            if done.contains(&id) {
+                continue;
+            }
+            let n = chosen(id)?;
+            if !expanded {
+                if !on_stack.insert(id) {
+                    return Err(Error::BadExtraction { problem: format!("cycle through class {id}") });
+                }
+                stack.push((id, true));
+                for &c in n.inputs().iter().rev() {
+                    if !done.contains(&eg.find(c)) {
+                        stack.push((c, false));
+                    }
+                }
+                continue;
+            }
+            on_stack.remove(&id);
+            done.insert(id);
+            let leaf_name = |n: &TNode| eg[n.children[0]].data.attr().and_then(Attr::as_sym).map(str::to_string);
+            match n.op {
+                TOp::Input => {
+                    names.insert(id, leaf_name(n).ok_or_else(|| Error::BadExtraction { problem: "unnamed input".into() })?);
+                }
+                TOp::Const => {
+                    let name = leaf_name(n).ok_or_else(|| Error::BadExtraction { problem: "unnamed constant".into() })?;
+                    if !consts.contains(&name) {
+                        consts.push(name.clone());
+                    }
+                    names.insert(id, name);
+                }
+                _ => {
+                    let attrs: Option<Vec<&Attr>> = n.attr_children().iter().map(|&c| eg[c].data.attr()).collect();
+                    let op = attrs.and_then(|a| decode_op(&n.op, &a)).ok_or_else(|| Error::BadExtraction { problem: format!("ill-formed {} e-node", n.op.name()) })?;
+                    let name = match names.get(&id) {
+                        Some(nm) => nm.clone(),
+                        None => {
+                            let candidate = orig_name.get(&id).filter(|nm| !used.contains(*nm)).cloned();
+                            let nm = candidate.unwrap_or_else(|| loop {
+                                fresh += 1;
+                                let c = format!("{}_{fresh}", n.op.name());
+                                if !reserved.contains(&c) && !used.contains(&c) {
+                                    break c;
+                                }
+                            });
+                            used.insert(nm.clone());
+                            names.insert(id, nm.clone());
+                            nm
+                        }
+                    };
+                    let inputs = n.inputs().iter().map(|c| names[&eg.find(*c)].clone()).collect();
+                    let ty = eg[id].data.ty().cloned().ok_or_else(|| Error::BadExtraction { problem: format!("class of {name} is not a tensor") })?;
+                    nodes.push(Node { name, op, inputs, ty });
+                }
+            }
+        }
+    }
+    for (o, &root) in original.outputs.iter().zip(&roots) {
+        if names[&root] != *o {
+            let ty = eg[root].data.ty().cloned().expect("roots are tensors");
+            nodes.push(Node { name: o.clone(), op: Op::Unary(UnaryOp::Identity), inputs: vec![names[&root].clone()], ty });
+        }
+    }
+    let inputs: Vec<Input> = original.inputs.clone();
+    let constants: Vec<Constant> = consts.iter().map(|c| eg.analysis.constants[c].clone()).collect();
+    Graph::new(original.name.clone(), inputs, constants, nodes, original.outputs.clone())
+        .map_err(|e| Error::BadExtraction { problem: e.to_string() })
+}
+
+/// Replaces every node whose inputs are all constants by a constant of the same
+/// name holding its value (computed by the reference interpreter).
+pub fn fold_constants(graph: Graph) -> Result<Graph> {
+    let mut consts: BTreeMap<String, Constant> = graph.constants.iter().map(|c| (c.name.clone(), c.clone())).collect();
+    let mut order: Vec<String> = graph.constants.iter().map(|c| c.name.clone()).collect();
+    let mut nodes = Vec::new();
+    let outputs: BTreeSet<&String> = graph.outputs.iter().collect();
+    for n in &graph.nodes {
+        let all_const = !n.inputs.is_empty() && n.inputs.iter().all(|i| consts.contains_key(i));
+        if all_const && !outputs.contains(&n.name) {
+            let vals: Vec<Arc<crate::graph::tensor::Tensor>> = n.inputs.iter().map(|i| consts[i].init.materialize(&consts[i].ty)).collect();
+            let refs: Vec<&crate::graph::tensor::Tensor> = vals.iter().map(|v| v.as_ref()).collect();
+            let t = crate::eval::eval_node(&n.name, &n.op, &refs).map_err(|e| Error::BadExtraction { problem: format!("constant folding: {e}") })?;
+            consts.insert(n.name.clone(), Constant { name: n.name.clone(), ty: n.ty.clone(), init: ConstInit::Data(Arc::new(t)) });
+            order.push(n.name.clone());
+        } else {
+            nodes.push(n.clone());
+        }
+    }
+    let used: BTreeSet<&String> = nodes.iter().flat_map(|n| n.inputs.iter()).chain(graph.outputs.iter()).collect();
+    let constants: Vec<Constant> = order.iter().filter(|c| used.contains(c)).map(|c| consts[c].clone()).collect();
+    Graph::new(graph.name.clone(), graph.inputs.clone(), constants, nodes, graph.outputs.clone())
+}
