@@ -40,6 +40,14 @@ pub enum Error {
         /// What was found.
         found: String,
     },
+    /// An error about the contents of a graph file, with the file named.
+    #[error("{path}: {source}")]
+    InGraph {
+        /// The graph file.
+        path: PathBuf,
+        /// The problem.
+        source: Box<Error>,
+    },
     /// A node's op name is not in the op set.
     #[error("node \"{node}\": unknown op \"{op}\" (known ops: {known})")]
     UnknownOp {
@@ -127,11 +135,11 @@ pub enum Error {
         shape: String,
     },
     /// A constant refers to a weights file or key that is not there, or its data disagree.
-    #[error("constant \"{constant}\": {problem} (weights file {file})")]
+    #[error("{file}: constant \"{constant}\": {problem}")]
     Weights {
         /// Constant name.
         constant: String,
-        /// Weights file.
+        /// The weights file (or the graph file, when it names none).
         file: PathBuf,
         /// What is wrong.
         problem: String,

@@ -135,13 +135,50 @@ impl<'a> Attrs<'a> {
 
     fn pool_params(&self) -> Result<PoolParams> {
         let kernel: [usize; 2] = self.fixed("kernel_shape", None)?;
-        Ok(PoolParams { kernel, strides: self.fixed("strides", Some(kernel))?, pads: self.fixed("pads", Some([0; 4]))? })
+        Ok(PoolParams { kernel, strides: self.fixed("strides", Some([1, 1]))?, pads: self.fixed("pads", Some([0; 4]))? })
     }
 }
 
 /// Builds the typed op for node `node` (op name `op`) given its attributes and input types.
 /// `Split` is not handled here: it expands to several `Slice` nodes in the loader.
 pub fn build_op(node: &str, op: &str, attrs: &Map<String, Value>, inputs: &[&TensorType]) -> Result<Op> {
+    let built = build_op_unchecked(node, op, attrs, inputs)?;
+    let allowed = allowed_attrs(op);
+    if let Some(key) = attrs.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(Error::BadAttr {
+            node: node.to_string(),
+            op: op.to_string(),
+            attr: key.clone(),
+            expected: if allowed.is_empty() { "no attributes".into() } else { format!("one of {}", allowed.join(", ")) },
+            found: "an attribute eqopt does not support".into(),
+        });
+    }
+    Ok(built)
+}
+
+/// The attribute names each op accepts (anything else is rejected rather than ignored).
+pub fn allowed_attrs(op: &str) -> &'static [&'static str] {
+    match op {
+        "Cast" => &["to"],
+        "Conv" => &["strides", "pads", "dilations", "group"],
+        "FusedConv" => &["strides", "pads", "dilations", "group", "epilogue"],
+        "MaxPool" => &["kernel_shape", "strides", "pads"],
+        "AveragePool" => &["kernel_shape", "strides", "pads", "count_include_pad"],
+        "BatchNormalization" => &["epsilon"],
+        "Concat" | "Flatten" | "Gather" | "Softmax" => &["axis"],
+        "Reshape" => &["shape"],
+        "Transpose" => &["perm"],
+        "Slice" => &["starts", "ends", "axes", "steps"],
+        "Split" => &["axis", "split"],
+        "LayerNormalization" => &["axis", "epsilon"],
+        "ReduceSum" | "ReduceMean" | "ReduceMax" => &["axes", "keepdims"],
+        "FusedElementwise" => &["expr"],
+        "FusedMatMul" => &["epilogue"],
+        _ => &[],
+    }
+}
+
+fn build_op_unchecked(node: &str, op: &str, attrs: &Map<String, Value>, inputs: &[&TensorType]) -> Result<Op> {
     let a = Attrs::new(node, op, attrs);
     let rank = inputs.first().map_or(0, |t| t.rank());
     if let Some(u) = UnaryOp::ALL.into_iter().find(|u| u.onnx_name() == op) {
@@ -187,8 +224,12 @@ pub fn build_op(node: &str, op: &str, attrs: &Map<String, Value>, inputs: &[&Ten
                 _ => ReduceKind::Max,
             };
             let all: Vec<i64> = (0..rank as i64).collect();
+            let mut given = a.ints("axes", Some(all.clone()))?;
+            if given.is_empty() {
+                given = all;
+            }
             let mut axes = Vec::new();
-            for raw in a.ints("axes", Some(all))? {
+            for raw in given {
                 let norm = if raw < 0 { raw + rank as i64 } else { raw };
                 if norm < 0 || norm >= rank as i64 {
                     return Err(a.bad("axes", format!("axes in -{rank}..{rank}"), raw.to_string()));

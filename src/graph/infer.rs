@@ -114,6 +114,9 @@ fn conv_type(p: &ConvParams, x: &TensorType, w: &TensorType) -> Result<TensorTyp
     }
     let (n, c, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
     let (o, ci, kh, kw) = (w.shape[0], w.shape[1], w.shape[2], w.shape[3]);
+    if p.strides.contains(&0) || p.dilations.contains(&0) {
+        return fail("strides and dilations >= 1", format!("strides {:?} dilations {:?}", p.strides, p.dilations));
+    }
     if p.group == 0 || c % p.group != 0 || o % p.group != 0 || ci * p.group != c {
         return fail(
             format!("input channels = w.shape[1] · group ({}) and output channels divisible by group", p.group),
@@ -131,6 +134,9 @@ fn conv_type(p: &ConvParams, x: &TensorType, w: &TensorType) -> Result<TensorTyp
 fn pool_type(p: &PoolParams, x: &TensorType) -> Result<TensorType, InferError> {
     if x.rank() != 4 {
         return fail("x of rank 4 (NCHW)", x.to_string());
+    }
+    if p.strides.contains(&0) || p.kernel.contains(&0) {
+        return fail("kernel and strides >= 1", format!("kernel {:?} strides {:?}", p.kernel, p.strides));
     }
     if p.pads[0] >= p.kernel[0] || p.pads[2] >= p.kernel[0] || p.pads[1] >= p.kernel[1] || p.pads[3] >= p.kernel[1] {
         return fail("pads smaller than the kernel", format!("pads {:?} kernel {:?}", p.pads, p.kernel));
@@ -276,6 +282,9 @@ pub fn infer(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, InferError> 
             for i in 0..n {
                 let a = axes[i];
                 axis_in(a, x)?;
+                if axes[..i].contains(&a) {
+                    return fail("each axis sliced at most once", format!("axes {axes:?}"));
+                }
                 if steps[i] == 0 || starts[i] > ends[i] || ends[i] > x.shape[a] {
                     return fail(
                         format!("0 <= start <= end <= {} and step >= 1 on axis {a}", x.shape[a]),

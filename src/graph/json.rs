@@ -78,7 +78,10 @@ fn short(v: &Value) -> String {
 /// Reads and checks a graph.json file (and its weights file, if it names one).
 pub fn load(path: &Path) -> Result<Graph> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    parse(&text, path)
+    parse(&text, path).map_err(|e| match e {
+        Error::Json { .. } | Error::Format { .. } | Error::Io { .. } | Error::Safetensors { .. } | Error::Weights { .. } => e,
+        other => Error::InGraph { path: path.to_path_buf(), source: Box::new(other) },
+    })
 }
 
 /// Parses graph.json text; `path` names the file in errors and anchors the weights file.
@@ -112,7 +115,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Graph> {
         let o = cx.object(v, &loc)?;
         inputs.push(Input { name: cx.str(o, &loc, "name")?.to_string(), ty: cx.tensor_type(o, &loc)? });
     }
-    let mut store = WeightStore::new(weights);
+    let mut store = WeightStore { path: weights, graph: path.to_path_buf(), bytes: None };
     let mut constants = Vec::new();
     for (i, v) in cx.array(top, "graph", "constants", false)?.iter().enumerate() {
         let loc = format!("constants[{i}]");
@@ -233,17 +236,14 @@ fn split_slice(node: &str, attrs: &Map<String, Value>, tys: &[&TensorType], k: u
 /// Lazily opened safetensors weights file.
 struct WeightStore {
     path: Option<PathBuf>,
+    graph: PathBuf,
     bytes: Option<Vec<u8>>,
 }
 
 impl WeightStore {
-    fn new(path: Option<PathBuf>) -> Self {
-        WeightStore { path, bytes: None }
-    }
-
     fn tensor(&mut self, constant: &str, key: &str, ty: &TensorType) -> Result<Tensor> {
         let Some(path) = self.path.clone() else {
-            return Err(Error::Weights { constant: constant.into(), file: PathBuf::from("(none)"), problem: format!("refers to weights key \"{key}\" but the graph names no \"weights\" file") });
+            return Err(Error::Weights { constant: constant.into(), file: self.graph.clone(), problem: format!("refers to weights key \"{key}\" but the graph names no \"weights\" file") });
         };
         if self.bytes.is_none() {
             self.bytes = Some(std::fs::read(&path).map_err(|e| Error::io(&path, e))?);

@@ -409,7 +409,7 @@ impl Op {
             Op::LayerNorm { .. } => (3, 3),
             Op::Concat { .. } => (1, usize::MAX),
             Op::FusedElementwise { expr } => {
-                let n = expr.num_inputs();
+                let n = expr.num_inputs().max(1);
                 (n, n)
             }
             Op::FusedMatMul { epilogue } | Op::FusedConv { epilogue, .. } => {

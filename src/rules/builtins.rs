@@ -20,6 +20,12 @@ use std::sync::Arc;
 pub const MAX_FUSED_OPS: usize = 16;
 /// Fused kernels read at most this many input tensors (epilogue extras included).
 pub const MAX_FUSED_INPUTS: usize = 8;
+/// A class holds at most this many fused e-nodes; fusion stops adding alternatives beyond.
+pub const MAX_FUSED_PER_CLASS: usize = 8;
+
+fn is_fused(n: &TNode) -> bool {
+    matches!(n.op, TOp::FusedElementwise | TOp::FusedMatMul | TOp::FusedConv)
+}
 
 /// A built-in applier's name, argument count and meaning.
 pub struct BuiltinSpec {
@@ -256,6 +262,9 @@ fn index_of(list: &mut Vec<Id>, id: Id) -> usize {
 
 /// True if the class holds an elementwise consumer with a fusable producer input.
 pub fn class_has_fusion(egraph: &TEGraph, eclass: Id, kind: FuseKind) -> bool {
+    if egraph[eclass].nodes.iter().filter(|n| is_fused(n)).count() >= MAX_FUSED_PER_CLASS {
+        return false;
+    }
     egraph[eclass].nodes.iter().any(|n| {
         elementwise_expr(egraph, n).is_some()
             && n.inputs().iter().any(|&c| {
@@ -273,6 +282,7 @@ pub fn class_has_fusion(egraph: &TEGraph, eclass: Id, kind: FuseKind) -> bool {
 /// within [`MAX_FUSED_OPS`] and [`MAX_FUSED_INPUTS`]; returns `(eclass, new)` pairs.
 pub fn fuse_class(egraph: &mut TEGraph, eclass: Id, kind: FuseKind) -> Vec<(Id, Id)> {
     let target_ty = ty_of(egraph, eclass);
+    let mut budget = MAX_FUSED_PER_CLASS.saturating_sub(egraph[eclass].nodes.iter().filter(|n| is_fused(n)).count());
     let consumers: Vec<TNode> = egraph[eclass].nodes.clone();
     let mut out = Vec::new();
     for c in consumers {
@@ -287,6 +297,10 @@ pub fn fuse_class(egraph: &mut TEGraph, eclass: Id, kind: FuseKind) -> Vec<(Id, 
             }
             let producers: Vec<TNode> = egraph[input].nodes.clone();
             for p in producers {
+                // A producer reading its own class (x = f(x) after merges) would nest forever.
+                if budget == 0 || p.inputs().iter().any(|&c| egraph.find(c) == input) {
+                    continue;
+                }
                 let Some(prod) = producer(egraph, &p, kind) else { continue };
                 // Inputs of the new kernel: for epilogues slot 0 is the anchor output.
                 let base = usize::from(kind != FuseKind::Elementwise);
@@ -312,7 +326,8 @@ pub fn fuse_class(egraph: &mut TEGraph, eclass: Id, kind: FuseKind) -> Vec<(Id, 
                 children.extend(&prod.anchor_inputs);
                 children.extend(&compact);
                 let new = egraph.add(TNode { op: prod.op.clone(), children });
-                if new != eclass && matches!(egraph[new].data, Facts::Tensor(_) | Facts::Invalid(_)) {
+                if egraph.find(new) != egraph.find(eclass) && matches!(egraph[new].data, Facts::Tensor(_) | Facts::Invalid(_)) {
+                    budget -= 1;
                     out.push((eclass, new));
                 }
             }
