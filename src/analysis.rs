@@ -123,7 +123,12 @@ impl TensorAnalysis {
 
     /// The constant computed by `key` (a text naming the computation and its inputs):
     /// the existing one if `key` was seen, else `make()` added under a name derived from `base`.
-    pub fn memo_constant(&mut self, key: &str, base: &str, make: impl FnOnce(&mut Self) -> Option<crate::graph::tensor::Tensor>) -> Option<String> {
+    pub fn memo_constant(
+        &mut self,
+        key: &str,
+        base: &str,
+        make: impl FnOnce(&mut Self) -> Option<crate::graph::tensor::Tensor>,
+    ) -> Option<String> {
         if let Some(name) = self.memo.get(key) {
             return Some(name.clone());
         }
@@ -142,7 +147,14 @@ impl TensorAnalysis {
             name = format!("{base}#{k}");
         }
         let ty = tensor.ty.clone();
-        self.constants.insert(name.clone(), Constant { name: name.clone(), ty, init: ConstInit::Data(Arc::new(tensor)) });
+        self.constants.insert(
+            name.clone(),
+            Constant {
+                name: name.clone(),
+                ty,
+                init: ConstInit::Data(Arc::new(tensor)),
+            },
+        );
         name
     }
 }
@@ -150,7 +162,10 @@ impl TensorAnalysis {
 /// Adds `(const NAME)` for a constant already in the table and returns its class.
 pub fn add_const_node(egraph: &mut TEGraph, name: &str) -> Id {
     let leaf = egraph.add(TNode::attr(Attr::Sym(Symbol::from(name))));
-    egraph.add(TNode { op: TOp::Const, children: vec![leaf] })
+    egraph.add(TNode {
+        op: TOp::Const,
+        children: vec![leaf],
+    })
 }
 
 /// The facts for an e-node given its children's facts.
@@ -163,7 +178,11 @@ pub fn make_facts(analysis: &TensorAnalysis, enode: &TNode, child: &dyn Fn(Id) -
         TOp::Attr(a) => Facts::Attr(a.clone()),
         TOp::Input => match enode.children.first().and_then(|&c| name_of(c)) {
             Some(n) => match analysis.inputs.get(&n) {
-                Some(ty) => Facts::Tensor(TensorFacts { ty: ty.clone(), is_const: false, value: None }),
+                Some(ty) => Facts::Tensor(TensorFacts {
+                    ty: ty.clone(),
+                    is_const: false,
+                    value: None,
+                }),
                 None => Facts::Invalid(format!("no graph input named \"{n}\"")),
             },
             None => Facts::Invalid("input without a name".into()),

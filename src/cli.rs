@@ -105,7 +105,11 @@ struct ExtractArgs {
 }
 
 fn load_rules(args: &RuleArgs) -> Result<RuleSet> {
-    let mut set = if args.no_default_rules { RuleSet::empty() } else { RuleSet::defaults()? };
+    let mut set = if args.no_default_rules {
+        RuleSet::empty()
+    } else {
+        RuleSet::defaults()?
+    };
     for dir in &args.rules {
         set.add_dir(dir)?;
     }
@@ -116,7 +120,11 @@ fn positive(option: &str, v: f64) -> Result<f64> {
     if v.is_finite() && v >= 0.0 {
         Ok(v)
     } else {
-        Err(Error::Usage { option: option.into(), expected: "a non-negative number of seconds".into(), found: v.to_string() })
+        Err(Error::Usage {
+            option: option.into(),
+            expected: "a non-negative number of seconds".into(),
+            found: v.to_string(),
+        })
     }
 }
 
@@ -129,7 +137,11 @@ fn same_file(a: &Path, b: &Path) -> bool {
 
 fn run_optimize(a: &OptimizeArgs, out: &mut dyn Write) -> Result<()> {
     if !a.overwrite_input && same_file(&a.input, &a.output) {
-        return Err(Error::Usage { option: "--output".into(), expected: "a path other than the input (or --overwrite-input)".into(), found: a.output.display().to_string() });
+        return Err(Error::Usage {
+            option: "--output".into(),
+            expected: "a path other than the input (or --overwrite-input)".into(),
+            found: a.output.display().to_string(),
+        });
     }
     let target = HardwareProfile::load(&a.target)?;
     let rules = load_rules(&a.rules)?;
@@ -154,11 +166,30 @@ fn run_optimize(a: &OptimizeArgs, out: &mut dyn Write) -> Result<()> {
 
 fn run_extract(a: &ExtractArgs, out: &mut dyn Write) -> Result<()> {
     let g = eqopt_extract::CostedEGraph::read_json(&a.file)?;
-    let names: Vec<&str> = if a.extractor == "all" { eqopt_extract::extractor_names().to_vec() } else { vec![a.extractor.as_str()] };
+    let names: Vec<&str> = if a.extractor == "all" {
+        eqopt_extract::extractor_names().to_vec()
+    } else {
+        vec![a.extractor.as_str()]
+    };
     let opts = eqopt_extract::ExtractOptions::default().with_time_limit(Duration::from_secs_f64(positive("--time-limit", a.time_limit)?));
     let w = |out: &mut dyn Write, s: String| out.write_all(s.as_bytes()).map_err(|e| Error::io("<stdout>", e));
-    w(out, format!("{}: {} classes, {} nodes, {} roots\n", a.file.display(), g.num_classes(), g.num_nodes(), g.roots().len()))?;
-    w(out, format!("{:<10} {:>14} {:>8} {:>10} {:>8}\n", "extractor", "dag cost", "acyclic", "optimal", "seconds"))?;
+    w(
+        out,
+        format!(
+            "{}: {} classes, {} nodes, {} roots\n",
+            a.file.display(),
+            g.num_classes(),
+            g.num_nodes(),
+            g.roots().len()
+        ),
+    )?;
+    w(
+        out,
+        format!(
+            "{:<10} {:>14} {:>8} {:>10} {:>8}\n",
+            "extractor", "dag cost", "acyclic", "optimal", "seconds"
+        ),
+    )?;
     for name in names {
         let ex = eqopt_extract::extractor_by_name(name)?;
         let start = Instant::now();
@@ -166,7 +197,17 @@ fn run_extract(a: &ExtractArgs, out: &mut dyn Write) -> Result<()> {
         let secs = start.elapsed().as_secs_f64();
         let acyclic = outcome.extraction.find_cycle(&g).is_none();
         let cost = outcome.extraction.dag_cost(&g);
-        w(out, format!("{:<10} {:>14.6} {:>8} {:>10} {:>8.3}\n", ex.name(), cost.value(), if acyclic { "yes" } else { "NO" }, if outcome.proven_optimal { "proven" } else { "-" }, secs))?;
+        w(
+            out,
+            format!(
+                "{:<10} {:>14.6} {:>8} {:>10} {:>8.3}\n",
+                ex.name(),
+                cost.value(),
+                if acyclic { "yes" } else { "NO" },
+                if outcome.proven_optimal { "proven" } else { "-" },
+                secs
+            ),
+        )?;
     }
     Ok(())
 }
@@ -176,7 +217,9 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
     match &cli.command {
         Command::Optimize(a) => run_optimize(a, out),
         Command::Extract(a) => run_extract(a, out),
-        Command::Rules { command: RulesCommand::List(a) } => {
+        Command::Rules {
+            command: RulesCommand::List(a),
+        } => {
             let set = load_rules(a)?;
             out.write_all(set.inventory().as_bytes()).map_err(|e| Error::io("<stdout>", e))
         }

@@ -39,7 +39,10 @@ pub struct HardwareProfile {
 impl HardwareProfile {
     /// A built-in profile by name, or a JSON profile file by path.
     pub fn load(name_or_path: &str) -> Result<HardwareProfile> {
-        let bad = |problem: String| Error::Target { target: name_or_path.to_string(), problem };
+        let bad = |problem: String| Error::Target {
+            target: name_or_path.to_string(),
+            problem,
+        };
         let text = match BUILTIN_TARGETS.iter().find(|(n, _)| *n == name_or_path) {
             Some((_, json)) => json.to_string(),
             None if Path::new(name_or_path).is_file() => std::fs::read_to_string(name_or_path).map_err(|e| Error::io(name_or_path, e))?,
@@ -49,8 +52,15 @@ impl HardwareProfile {
             }
         };
         let p: HardwareProfile = serde_json::from_str(&text).map_err(|e| bad(format!("invalid profile: {e}")))?;
-        if !(p.memory_bandwidth > 0.0) || !(p.launch_overhead >= 0.0) || p.peak_flops.values().any(|&f| !(f > 0.0)) {
-            return Err(bad("memory_bandwidth and every peak must be positive, launch_overhead non-negative".into()));
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        let valid = positive(p.memory_bandwidth)
+            && p.launch_overhead.is_finite()
+            && p.launch_overhead >= 0.0
+            && p.peak_flops.values().all(|&f| positive(f));
+        if !valid {
+            return Err(bad(
+                "memory_bandwidth and every peak must be positive, launch_overhead non-negative".into(),
+            ));
         }
         if !p.peak_flops.contains_key(&DType::F32) {
             return Err(bad("peak_flops must give at least f32".into()));
@@ -60,7 +70,11 @@ impl HardwareProfile {
 
     /// Peak for `dtype`, falling back to the f32 peak.
     pub fn peak(&self, dtype: DType) -> f64 {
-        self.peak_flops.get(&dtype).or_else(|| self.peak_flops.get(&DType::F32)).copied().unwrap_or(1.0)
+        self.peak_flops
+            .get(&dtype)
+            .or_else(|| self.peak_flops.get(&DType::F32))
+            .copied()
+            .unwrap_or(1.0)
     }
 
     /// Roofline time of one kernel in seconds.
@@ -121,7 +135,9 @@ fn matmul_flops(a: &TensorType, out: &TensorType) -> u64 {
 }
 
 fn conv_flops(x: &TensorType, w: &TensorType, out: &TensorType, group: usize) -> u64 {
-    let per_out = (x.shape.get(1).copied().unwrap_or(1) / group.max(1)) as u64 * w.shape.get(2).copied().unwrap_or(1) as u64 * w.shape.get(3).copied().unwrap_or(1) as u64;
+    let per_out = (x.shape.get(1).copied().unwrap_or(1) / group.max(1)) as u64
+        * w.shape.get(2).copied().unwrap_or(1) as u64
+        * w.shape.get(3).copied().unwrap_or(1) as u64;
     2 * out.numel() as u64 * per_out
 }
 
@@ -130,12 +146,30 @@ fn conv_flops(x: &TensorType, w: &TensorType, out: &TensorType, group: usize) ->
 pub fn work(op: &Op, inputs: &[&TensorType], consts: &[bool], out: &TensorType) -> Work {
     let dtype = inputs.first().map_or(out.dtype, |t| t.dtype);
     let n = out.numel() as u64;
-    let mut w = Work { flops: 0, bytes_read: inputs.iter().map(|t| t.size_bytes()).sum(), bytes_written: out.size_bytes(), dtype, kind: ExecKind::Kernel };
+    let mut w = Work {
+        flops: 0,
+        bytes_read: inputs.iter().map(|t| t.size_bytes()).sum(),
+        bytes_written: out.size_bytes(),
+        dtype,
+        kind: ExecKind::Kernel,
+    };
     if op.is_view() {
-        return Work { flops: 0, bytes_read: 0, bytes_written: 0, dtype, kind: ExecKind::View };
+        return Work {
+            flops: 0,
+            bytes_read: 0,
+            bytes_written: 0,
+            dtype,
+            kind: ExecKind::View,
+        };
     }
     if !consts.is_empty() && consts.iter().all(|&c| c) {
-        return Work { flops: 0, bytes_read: 0, bytes_written: 0, dtype, kind: ExecKind::Folded };
+        return Work {
+            flops: 0,
+            bytes_read: 0,
+            bytes_written: 0,
+            dtype,
+            kind: ExecKind::Folded,
+        };
     }
     w.flops = match op {
         Op::Unary(u) => n * u.flops_per_element(),
@@ -224,7 +258,14 @@ mod tests {
         let t = TensorType::new(vec![1024, 1024], DType::F32);
         let add = work(&Op::Binary(crate::graph::op::BinaryOp::Add), &[&t, &t], &[false, false], &t);
         let relu = work(&Op::Unary(crate::graph::op::UnaryOp::Relu), &[&t], &[false], &t);
-        let fused = work(&Op::FusedElementwise { expr: crate::ewexpr::EwExpr::parse("relu(add(x0, x1))").unwrap() }, &[&t, &t], &[false, false], &t);
+        let fused = work(
+            &Op::FusedElementwise {
+                expr: crate::ewexpr::EwExpr::parse("relu(add(x0, x1))").unwrap(),
+            },
+            &[&t, &t],
+            &[false, false],
+            &t,
+        );
         assert_eq!(fused.bytes_read + fused.bytes_written, 3 * t.size_bytes());
         assert!(cpu.kernel_time(&fused) < cpu.kernel_time(&add) + cpu.kernel_time(&relu));
     }

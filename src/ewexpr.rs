@@ -35,11 +35,17 @@ pub struct ExprParseError {
 impl EwExpr {
     /// Parses either spelling (`f(a, b)` or `f[a,b]`).
     pub fn parse(text: &str) -> Result<EwExpr, ExprParseError> {
-        let mut p = Parser { s: text.as_bytes(), pos: 0 };
+        let mut p = Parser {
+            s: text.as_bytes(),
+            pos: 0,
+        };
         let e = p.expr()?;
         p.ws();
         if p.pos != p.s.len() {
-            return Err(ExprParseError { offset: p.pos, expected: "end of expression" });
+            return Err(ExprParseError {
+                offset: p.pos,
+                expected: "end of expression",
+            });
         }
         Ok(e)
     }
@@ -68,9 +74,7 @@ impl EwExpr {
         match self {
             EwExpr::Input(_) | EwExpr::Lit(_) => 0,
             EwExpr::Unary(u, a) => u.flops_per_element() + a.flops_per_element(),
-            EwExpr::Binary(b, x, y) => {
-                b.flops_per_element() + x.flops_per_element() + y.flops_per_element()
-            }
+            EwExpr::Binary(b, x, y) => b.flops_per_element() + x.flops_per_element() + y.flops_per_element(),
         }
     }
 
@@ -90,9 +94,7 @@ impl EwExpr {
             EwExpr::Input(i) => map(*i),
             EwExpr::Lit(v) => EwExpr::Lit(*v),
             EwExpr::Unary(u, a) => EwExpr::Unary(*u, Box::new(a.remap_inputs(map))),
-            EwExpr::Binary(b, x, y) => {
-                EwExpr::Binary(*b, Box::new(x.remap_inputs(map)), Box::new(y.remap_inputs(map)))
-            }
+            EwExpr::Binary(b, x, y) => EwExpr::Binary(*b, Box::new(x.remap_inputs(map)), Box::new(y.remap_inputs(map))),
         }
     }
 
@@ -156,7 +158,10 @@ impl Parser<'_> {
     }
 
     fn err(&self, expected: &'static str) -> ExprParseError {
-        ExprParseError { offset: self.pos, expected }
+        ExprParseError {
+            offset: self.pos,
+            expected,
+        }
     }
 
     fn expect_one_of(&mut self, chars: &[u8], expected: &'static str) -> Result<(), ExprParseError> {
@@ -172,9 +177,7 @@ impl Parser<'_> {
     fn expr(&mut self) -> Result<EwExpr, ExprParseError> {
         self.ws();
         let start = self.pos;
-        while self.pos < self.s.len()
-            && (self.s[self.pos].is_ascii_alphanumeric() || b"._-+".contains(&self.s[self.pos]))
-        {
+        while self.pos < self.s.len() && (self.s[self.pos].is_ascii_alphanumeric() || b"._-+".contains(&self.s[self.pos])) {
             self.pos += 1;
         }
         let word = std::str::from_utf8(&self.s[start..self.pos]).unwrap_or("");

@@ -14,8 +14,8 @@ use crate::graph::op::{Op, UnaryOp};
 use crate::graph::tensor::ConstInit;
 use crate::graph::{Constant, Graph, Input, Node};
 use crate::lang::{Attr, TNode, TOp, decode_op};
-use eqopt_extract::{ClassId, Cost, CostedEGraph, ExtractOptions, Extraction};
 use egg::Id;
+use eqopt_extract::{ClassId, Cost, CostedEGraph, ExtractOptions, Extraction};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,7 +75,12 @@ pub fn costed_view(egraph: &TEGraph, roots: &[Id], target: &HardwareProfile) -> 
     for r in roots {
         costed.add_root(class_of[&egraph.find(*r)]);
     }
-    Ok(CostedView { costed, class_ids, nodes, class_of })
+    Ok(CostedView {
+        costed,
+        class_ids,
+        nodes,
+        class_of,
+    })
 }
 
 /// Statistics of one extraction.
@@ -90,7 +95,13 @@ pub struct ExtractStats {
 }
 
 /// Extracts the cheapest graph equal to `original` from a saturated e-graph.
-pub fn extract_graph(original: &Graph, sat: &crate::saturate::Saturation, target: &HardwareProfile, extractor: &str, time_limit: Duration) -> Result<(Graph, ExtractStats)> {
+pub fn extract_graph(
+    original: &Graph,
+    sat: &crate::saturate::Saturation,
+    target: &HardwareProfile,
+    extractor: &str,
+    time_limit: Duration,
+) -> Result<(Graph, ExtractStats)> {
     let start = std::time::Instant::now();
     let eg = &sat.egraph;
     let roots: Vec<Id> = original.outputs.iter().map(|o| eg.find(sat.classes[o])).collect();
@@ -99,25 +110,41 @@ pub fn extract_graph(original: &Graph, sat: &crate::saturate::Saturation, target
     let extraction = ex.extract(&view.costed, &ExtractOptions::default().with_time_limit(time_limit))?;
     let dag = extraction.validate(&view.costed)?;
     if !dag.is_finite() {
-        return Err(Error::BadExtraction { problem: "the cheapest term has infinite cost (an untypeable e-node was chosen)".into() });
+        return Err(Error::BadExtraction {
+            problem: "the cheapest term has infinite cost (an untypeable e-node was chosen)".into(),
+        });
     }
     let graph = rebuild(original, sat, &view, &extraction)?;
     let graph = fold_constants(graph)?;
-    Ok((graph, ExtractStats { extractor: ex.name().to_string(), dag_cost_s: dag.value(), time_s: start.elapsed().as_secs_f64() }))
+    Ok((
+        graph,
+        ExtractStats {
+            extractor: ex.name().to_string(),
+            dag_cost_s: dag.value(),
+            time_s: start.elapsed().as_secs_f64(),
+        },
+    ))
 }
 
 fn rebuild(original: &Graph, sat: &crate::saturate::Saturation, view: &CostedView, ex: &Extraction) -> Result<Graph> {
     let eg = &sat.egraph;
     // Original tensor names by class: the first in input, constant, node order.
     let mut orig_name: BTreeMap<Id, String> = BTreeMap::new();
-    let ordered = original.inputs.iter().map(|i| &i.name).chain(original.constants.iter().map(|c| &c.name)).chain(original.nodes.iter().map(|n| &n.name));
+    let ordered = original
+        .inputs
+        .iter()
+        .map(|i| &i.name)
+        .chain(original.constants.iter().map(|c| &c.name))
+        .chain(original.nodes.iter().map(|n| &n.name));
     for name in ordered {
         orig_name.entry(eg.find(sat.classes[name])).or_insert_with(|| name.clone());
     }
     let reserved: BTreeSet<String> = sat.classes.keys().cloned().chain(eg.analysis.constants.keys().cloned()).collect();
     let chosen = |id: Id| -> Result<&TNode> {
         let c = view.class_of[&eg.find(id)];
-        let n = ex.choice(c).ok_or_else(|| Error::BadExtraction { problem: format!("class {id} has no chosen e-node") })?;
+        let n = ex.choice(c).ok_or_else(|| Error::BadExtraction {
+            problem: format!("class {id} has no chosen e-node"),
+        })?;
         Ok(&view.nodes[n.index()])
     };
     let mut names: BTreeMap<Id, String> = BTreeMap::new();
@@ -146,7 +173,9 @@ fn rebuild(original: &Graph, sat: &crate::saturate::Saturation, view: &CostedVie
             let n = chosen(id)?;
             if !expanded {
                 if !on_stack.insert(id) {
-                    return Err(Error::BadExtraction { problem: format!("cycle through class {id}") });
+                    return Err(Error::BadExtraction {
+                        problem: format!("cycle through class {id}"),
+                    });
                 }
                 stack.push((id, true));
                 for &c in n.inputs().iter().rev() {
@@ -161,10 +190,17 @@ fn rebuild(original: &Graph, sat: &crate::saturate::Saturation, view: &CostedVie
             let leaf_name = |n: &TNode| eg[n.children[0]].data.attr().and_then(Attr::as_sym).map(str::to_string);
             match n.op {
                 TOp::Input => {
-                    names.insert(id, leaf_name(n).ok_or_else(|| Error::BadExtraction { problem: "unnamed input".into() })?);
+                    names.insert(
+                        id,
+                        leaf_name(n).ok_or_else(|| Error::BadExtraction {
+                            problem: "unnamed input".into(),
+                        })?,
+                    );
                 }
                 TOp::Const => {
-                    let name = leaf_name(n).ok_or_else(|| Error::BadExtraction { problem: "unnamed constant".into() })?;
+                    let name = leaf_name(n).ok_or_else(|| Error::BadExtraction {
+                        problem: "unnamed constant".into(),
+                    })?;
                     if !consts.contains(&name) {
                         consts.push(name.clone());
                     }
@@ -172,16 +208,20 @@ fn rebuild(original: &Graph, sat: &crate::saturate::Saturation, view: &CostedVie
                 }
                 _ => {
                     let attrs: Option<Vec<&Attr>> = n.attr_children().iter().map(|&c| eg[c].data.attr()).collect();
-                    let op = attrs.and_then(|a| decode_op(&n.op, &a)).ok_or_else(|| Error::BadExtraction { problem: format!("ill-formed {} e-node", n.op.name()) })?;
+                    let op = attrs.and_then(|a| decode_op(&n.op, &a)).ok_or_else(|| Error::BadExtraction {
+                        problem: format!("ill-formed {} e-node", n.op.name()),
+                    })?;
                     let name = match names.get(&id) {
                         Some(nm) => nm.clone(),
                         None => {
                             let candidate = orig_name.get(&id).filter(|nm| !used.contains(*nm)).cloned();
-                            let nm = candidate.unwrap_or_else(|| loop {
-                                fresh += 1;
-                                let c = format!("{}_{fresh}", n.op.name());
-                                if !reserved.contains(&c) && !used.contains(&c) {
-                                    break c;
+                            let nm = candidate.unwrap_or_else(|| {
+                                loop {
+                                    fresh += 1;
+                                    let c = format!("{}_{fresh}", n.op.name());
+                                    if !reserved.contains(&c) && !used.contains(&c) {
+                                        break c;
+                                    }
                                 }
                             });
                             used.insert(nm.clone());
@@ -190,7 +230,9 @@ fn rebuild(original: &Graph, sat: &crate::saturate::Saturation, view: &CostedVie
                         }
                     };
                     let inputs = n.inputs().iter().map(|c| names[&eg.find(*c)].clone()).collect();
-                    let ty = eg[id].data.ty().cloned().ok_or_else(|| Error::BadExtraction { problem: format!("class of {name} is not a tensor") })?;
+                    let ty = eg[id].data.ty().cloned().ok_or_else(|| Error::BadExtraction {
+                        problem: format!("class of {name} is not a tensor"),
+                    })?;
                     nodes.push(Node { name, op, inputs, ty });
                 }
             }
@@ -199,7 +241,12 @@ fn rebuild(original: &Graph, sat: &crate::saturate::Saturation, view: &CostedVie
     for (o, &root) in original.outputs.iter().zip(&roots) {
         if names[&root] != *o {
             let ty = eg[root].data.ty().cloned().expect("roots are tensors");
-            nodes.push(Node { name: o.clone(), op: Op::Unary(UnaryOp::Identity), inputs: vec![names[&root].clone()], ty });
+            nodes.push(Node {
+                name: o.clone(),
+                op: Op::Unary(UnaryOp::Identity),
+                inputs: vec![names[&root].clone()],
+                ty,
+            });
         }
     }
     let inputs: Vec<Input> = original.inputs.clone();
@@ -220,8 +267,17 @@ pub fn fold_constants(graph: Graph) -> Result<Graph> {
         if all_const && !outputs.contains(&n.name) {
             let vals: Vec<Arc<crate::graph::tensor::Tensor>> = n.inputs.iter().map(|i| consts[i].init.materialize(&consts[i].ty)).collect();
             let refs: Vec<&crate::graph::tensor::Tensor> = vals.iter().map(|v| v.as_ref()).collect();
-            let t = crate::eval::eval_node(&n.name, &n.op, &refs).map_err(|e| Error::BadExtraction { problem: format!("constant folding: {e}") })?;
-            consts.insert(n.name.clone(), Constant { name: n.name.clone(), ty: n.ty.clone(), init: ConstInit::Data(Arc::new(t)) });
+            let t = crate::eval::eval_node(&n.name, &n.op, &refs).map_err(|e| Error::BadExtraction {
+                problem: format!("constant folding: {e}"),
+            })?;
+            consts.insert(
+                n.name.clone(),
+                Constant {
+                    name: n.name.clone(),
+                    ty: n.ty.clone(),
+                    init: ConstInit::Data(Arc::new(t)),
+                },
+            );
             order.push(n.name.clone());
         } else {
             nodes.push(n.clone());

@@ -93,8 +93,11 @@ impl FromStr for Attr {
             }
         }
         if let Some(inner) = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
-            let parsed: Result<Vec<i64>, _> =
-                inner.split(',').filter(|p| !p.is_empty()).map(|p| p.trim().parse::<i64>()).collect();
+            let parsed: Result<Vec<i64>, _> = inner
+                .split(',')
+                .filter(|p| !p.is_empty())
+                .map(|p| p.trim().parse::<i64>())
+                .collect();
             if let Ok(v) = parsed {
                 return Ok(Attr::Ints(v));
             }
@@ -249,7 +252,10 @@ pub struct TNode {
 impl TNode {
     /// A leaf holding `attr`.
     pub fn attr(attr: Attr) -> TNode {
-        TNode { op: TOp::Attr(attr), children: Vec::new() }
+        TNode {
+            op: TOp::Attr(attr),
+            children: Vec::new(),
+        }
     }
 
     /// The attribute children.
@@ -321,7 +327,11 @@ impl egg::FromOp for TNode {
                 Ok(TNode { op: top, children })
             }
             None if children.is_empty() => Ok(TNode::attr(op.parse().expect("Attr parsing is infallible"))),
-            None => Err(BadENode { op: op.to_string(), expected: "0 (an attribute leaf)".into(), found: children.len() }),
+            None => Err(BadENode {
+                op: op.to_string(),
+                expected: "0 (an attribute leaf)".into(),
+                found: children.len(),
+            }),
         }
     }
 }
@@ -339,7 +349,12 @@ pub fn conv_params(a: &Attr) -> Option<ConvParams> {
     if v.len() != 9 {
         return None;
     }
-    Some(ConvParams { strides: [v[0], v[1]], pads: [v[2], v[3], v[4], v[5]], dilations: [v[6], v[7]], group: v[8] })
+    Some(ConvParams {
+        strides: [v[0], v[1]],
+        pads: [v[2], v[3], v[4], v[5]],
+        dilations: [v[6], v[7]],
+        group: v[8],
+    })
 }
 
 /// Packs pooling parameters as `[kh,kw,sh,sw,pt,pl,pb,pr]`.
@@ -353,7 +368,11 @@ pub fn pool_params(a: &Attr) -> Option<PoolParams> {
     if v.len() != 8 {
         return None;
     }
-    Some(PoolParams { kernel: [v[0], v[1]], strides: [v[2], v[3]], pads: [v[4], v[5], v[6], v[7]] })
+    Some(PoolParams {
+        kernel: [v[0], v[1]],
+        strides: [v[2], v[3]],
+        pads: [v[4], v[5], v[6], v[7]],
+    })
 }
 
 fn ints(v: &[usize]) -> Attr {
@@ -406,24 +425,52 @@ pub fn decode_op(op: &TOp, attrs: &[&Attr]) -> Option<Op> {
         TOp::Conv => Op::Conv(conv_params(attrs.first()?)?),
         TOp::Pool(k) => Op::Pool(*k, pool_params(attrs.first()?)?),
         TOp::GlobalPool(k) => Op::GlobalPool(*k),
-        TOp::BatchNorm => Op::BatchNorm { epsilon: attrs.first()?.as_f64()? },
-        TOp::Concat => Op::Concat { axis: usize_of(attrs.first()?)? },
-        TOp::Flatten => Op::Flatten { axis: usize_of(attrs.first()?)? },
-        TOp::Reshape => Op::Reshape { shape: attrs.first()?.as_usizes()? },
-        TOp::Transpose => Op::Transpose { perm: attrs.first()?.as_usizes()? },
+        TOp::BatchNorm => Op::BatchNorm {
+            epsilon: attrs.first()?.as_f64()?,
+        },
+        TOp::Concat => Op::Concat {
+            axis: usize_of(attrs.first()?)?,
+        },
+        TOp::Flatten => Op::Flatten {
+            axis: usize_of(attrs.first()?)?,
+        },
+        TOp::Reshape => Op::Reshape {
+            shape: attrs.first()?.as_usizes()?,
+        },
+        TOp::Transpose => Op::Transpose {
+            perm: attrs.first()?.as_usizes()?,
+        },
         TOp::Slice => Op::Slice {
             axes: attrs.first()?.as_usizes()?,
             starts: attrs.get(1)?.as_usizes()?,
             ends: attrs.get(2)?.as_usizes()?,
             steps: attrs.get(3)?.as_usizes()?,
         },
-        TOp::Gather => Op::Gather { axis: usize_of(attrs.first()?)? },
-        TOp::Softmax => Op::Softmax { axis: usize_of(attrs.first()?)? },
-        TOp::LayerNorm => Op::LayerNorm { axis: usize_of(attrs.first()?)?, epsilon: attrs.get(1)?.as_f64()? },
-        TOp::Reduce(kind) => Op::Reduce { kind: *kind, axes: attrs.first()?.as_usizes()?, keepdims: usize_of(attrs.get(1)?)? != 0 },
-        TOp::FusedElementwise => Op::FusedElementwise { expr: expr(attrs.first()?)? },
-        TOp::FusedMatMul => Op::FusedMatMul { epilogue: expr(attrs.first()?)? },
-        TOp::FusedConv => Op::FusedConv { params: conv_params(attrs.first()?)?, epilogue: expr(attrs.get(1)?)? },
+        TOp::Gather => Op::Gather {
+            axis: usize_of(attrs.first()?)?,
+        },
+        TOp::Softmax => Op::Softmax {
+            axis: usize_of(attrs.first()?)?,
+        },
+        TOp::LayerNorm => Op::LayerNorm {
+            axis: usize_of(attrs.first()?)?,
+            epsilon: attrs.get(1)?.as_f64()?,
+        },
+        TOp::Reduce(kind) => Op::Reduce {
+            kind: *kind,
+            axes: attrs.first()?.as_usizes()?,
+            keepdims: usize_of(attrs.get(1)?)? != 0,
+        },
+        TOp::FusedElementwise => Op::FusedElementwise {
+            expr: expr(attrs.first()?)?,
+        },
+        TOp::FusedMatMul => Op::FusedMatMul {
+            epilogue: expr(attrs.first()?)?,
+        },
+        TOp::FusedConv => Op::FusedConv {
+            params: conv_params(attrs.first()?)?,
+            epilogue: expr(attrs.get(1)?)?,
+        },
     })
 }
 
@@ -453,10 +500,22 @@ mod tests {
     #[test]
     fn ops_round_trip_through_encoding() {
         let ops = [
-            Op::Conv(ConvParams { strides: [2, 2], pads: [1, 1, 1, 1], dilations: [1, 1], group: 4 }),
-            Op::Slice { axes: vec![1], starts: vec![0], ends: vec![4], steps: vec![2] },
+            Op::Conv(ConvParams {
+                strides: [2, 2],
+                pads: [1, 1, 1, 1],
+                dilations: [1, 1],
+                group: 4,
+            }),
+            Op::Slice {
+                axes: vec![1],
+                starts: vec![0],
+                ends: vec![4],
+                steps: vec![2],
+            },
             Op::LayerNorm { axis: 2, epsilon: 1e-12 },
-            Op::FusedMatMul { epilogue: EwExpr::parse("relu(add(x0, x1))").unwrap() },
+            Op::FusedMatMul {
+                epilogue: EwExpr::parse("relu(add(x0, x1))").unwrap(),
+            },
         ];
         for op in ops {
             let (top, attrs) = encode_op(&op);

@@ -12,19 +12,19 @@
 //! runs them all; [`cli`] is the command line.
 #![warn(missing_docs)]
 
+pub mod analysis;
+pub mod cli;
+pub mod cost;
 pub mod dtype;
 pub mod error;
+pub mod eval;
 pub mod ewexpr;
+pub mod extraction;
 pub mod graph;
 pub mod jsonfmt;
 pub mod lang;
-pub mod analysis;
-pub mod rules;
-pub mod cost;
-pub mod saturate;
-pub mod extraction;
 pub mod optimize;
-pub mod cli;
-pub mod eval;
+pub mod rules;
+pub mod saturate;
 
 pub use error::{Error, Result};

@@ -27,7 +27,12 @@ pub struct OptimizeOptions {
 impl OptimizeOptions {
     /// Defaults for `target`.
     pub fn new(target: HardwareProfile) -> Self {
-        OptimizeOptions { target, limits: Limits::default(), extractor: eqopt_extract::DEFAULT_EXTRACTOR.to_string(), extract_time_limit_s: DEFAULT_EXTRACT_TIME_LIMIT_S }
+        OptimizeOptions {
+            target,
+            limits: Limits::default(),
+            extractor: eqopt_extract::DEFAULT_EXTRACTOR.to_string(),
+            extract_time_limit_s: DEFAULT_EXTRACT_TIME_LIMIT_S,
+        }
     }
     /// Sets the saturation limits.
     pub fn with_limits(mut self, limits: Limits) -> Self {
@@ -88,7 +93,13 @@ pub struct Report {
 pub fn optimize(graph: &Graph, rules: &RuleSet, opts: &OptimizeOptions) -> Result<(Graph, Report)> {
     let before = graph_totals(graph, &opts.target);
     let sat = saturate(graph, rules, &opts.limits)?;
-    let (out, extraction) = extract_graph(graph, &sat, &opts.target, &opts.extractor, Duration::from_secs_f64(opts.extract_time_limit_s))?;
+    let (out, extraction) = extract_graph(
+        graph,
+        &sat,
+        &opts.target,
+        &opts.extractor,
+        Duration::from_secs_f64(opts.extract_time_limit_s),
+    )?;
     let after = graph_totals(&out, &opts.target);
     let report = Report {
         graph: graph.name.clone(),
@@ -108,7 +119,10 @@ pub fn optimize(graph: &Graph, rules: &RuleSet, opts: &OptimizeOptions) -> Resul
 }
 
 fn si(v: f64, unit: &str) -> String {
-    let (scale, prefix) = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")].into_iter().find(|(s, _)| v.abs() >= *s).unwrap_or((1.0, ""));
+    let (scale, prefix) = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")]
+        .into_iter()
+        .find(|(s, _)| v.abs() >= *s)
+        .unwrap_or((1.0, ""));
     format!("{:.3} {prefix}{unit}", v / scale)
 }
 
@@ -135,11 +149,27 @@ impl Report {
         s += &row("bytes moved", si(b.bytes as f64, "B"), si(a.bytes as f64, "B"));
         s += &row("estimated latency", time(b.latency_s), time(a.latency_s));
         s += &format!("speedup (estimated)    {:.3}x\n", b.latency_s / a.latency_s.max(f64::MIN_POSITIVE));
-        s += &format!("e-graph                {} classes, {} nodes\n", self.egraph_classes, self.egraph_nodes);
-        s += &format!("saturation             {} iterations, stopped: {}, {}\n", self.iterations, self.stop_reason, time(self.saturation_s));
+        s += &format!(
+            "e-graph                {} classes, {} nodes\n",
+            self.egraph_classes, self.egraph_nodes
+        );
+        s += &format!(
+            "saturation             {} iterations, stopped: {}, {}\n",
+            self.iterations,
+            self.stop_reason,
+            time(self.saturation_s)
+        );
         let l = &self.limits;
-        s += &format!("limits                 nodes {}, iterations {}, time {} s, multi-pattern iterations {}\n", l.node_limit, l.iter_limit, l.time_limit_s, l.multi_pattern_iters);
-        s += &format!("extraction             {} (DAG cost {}), {}\n", self.extraction.extractor, time(self.extraction.dag_cost_s), time(self.extraction.time_s));
+        s += &format!(
+            "limits                 nodes {}, iterations {}, time {} s, multi-pattern iterations {}\n",
+            l.node_limit, l.iter_limit, l.time_limit_s, l.multi_pattern_iters
+        );
+        s += &format!(
+            "extraction             {} (DAG cost {}), {}\n",
+            self.extraction.extractor,
+            time(self.extraction.dag_cost_s),
+            time(self.extraction.time_s)
+        );
         s
     }
 }

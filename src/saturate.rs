@@ -169,7 +169,12 @@ impl RewriteScheduler<TNode, TensorAnalysis> for GatedScheduler {
         RewriteScheduler::<TNode, TensorAnalysis>::can_stop(&mut self.inner, iteration)
     }
 
-    fn search_rewrite<'a>(&mut self, iteration: usize, egraph: &TEGraph, rewrite: &'a Rewrite<TNode, TensorAnalysis>) -> Vec<SearchMatches<'a, TNode>> {
+    fn search_rewrite<'a>(
+        &mut self,
+        iteration: usize,
+        egraph: &TEGraph,
+        rewrite: &'a Rewrite<TNode, TensorAnalysis>,
+    ) -> Vec<SearchMatches<'a, TNode>> {
         if self.multi.contains(&rewrite.name) && iteration >= self.multi_iters {
             return Vec::new();
         }
@@ -180,10 +185,16 @@ impl RewriteScheduler<TNode, TensorAnalysis> for GatedScheduler {
 /// Runs the rules of `rules` on `graph` under `limits`.
 pub fn saturate(graph: &Graph, rules: &RuleSet, limits: &Limits) -> Result<Saturation> {
     let rewrites = build_rewrites(rules)?;
-    let multi: BTreeSet<Symbol> = rules.rules().filter(|r| r.is_multi()).map(|r| Symbol::from(r.name.as_str())).collect();
+    let multi: BTreeSet<Symbol> = rules
+        .rules()
+        .filter(|r| r.is_multi())
+        .map(|r| Symbol::from(r.name.as_str()))
+        .collect();
     let (egraph, classes) = graph_to_egraph(graph);
     let scheduler = GatedScheduler {
-        inner: BackoffScheduler::default().with_initial_match_limit(limits.match_limit).with_ban_length(limits.ban_length),
+        inner: BackoffScheduler::default()
+            .with_initial_match_limit(limits.match_limit)
+            .with_ban_length(limits.ban_length),
         multi,
         multi_iters: limits.multi_pattern_iters,
     };
@@ -194,11 +205,22 @@ pub fn saturate(graph: &Graph, rules: &RuleSet, limits: &Limits) -> Result<Satur
         .with_iter_limit(limits.iter_limit)
         .with_time_limit(Duration::from_secs_f64(limits.time_limit_s.max(0.0)))
         .with_scheduler(scheduler)
-        .with_hook(|runner| if runner.egraph.analysis.conflicts.is_empty() { Ok(()) } else { Err("unsound rule".to_string()) })
+        .with_hook(|runner| {
+            if runner.egraph.analysis.conflicts.is_empty() {
+                Ok(())
+            } else {
+                Err("unsound rule".to_string())
+            }
+        })
         .run(&rewrites);
     let time_s = start.elapsed().as_secs_f64();
     if let Some(c) = runner.egraph.analysis.conflicts.first() {
-        return Err(Error::UnsoundRule { rule: c.rule.clone(), lhs: c.kept.clone(), rhs: c.merged.clone(), detail: format!("{} conflicting merges in all", runner.egraph.analysis.conflicts.len()) });
+        return Err(Error::UnsoundRule {
+            rule: c.rule.clone(),
+            lhs: c.kept.clone(),
+            rhs: c.merged.clone(),
+            detail: format!("{} conflicting merges in all", runner.egraph.analysis.conflicts.len()),
+        });
     }
     let stop_reason = match runner.stop_reason.clone() {
         Some(egg::StopReason::Saturated) | None => StopReason::Saturated,
@@ -219,5 +241,11 @@ pub fn saturate(graph: &Graph, rules: &RuleSet, limits: &Limits) -> Result<Satur
     let mut egraph = runner.egraph;
     egraph.rebuild();
     let classes = classes.into_iter().map(|(k, id)| (k, egraph.find(id))).collect();
-    Ok(Saturation { egraph, classes, stop_reason, iterations, time_s })
+    Ok(Saturation {
+        egraph,
+        classes,
+        stop_reason,
+        iterations,
+        time_s,
+    })
 }

@@ -28,7 +28,11 @@ fn graphs_optimize_to_their_snapshots_and_keep_their_function() {
     for path in corpus("tests/graphs", "json") {
         let g = json::load(&path).unwrap();
         let (opt, report) = optimize(&g, &rules, &opts).unwrap();
-        assert!(report.after.latency_s <= report.before.latency_s, "{}: the optimized graph is estimated slower", rel(&path));
+        assert!(
+            report.after.latency_s <= report.before.latency_s,
+            "{}: the optimized graph is estimated slower",
+            rel(&path)
+        );
         assert_same_function(&g, &opt);
         let text = eqopt::jsonfmt::to_string(&json::to_json(&opt, None));
         let summary = format!(
@@ -87,7 +91,10 @@ fn no_stale_snapshots() {
     }
     expected.insert("rules__inventory.snap".into());
     let dir = root().join("snapshots");
-    let found: BTreeSet<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let found: BTreeSet<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     let stale: Vec<&String> = found.difference(&expected).collect();
     assert!(stale.is_empty(), "stale or pending snapshot files in snapshots/: {stale:?}");
 }

@@ -1,7 +1,5 @@
 //! A BERT-base encoder layer (sequence 128) through the reference interpreter.
-//!
-//! Ignored by default (slow in debug builds); run with
-//! `cargo test --release --test eval_bert -- --ignored --nocapture`.
+//! (About 1 s: the test profile builds with optimizations, see Cargo.toml.)
 
 use eqopt::dtype::{DType, TensorType};
 use eqopt::eval::{random_inputs, run};
@@ -29,10 +27,7 @@ fn bert_layer() -> Graph {
             name: name.into(),
             ty: ty(shape),
             init: ConstInit::Random {
-                dist: Distribution::Normal {
-                    mean: 0.0,
-                    std: 0.02,
-                },
+                dist: Distribution::Normal { mean: 0.0, std: 0.02 },
                 seed,
             },
         });
@@ -77,70 +72,26 @@ fn bert_layer() -> Graph {
             &[&format!("{p}_b")],
         );
     }
-    add(
-        "q_t",
-        Op::Transpose {
-            perm: vec![0, 2, 1, 3],
-        },
-        &["q_r"],
-    );
-    add(
-        "k_t",
-        Op::Transpose {
-            perm: vec![0, 2, 3, 1],
-        },
-        &["k_r"],
-    );
-    add(
-        "v_t",
-        Op::Transpose {
-            perm: vec![0, 2, 1, 3],
-        },
-        &["v_r"],
-    );
+    add("q_t", Op::Transpose { perm: vec![0, 2, 1, 3] }, &["q_r"]);
+    add("k_t", Op::Transpose { perm: vec![0, 2, 3, 1] }, &["k_r"]);
+    add("v_t", Op::Transpose { perm: vec![0, 2, 1, 3] }, &["v_r"]);
     add("scores", Op::MatMul, &["q_t", "k_t"]);
     add("scaled", Op::Binary(BinaryOp::Mul), &["scores", "scale"]);
     add("probs", Op::Softmax { axis: 3 }, &["scaled"]);
     add("ctx", Op::MatMul, &["probs", "v_t"]);
-    add(
-        "ctx_t",
-        Op::Transpose {
-            perm: vec![0, 2, 1, 3],
-        },
-        &["ctx"],
-    );
-    add(
-        "ctx_r",
-        Op::Reshape {
-            shape: vec![1, S, H],
-        },
-        &["ctx_t"],
-    );
+    add("ctx_t", Op::Transpose { perm: vec![0, 2, 1, 3] }, &["ctx"]);
+    add("ctx_r", Op::Reshape { shape: vec![1, S, H] }, &["ctx_t"]);
     add("o_mm", Op::MatMul, &["ctx_r", "wo"]);
     add("o_b", Op::Binary(BinaryOp::Add), &["o_mm", "bo"]);
     add("res1", Op::Binary(BinaryOp::Add), &["o_b", "x"]);
-    add(
-        "h1",
-        Op::LayerNorm {
-            axis: 2,
-            epsilon: 1e-12,
-        },
-        &["res1", "ln_s", "ln_b"],
-    );
+    add("h1", Op::LayerNorm { axis: 2, epsilon: 1e-12 }, &["res1", "ln_s", "ln_b"]);
     add("f1", Op::MatMul, &["h1", "w1"]);
     add("f1_b", Op::Binary(BinaryOp::Add), &["f1", "b1"]);
     add("g", Op::Unary(UnaryOp::Gelu), &["f1_b"]);
     add("f2", Op::MatMul, &["g", "w2"]);
     add("f2_b", Op::Binary(BinaryOp::Add), &["f2", "b2"]);
     add("res2", Op::Binary(BinaryOp::Add), &["f2_b", "h1"]);
-    add(
-        "out",
-        Op::LayerNorm {
-            axis: 2,
-            epsilon: 1e-12,
-        },
-        &["res2", "ln_s", "ln_b"],
-    );
+    add("out", Op::LayerNorm { axis: 2, epsilon: 1e-12 }, &["res2", "ln_s", "ln_b"]);
     let inputs = vec![Input {
         name: "x".into(),
         ty: ty(&[1, S, H]),
@@ -149,7 +100,6 @@ fn bert_layer() -> Graph {
 }
 
 #[test]
-#[ignore = "slow in debug builds; run in release"]
 fn bert_base_layer_seq128() {
     let g = bert_layer();
     let inputs = random_inputs(&g, 0);
@@ -164,9 +114,6 @@ fn bert_base_layer_seq128() {
     for row in v.chunks(H) {
         let mean = row.iter().sum::<f64>() / H as f64;
         let var = row.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / H as f64;
-        assert!(
-            mean.abs() < 1e-5 && (var - 1.0).abs() < 1e-4,
-            "row mean {mean} var {var}"
-        );
+        assert!(mean.abs() < 1e-5 && (var - 1.0).abs() < 1e-4, "row mean {mean} var {var}");
     }
 }

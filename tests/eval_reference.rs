@@ -37,20 +37,8 @@ fn node(name: &str, op: Op, inputs: &[&str]) -> Node {
     }
 }
 
-fn graph(
-    inputs: Vec<Input>,
-    constants: Vec<Constant>,
-    nodes: Vec<Node>,
-    outputs: &[&str],
-) -> Graph {
-    Graph::new(
-        "test",
-        inputs,
-        constants,
-        nodes,
-        outputs.iter().map(|s| s.to_string()).collect(),
-    )
-    .unwrap()
+fn graph(inputs: Vec<Input>, constants: Vec<Constant>, nodes: Vec<Node>, outputs: &[&str]) -> Graph {
+    Graph::new("test", inputs, constants, nodes, outputs.iter().map(|s| s.to_string()).collect()).unwrap()
 }
 
 fn tensor(shape: &[usize], dtype: DType, values: &[f64]) -> Tensor {
@@ -58,10 +46,7 @@ fn tensor(shape: &[usize], dtype: DType, values: &[f64]) -> Tensor {
 }
 
 fn feeds(pairs: &[(&str, Tensor)]) -> BTreeMap<String, Tensor> {
-    pairs
-        .iter()
-        .map(|(n, t)| (n.to_string(), t.clone()))
-        .collect()
+    pairs.iter().map(|(n, t)| (n.to_string(), t.clone())).collect()
 }
 
 fn expr(text: &str) -> EwExpr {
@@ -100,11 +85,7 @@ fn small_mlp_by_hand() {
         ],
         &["y", "mm"],
     );
-    let out = run(
-        &g,
-        &feeds(&[("x", tensor(&[1, 2], DType::F64, &[3.0, 1.0]))]),
-    )
-    .unwrap();
+    let out = run(&g, &feeds(&[("x", tensor(&[1, 2], DType::F64, &[3.0, 1.0]))])).unwrap();
     // x·w = [3+2, -3+1, 1.5-2] = [5, -2, -0.5]; + b = [5.5, -2, -10.5]; relu -> [5.5, 0, 0]
     assert_eq!(out["mm"].to_f64(), vec![5.0, -2.0, -0.5]);
     assert_eq!(out["y"].to_f64(), vec![5.5, 0.0, 0.0]);
@@ -117,10 +98,7 @@ fn every_node_is_rounded_to_its_dtype() {
     let nodes = |d| {
         graph(
             vec![input("a", &[1], d)],
-            vec![
-                constant("eps", &[1], d, &[1e-8]),
-                constant("one", &[1], d, &[1.0]),
-            ],
+            vec![constant("eps", &[1], d, &[1e-8]), constant("one", &[1], d, &[1.0])],
             vec![
                 node("s", Op::Binary(BinaryOp::Add), &["a", "eps"]),
                 node("d", Op::Binary(BinaryOp::Sub), &["s", "one"]),
@@ -128,24 +106,12 @@ fn every_node_is_rounded_to_its_dtype() {
             &["d"],
         )
     };
-    let r32 = run(
-        &nodes(DType::F32),
-        &feeds(&[("a", tensor(&[1], DType::F32, &[1.0]))]),
-    )
-    .unwrap();
+    let r32 = run(&nodes(DType::F32), &feeds(&[("a", tensor(&[1], DType::F32, &[1.0]))])).unwrap();
     assert_eq!(r32["d"].to_f64(), vec![0.0]);
-    let r64 = run(
-        &nodes(DType::F64),
-        &feeds(&[("a", tensor(&[1], DType::F64, &[1.0]))]),
-    )
-    .unwrap();
+    let r64 = run(&nodes(DType::F64), &feeds(&[("a", tensor(&[1], DType::F64, &[1.0]))])).unwrap();
     assert!((r64["d"].to_f64()[0] - 1e-8).abs() < 1e-15);
     // f16: 1/3 rounds to 0.333251953125.
-    let third = eval_op(
-        &Op::Unary(UnaryOp::Reciprocal),
-        &[&tensor(&[1], DType::F16, &[3.0])],
-    )
-    .unwrap();
+    let third = eval_op(&Op::Unary(UnaryOp::Reciprocal), &[&tensor(&[1], DType::F16, &[3.0])]).unwrap();
     assert_eq!(third.to_f64(), vec![0.333251953125]);
 }
 
@@ -153,10 +119,7 @@ fn every_node_is_rounded_to_its_dtype() {
 fn cast_truncates_toward_zero_and_saturates() {
     let x = tensor(&[5], DType::F32, &[-1.7, 2.9, 1e20, -1e20, 0.4]);
     let out = eval_op(&Op::Cast { to: DType::I32 }, &[&x]).unwrap();
-    assert_eq!(
-        out.data,
-        TensorData::I32(vec![-1, 2, i32::MAX, i32::MIN, 0])
-    );
+    assert_eq!(out.data, TensorData::I32(vec![-1, 2, i32::MAX, i32::MIN, 0]));
     let back = eval_op(&Op::Cast { to: DType::F16 }, &[&out]).unwrap();
     assert_eq!(back.to_f64()[..2], [-1.0, 2.0]);
     assert_eq!(back.to_f64()[2], f64::INFINITY); // i32::MAX overflows f16
@@ -166,22 +129,14 @@ fn cast_truncates_toward_zero_and_saturates() {
 fn gather_embedding_with_negative_index() {
     let g = graph(
         vec![input("ids", &[2, 2], DType::I64)],
-        vec![constant(
-            "table",
-            &[3, 2],
-            DType::F32,
-            &[0.0, 1.0, 10.0, 11.0, 20.0, 21.0],
-        )],
+        vec![constant("table", &[3, 2], DType::F32, &[0.0, 1.0, 10.0, 11.0, 20.0, 21.0])],
         vec![node("emb", Op::Gather { axis: 0 }, &["table", "ids"])],
         &["emb"],
     );
     let ids = tensor(&[2, 2], DType::I64, &[2.0, -1.0, 0.0, -3.0]);
     let out = run(&g, &feeds(&[("ids", ids)])).unwrap();
     assert_eq!(out["emb"].ty, ty(&[2, 2, 2], DType::F32));
-    assert_eq!(
-        out["emb"].to_f64(),
-        vec![20.0, 21.0, 20.0, 21.0, 0.0, 1.0, 0.0, 1.0]
-    );
+    assert_eq!(out["emb"].to_f64(), vec![20.0, 21.0, 20.0, 21.0, 0.0, 1.0, 0.0, 1.0]);
 }
 
 #[test]
@@ -192,11 +147,7 @@ fn gather_index_out_of_range_is_an_error_naming_node_index_and_bound() {
         vec![node("emb", Op::Gather { axis: 0 }, &["table", "ids"])],
         &["emb"],
     );
-    let err = run(
-        &g,
-        &feeds(&[("ids", tensor(&[2], DType::I32, &[1.0, 3.0]))]),
-    )
-    .unwrap_err();
+    let err = run(&g, &feeds(&[("ids", tensor(&[2], DType::I32, &[1.0, 3.0]))])).unwrap_err();
     assert_eq!(
         err,
         EvalError::IndexOutOfRange {
@@ -211,15 +162,8 @@ fn gather_index_out_of_range_is_an_error_naming_node_index_and_bound() {
         msg.contains("\"emb\"") && msg.contains("index 3") && msg.contains("size 3"),
         "{msg}"
     );
-    let err = run(
-        &g,
-        &feeds(&[("ids", tensor(&[2], DType::I32, &[-4.0, 0.0]))]),
-    )
-    .unwrap_err();
-    assert!(
-        matches!(err, EvalError::IndexOutOfRange { index: -4, .. }),
-        "{err}"
-    );
+    let err = run(&g, &feeds(&[("ids", tensor(&[2], DType::I32, &[-4.0, 0.0]))])).unwrap_err();
+    assert!(matches!(err, EvalError::IndexOutOfRange { index: -4, .. }), "{err}");
 }
 
 #[test]
@@ -248,10 +192,7 @@ fn missing_and_mistyped_inputs_are_errors() {
         }
     );
     let err = run(&g, &feeds(&[("x", tensor(&[2, 3], DType::F64, &[0.0; 6]))])).unwrap_err();
-    assert!(
-        matches!(&err, EvalError::InputType { found, .. } if found == "f64[2, 3]"),
-        "{err}"
-    );
+    assert!(matches!(&err, EvalError::InputType { found, .. } if found == "f64[2, 3]"), "{err}");
     // Data that disagree with the tensor's own type.
     let bad = Tensor {
         ty: ty(&[2, 3], DType::F32),
@@ -269,10 +210,7 @@ fn eval_op_reports_arity_and_type_errors_without_panicking() {
     let a = tensor(&[2, 3], DType::F32, &[0.0; 6]);
     let b = tensor(&[2, 3], DType::F32, &[0.0; 6]);
     let err = eval_op(&Op::MatMul, &[&a, &b]).unwrap_err();
-    assert!(
-        matches!(&err, EvalError::TypeMismatch { op, .. } if op == "MatMul"),
-        "{err}"
-    );
+    assert!(matches!(&err, EvalError::TypeMismatch { op, .. } if op == "MatMul"), "{err}");
     let err = eval_node("mm", &Op::MatMul, &[&a]).unwrap_err();
     assert_eq!(
         err,
@@ -358,13 +296,7 @@ fn fused_conv_equals_conv_then_epilogue() {
         ins(),
         vec![constant("bias3", &[6, 1, 1], DType::F64, &[0.0; 6])],
         vec![
-            node(
-                "b3",
-                Op::Reshape {
-                    shape: vec![6, 1, 1],
-                },
-                &["bias"],
-            ),
+            node("b3", Op::Reshape { shape: vec![6, 1, 1] }, &["bias"]),
             node(
                 "y",
                 Op::FusedConv {
@@ -429,11 +361,7 @@ fn batchnorm_equals_its_elementwise_expansion() {
     let bn = graph(
         ins(),
         vec![var.clone()],
-        vec![node(
-            "y",
-            Op::BatchNorm { epsilon: 1e-3 },
-            &["x", "scale", "bias", "mean", "var"],
-        )],
+        vec![node("y", Op::BatchNorm { epsilon: 1e-3 }, &["x", "scale", "bias", "mean", "var"])],
         &["y"],
     );
     let col = |n: &str, src: &str| node(n, Op::Reshape { shape: vec![3, 1] }, &[src]);
@@ -464,28 +392,10 @@ fn reshape_transpose_round_trip_through_a_graph() {
         vec![input("x", &[2, 3, 4], DType::F32)],
         vec![],
         vec![
-            node(
-                "t",
-                Op::Transpose {
-                    perm: vec![2, 0, 1],
-                },
-                &["x"],
-            ),
+            node("t", Op::Transpose { perm: vec![2, 0, 1] }, &["x"]),
             node("f", Op::Flatten { axis: 1 }, &["t"]),
-            node(
-                "r",
-                Op::Reshape {
-                    shape: vec![4, 2, 3],
-                },
-                &["f"],
-            ),
-            node(
-                "y",
-                Op::Transpose {
-                    perm: vec![1, 2, 0],
-                },
-                &["r"],
-            ),
+            node("r", Op::Reshape { shape: vec![4, 2, 3] }, &["f"]),
+            node("y", Op::Transpose { perm: vec![1, 2, 0] }, &["r"]),
         ],
         &["y", "f"],
     );
@@ -522,28 +432,13 @@ fn random_inputs_are_deterministic_and_indices_fit_the_gather() {
     let a = random_inputs(&g, 42);
     assert_eq!(a, random_inputs(&g, 42));
     assert_ne!(a["x"], random_inputs(&g, 43)["x"]);
-    let want_x = random_values(
-        &Distribution::Normal {
-            mean: 0.0,
-            std: 1.0,
-        },
-        42,
-        12,
-    );
+    let want_x = random_values(&Distribution::Normal { mean: 0.0, std: 1.0 }, 42, 12);
     assert_eq!(a["x"], Tensor::from_f64(ty(&[3, 4], DType::F32), &want_x));
-    let in_range = |name: &str, d: f64| {
-        a[name]
-            .to_f64()
-            .iter()
-            .all(|&v| v >= 0.0 && v < d && v.fract() == 0.0)
-    };
+    let in_range = |name: &str, d: f64| a[name].to_f64().iter().all(|&v| v >= 0.0 && v < d && v.fract() == 0.0);
     assert!(in_range("ids", 5.0));
     assert!(in_range("ids2", 5.0), "min over both gathers (7 and 5)");
     assert!(in_range("other", 10.0));
-    assert!(
-        a["other"].to_f64().iter().any(|&v| v >= 5.0),
-        "unbounded ints use [0, 10)"
-    );
+    assert!(a["other"].to_f64().iter().any(|&v| v >= 5.0), "unbounded ints use [0, 10)");
     assert!(a["ids"].to_f64().contains(&4.0), "the whole range is used");
     run(&g, &a).unwrap();
 }
@@ -564,10 +459,7 @@ fn pooling_and_layernorm_through_eval_op() {
     assert_eq!(inc.to_f64(), vec![0.25, 0.75, 1.0, 2.5]);
     assert_eq!(mx.to_f64(), vec![1.0, 2.0, 3.0, 4.0]);
     let ln = eval_op(
-        &Op::LayerNorm {
-            axis: 1,
-            epsilon: 0.0,
-        },
+        &Op::LayerNorm { axis: 1, epsilon: 0.0 },
         &[
             &tensor(&[2, 2], DType::F64, &[1.0, 3.0, -2.0, 2.0]),
             &tensor(&[2], DType::F64, &[1.0, 2.0]),
@@ -603,14 +495,7 @@ fn empty_tensors_evaluate_without_panicking() {
     let y = eval_op(&conv, &[&empty, &w, &b]).unwrap();
     assert_eq!(y.ty, ty(&[1, 2, 1, 1], DType::F32));
     assert_eq!(y.to_f64(), vec![0.5, -0.5]);
-    let m = eval_op(
-        &Op::MatMul,
-        &[
-            &tensor(&[2, 0], DType::F32, &[]),
-            &tensor(&[0, 3], DType::F32, &[]),
-        ],
-    )
-    .unwrap();
+    let m = eval_op(&Op::MatMul, &[&tensor(&[2, 0], DType::F32, &[]), &tensor(&[0, 3], DType::F32, &[])]).unwrap();
     assert_eq!(m.to_f64(), vec![0.0; 6]);
     let sum = Op::Reduce {
         kind: ReduceKind::Sum,
@@ -619,14 +504,8 @@ fn empty_tensors_evaluate_without_panicking() {
     };
     let r = eval_op(&sum, &[&tensor(&[3, 0], DType::F32, &[])]).unwrap();
     assert_eq!((r.ty.shape.clone(), r.to_f64()), (vec![3, 1], vec![0.0; 3]));
-    let ln = Op::LayerNorm {
-        axis: 1,
-        epsilon: 1e-5,
-    };
+    let ln = Op::LayerNorm { axis: 1, epsilon: 1e-5 };
     let z = tensor(&[2, 0], DType::F32, &[]);
     let s = tensor(&[0], DType::F32, &[]);
-    assert_eq!(
-        eval_op(&ln, &[&z, &s, &s]).unwrap().ty,
-        ty(&[2, 0], DType::F32)
-    );
+    assert_eq!(eval_op(&ln, &[&z, &s, &s]).unwrap().ty, ty(&[2, 0], DType::F32));
 }

@@ -27,7 +27,11 @@ fn examples_get_faster_on_cpu_and_h100_and_compute_the_same() {
                 report.before.latency_s,
                 report.after.latency_s
             );
-            assert!(report.after.kernels < report.before.kernels, "{} on {target}: no kernel was removed", rel(&path));
+            assert!(
+                report.after.kernels < report.before.kernels,
+                "{} on {target}: no kernel was removed",
+                rel(&path)
+            );
             if !checked {
                 assert_same_function(&g, &opt);
                 checked = true;

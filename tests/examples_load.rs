@@ -71,10 +71,7 @@ fn every_example_loads() {
         "resnet_blocks.json",
         "transpose_chain.json",
     ] {
-        assert!(
-            names.iter().any(|n| n == want),
-            "examples/{want} is missing (have {names:?})"
-        );
+        assert!(names.iter().any(|n| n == want), "examples/{want} is missing (have {names:?})");
     }
     for path in &files {
         let g = json::load(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -83,15 +80,8 @@ fn every_example_loads() {
         assert!(!g.inputs.is_empty(), "{what}: no inputs");
         assert!(!g.outputs.is_empty(), "{what}: no outputs");
         for o in &g.outputs {
-            assert!(
-                matches!(g.lookup(o), Some(ValueRef::Node(_))),
-                "{what}: output {o} is not a node"
-            );
-            assert_eq!(
-                g.type_of(o).unwrap().dtype,
-                DType::F32,
-                "{what}: output {o}"
-            );
+            assert!(matches!(g.lookup(o), Some(ValueRef::Node(_))), "{what}: output {o} is not a node");
+            assert_eq!(g.type_of(o).unwrap().dtype, DType::F32, "{what}: output {o}");
         }
         // Commit-sized: no weights files, every constant declared inline or seeded.
         for c in &g.constants {
@@ -126,8 +116,7 @@ fn examples_round_trip_through_the_writer() {
     for path in example_files() {
         let g = json::load(&path).unwrap();
         let text = eqopt::jsonfmt::to_string(&json::to_json(&g, None));
-        let back = json::parse(&text, &path)
-            .unwrap_or_else(|e| panic!("{} written back: {e}", path.display()));
+        let back = json::parse(&text, &path).unwrap_or_else(|e| panic!("{} written back: {e}", path.display()));
         assert_eq!(back.nodes, g.nodes, "{}", path.display());
         assert_eq!(back.outputs, g.outputs, "{}", path.display());
     }
@@ -161,10 +150,7 @@ fn mlp_output_is_not_degenerate() {
     assert!((sum - 1.0).abs() < 1e-5, "softmax sums to {sum}");
     let max = p.iter().cloned().fold(0.0, f64::max);
     let min = p.iter().cloned().fold(1.0, f64::min);
-    assert!(
-        max < 0.99 && min > 1e-6 && max - min > 1e-3,
-        "degenerate probabilities {p:?}"
-    );
+    assert!(max < 0.99 && min > 1e-6 && max - min > 1e-3, "degenerate probabilities {p:?}");
 }
 
 #[test]
@@ -176,10 +162,7 @@ fn bert_layer_structure() {
     assert_eq!(g.outputs, ["out"]);
     assert_eq!(out_type(&g, 0), &f32(&[1, 128, 768]));
     let ops = op_counts(&g);
-    assert_eq!(
-        ops["MatMul"], 8,
-        "q, k, v, scores, context, output, ffn in, ffn out"
-    );
+    assert_eq!(ops["MatMul"], 8, "q, k, v, scores, context, output, ffn in, ffn out");
     assert_eq!(ops["LayerNormalization"], 2);
     assert_eq!(ops["Softmax"], 1);
     assert_eq!(ops["Gelu"], 1);
@@ -189,25 +172,10 @@ fn bert_layer_structure() {
     assert_eq!(node(&g, "attn.key.transpose").ty, f32(&[1, 12, 64, 128]));
     assert_eq!(node(&g, "attn.scores").ty, f32(&[1, 12, 128, 128]));
     assert_eq!(node(&g, "attn.probs").op, Op::Softmax { axis: 3 });
-    assert_eq!(
-        node(&g, "attn.context.reshape").op,
-        Op::Reshape {
-            shape: vec![1, 128, 768]
-        }
-    );
+    assert_eq!(node(&g, "attn.context.reshape").op, Op::Reshape { shape: vec![1, 128, 768] });
     assert_eq!(node(&g, "ffn.gelu").ty, f32(&[1, 128, 3072]));
-    assert_eq!(
-        node(&g, "out").op,
-        Op::LayerNorm {
-            axis: 2,
-            epsilon: 1e-12
-        }
-    );
-    let scale = g
-        .constants
-        .iter()
-        .find(|c| c.name == "attn.scale")
-        .expect("scale constant");
+    assert_eq!(node(&g, "out").op, Op::LayerNorm { axis: 2, epsilon: 1e-12 });
+    let scale = g.constants.iter().find(|c| c.name == "attn.scale").expect("scale constant");
     assert_eq!(scale.ty, f32(&[]));
     assert_eq!(scale.init.small_values(&scale.ty, 1), Some(vec![0.125]));
 }
@@ -224,33 +192,18 @@ fn resnet_blocks_structure() {
     assert_eq!(ops["GlobalAveragePool"], 1);
     assert_eq!(ops["Flatten"], 1);
     // Every BatchNormalization reads a bias-free Conv (the BN-folding pattern).
-    for n in g
-        .nodes
-        .iter()
-        .filter(|n| matches!(n.op, Op::BatchNorm { .. }))
-    {
+    for n in g.nodes.iter().filter(|n| matches!(n.op, Op::BatchNorm { .. })) {
         let c = node(&g, &n.inputs[0]);
-        assert!(
-            matches!(c.op, Op::Conv(_)) && c.inputs.len() == 2,
-            "{} reads {}",
-            n.name,
-            c.name
-        );
+        assert!(matches!(c.op, Op::Conv(_)) && c.inputs.len() == 2, "{} reads {}", n.name, c.name);
     }
     for i in 0..3 {
-        assert_eq!(
-            node(&g, &format!("layer1.{i}.add")).ty,
-            f32(&[1, 64, 56, 56])
-        );
+        assert_eq!(node(&g, &format!("layer1.{i}.add")).ty, f32(&[1, 64, 56, 56]));
     }
     let Op::Conv(p) = &node(&g, "layer2.0.conv1").op else {
         panic!("conv1 is a Conv")
     };
     assert_eq!((p.strides, p.pads), ([2, 2], [1, 1, 1, 1]));
-    assert_eq!(
-        node(&g, "layer2.0.downsample.bn").ty,
-        f32(&[1, 128, 28, 28])
-    );
+    assert_eq!(node(&g, "layer2.0.downsample.bn").ty, f32(&[1, 128, 28, 28]));
     assert_eq!(node(&g, "layer2.0.add").ty, f32(&[1, 128, 28, 28]));
     assert_eq!(node(&g, "flatten").ty, f32(&[1, 128]));
 }
@@ -269,24 +222,11 @@ fn inception_block_structure() {
     assert_eq!(node(&g, "inception3a.concat").ty, f32(&[1, 256, 28, 28]));
     assert_eq!(node(&g, "inception3a.concat").inputs.len(), 4);
     assert_eq!(node(&g, "inception3b.concat").ty, f32(&[1, 128, 28, 28]));
-    assert_eq!(
-        node(&g, "inception3a.branch4.pool").ty,
-        f32(&[1, 192, 28, 28])
-    );
-    assert_eq!(
-        node(&g, "inception3a.branch3.conv").ty,
-        f32(&[1, 32, 28, 28])
-    );
-    let bn = g
-        .nodes
-        .iter()
-        .find(|n| matches!(n.op, Op::BatchNorm { .. }))
-        .unwrap();
+    assert_eq!(node(&g, "inception3a.branch4.pool").ty, f32(&[1, 192, 28, 28]));
+    assert_eq!(node(&g, "inception3a.branch3.conv").ty, f32(&[1, 32, 28, 28]));
+    let bn = g.nodes.iter().find(|n| matches!(n.op, Op::BatchNorm { .. })).unwrap();
     assert!(matches!(node(&g, &bn.inputs[0]).op, Op::Conv(_)));
-    assert!(matches!(
-        node(&g, "pool").op,
-        Op::Pool(PoolKind::AvgExcludePad, _)
-    ));
+    assert!(matches!(node(&g, "pool").op, Op::Pool(PoolKind::AvgExcludePad, _)));
 }
 
 #[test]
@@ -297,12 +237,7 @@ fn transpose_chain_structure() {
     assert_eq!(node(&g, "t1").ty, f32(&[32, 1, 16]));
     assert_eq!(node(&g, "t2").ty, f32(&[1, 16, 32]));
     // 0 and -1 are resolved on load.
-    assert_eq!(
-        node(&g, "same_shape").op,
-        Op::Reshape {
-            shape: vec![1, 16, 32]
-        }
-    );
+    assert_eq!(node(&g, "same_shape").op, Op::Reshape { shape: vec![1, 16, 32] });
     assert_eq!(node(&g, "identity").op, Op::Unary(UnaryOp::Identity));
 }
 
@@ -313,27 +248,20 @@ fn format_doc_example_loads() {
     let doc = std::fs::read_to_string(&doc_path).expect("docs/graph-format.md");
     let marker = "<!-- minimal-example -->";
     let after = &doc[doc.find(marker).expect("minimal example marker") + marker.len()..];
-    let start = after
-        .find("```json\n")
-        .expect("a json block after the marker")
-        + "```json\n".len();
+    let start = after.find("```json\n").expect("a json block after the marker") + "```json\n".len();
     let text = &after[start..start + after[start..].find("```").expect("closing fence")];
-    let g = json::parse(text, Path::new("docs/graph-format.md"))
-        .unwrap_or_else(|e| panic!("doc example: {e}"));
+    let g = json::parse(text, Path::new("docs/graph-format.md")).unwrap_or_else(|e| panic!("doc example: {e}"));
     assert_eq!(g.outputs, ["y"]);
     assert_eq!(g.type_of("y"), Some(&f32(&[1, 3])));
 }
 
 /// Every example evaluates to finite, non-constant outputs on random inputs.
-/// Slow in debug builds: `cargo test --release --test examples_load -- --ignored`.
 #[test]
-#[ignore]
 fn examples_evaluate_to_nondegenerate_outputs() {
     for path in example_files() {
         let g = json::load(&path).unwrap();
         let start = std::time::Instant::now();
-        let out = eqopt::eval::run(&g, &eqopt::eval::random_inputs(&g, 1))
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let out = eqopt::eval::run(&g, &eqopt::eval::random_inputs(&g, 1)).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         for (name, t) in &out {
             let v = t.to_f64();
             let n = v.len() as f64;
@@ -346,11 +274,7 @@ fn examples_evaluate_to_nondegenerate_outputs() {
                 t.ty,
                 start.elapsed()
             );
-            assert!(
-                v.iter().all(|x| x.is_finite()),
-                "{}: {name} has non-finite values",
-                path.display()
-            );
+            assert!(v.iter().all(|x| x.is_finite()), "{}: {name} has non-finite values", path.display());
             assert!(
                 std > 1e-3 && max_abs < 1e4,
                 "{}: {name} is degenerate (std {std}, max |x| {max_abs})",

@@ -24,10 +24,7 @@ const BEST_KNOWN: &[(&str, f64)] = &[
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let dir = PathBuf::from(
-        args.next()
-            .unwrap_or_else(|| "/work/shared/egraphs/tensat".into()),
-    );
+    let dir = PathBuf::from(args.next().unwrap_or_else(|| "/work/shared/egraphs/tensat".into()));
     let secs: f64 = args.next().map_or(Ok(1.0), |s| s.parse())?;
     let only: Option<String> = args.next();
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)?
@@ -49,16 +46,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(ExtractOptions::default().max_rounds),
         );
-    println!(
-        "| file | nodes | extractor | DAG cost | best known | ratio | acyclic | optimal proven | seconds |"
-    );
+    println!("| file | nodes | extractor | DAG cost | best known | ratio | acyclic | optimal proven | seconds |");
     println!("|---|---|---|---|---|---|---|---|---|");
     for file in files {
-        let stem = file
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("?")
-            .to_string();
+        let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("?").to_string();
         let g = CostedEGraph::read_json(&file)?;
         let best = BEST_KNOWN.iter().find(|(n, _)| *n == stem).map(|&(_, b)| b);
         for name in extractor_names() {

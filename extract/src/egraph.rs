@@ -89,18 +89,8 @@ impl CostedEGraph {
     ///
     /// # Panics
     /// If `class` or a child is not a class of this e-graph.
-    pub fn add_node(
-        &mut self,
-        class: ClassId,
-        op: impl Into<String>,
-        cost: Cost,
-        children: Vec<ClassId>,
-    ) -> NodeId {
-        let name = format!(
-            "{}__{}",
-            self.classes[class.index()].name,
-            self.classes[class.index()].nodes.len()
-        );
+    pub fn add_node(&mut self, class: ClassId, op: impl Into<String>, cost: Cost, children: Vec<ClassId>) -> NodeId {
+        let name = format!("{}__{}", self.classes[class.index()].name, self.classes[class.index()].nodes.len());
         self.add_named_node(class, name, op, cost, children)
     }
 
@@ -118,10 +108,7 @@ impl CostedEGraph {
         children: Vec<ClassId>,
     ) -> NodeId {
         let n = self.classes.len();
-        assert!(
-            class.index() < n,
-            "class {class} out of range ({n} classes)"
-        );
+        assert!(class.index() < n, "class {class} out of range ({n} classes)");
         for c in &children {
             assert!(c.index() < n, "child class {c} out of range ({n} classes)");
         }
@@ -142,10 +129,7 @@ impl CostedEGraph {
     /// # Panics
     /// If `class` is not a class of this e-graph.
     pub fn add_root(&mut self, class: ClassId) {
-        assert!(
-            class.index() < self.classes.len(),
-            "root {class} out of range"
-        );
+        assert!(class.index() < self.classes.len(), "root {class} out of range");
         if !self.roots.contains(&class) {
             self.roots.push(class);
         }
@@ -193,17 +177,11 @@ impl CostedEGraph {
 
     /// All e-nodes with their ids, in order.
     pub fn nodes(&self) -> impl Iterator<Item = (NodeId, &Node)> + '_ {
-        self.nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (NodeId(i as u32), n))
+        self.nodes.iter().enumerate().map(|(i, n)| (NodeId(i as u32), n))
     }
 
     /// The names of `classes`, for error messages.
     pub(crate) fn class_names(&self, classes: &[ClassId]) -> Vec<String> {
-        classes
-            .iter()
-            .map(|&c| self.class_name(c).to_string())
-            .collect()
+        classes.iter().map(|&c| self.class_name(c).to_string()).collect()
     }
 }

@@ -65,10 +65,7 @@ pub(crate) fn improve_choices(p: &Prepared, opts: &ExtractOptions, deadline: Ins
     let mut candidates: Vec<u32> = Vec::new();
     for _ in 0..opts.max_rounds {
         candidates.clear();
-        candidates.extend(
-            (0..p.num_classes() as u32)
-                .filter(|&c| state.is_live(c) && p.class_nodes[c as usize].len() > 1),
-        );
+        candidates.extend((0..p.num_classes() as u32).filter(|&c| state.is_live(c) && p.class_nodes[c as usize].len() > 1));
         if candidates.is_empty() {
             break;
         }

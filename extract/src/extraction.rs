@@ -91,13 +91,7 @@ impl Extraction {
         total
     }
 
-    fn tree_cost_of(
-        &self,
-        g: &CostedEGraph,
-        root: ClassId,
-        memo: &mut [Option<Cost>],
-        state: &mut [u8],
-    ) -> Cost {
+    fn tree_cost_of(&self, g: &CostedEGraph, root: ClassId, memo: &mut [Option<Cost>], state: &mut [u8]) -> Cost {
         // Iterative post-order so deep graphs do not overflow the stack.
         let mut stack = vec![(root, false)];
         while let Some((c, expanded)) = stack.pop() {
@@ -111,12 +105,7 @@ impl Extraction {
             let node = g.node(n);
             if expanded {
                 state[c.index()] = BLACK;
-                let cost = node.cost
-                    + node
-                        .children
-                        .iter()
-                        .map(|ch| memo[ch.index()].unwrap_or(Cost::INFINITY))
-                        .sum();
+                let cost = node.cost + node.children.iter().map(|ch| memo[ch.index()].unwrap_or(Cost::INFINITY)).sum();
                 memo[c.index()] = Some(cost);
                 continue;
             }
@@ -178,10 +167,9 @@ impl Extraction {
     /// Whether every class reachable from the roots has a choice (and that
     /// choice is a node of the class).
     pub fn is_complete(&self, g: &CostedEGraph) -> bool {
-        self.reachable(g).into_iter().all(|c| {
-            self.choice(c)
-                .is_some_and(|n| n.index() < g.num_nodes() && g.node(n).class == c)
-        })
+        self.reachable(g)
+            .into_iter()
+            .all(|c| self.choice(c).is_some_and(|n| n.index() < g.num_nodes() && g.node(n).class == c))
     }
 
     /// Checks that the extraction is complete and acyclic, returning its DAG
@@ -192,9 +180,7 @@ impl Extraction {
             return Err(ExtractError::NoRoots);
         }
         for c in self.reachable(g) {
-            let ok = self
-                .choice(c)
-                .is_some_and(|n| n.index() < g.num_nodes() && g.node(n).class == c);
+            let ok = self.choice(c).is_some_and(|n| n.index() < g.num_nodes() && g.node(n).class == c);
             if !ok {
                 return Err(ExtractError::Incomplete {
                     class: g.class_name(c).to_string(),

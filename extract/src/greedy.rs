@@ -147,9 +147,7 @@ pub(crate) fn greedy_choices(p: &Prepared, deadline: Instant) -> Vec<u32> {
             }
         }
     }
-    best.iter()
-        .map(|b| b.as_ref().map_or(NONE, |s| s.node))
-        .collect()
+    best.iter().map(|b| b.as_ref().map_or(NONE, |s| s.node)).collect()
 }
 
 /// `acc := acc ∪ other` for sorted entry lists (entries of `acc` win ties).

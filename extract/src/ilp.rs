@@ -17,10 +17,7 @@
 use std::time::{Duration, Instant};
 
 use good_lp::solvers::microlp::microlp;
-use good_lp::{
-    Expression, ProblemVariables, Solution, SolutionStatus, SolverModel, Variable, WithTimeLimit,
-    constraint, variable,
-};
+use good_lp::{Expression, ProblemVariables, Solution, SolutionStatus, SolverModel, Variable, WithTimeLimit, constraint, variable};
 
 use crate::egraph::CostedEGraph;
 use crate::eqopt::improve_choices;
@@ -46,11 +43,7 @@ impl Extractor for IlpExtractor {
         Ok(self.extract_with_status(g, opts)?.extraction)
     }
 
-    fn extract_with_status(
-        &self,
-        g: &CostedEGraph,
-        opts: &ExtractOptions,
-    ) -> Result<ExtractOutcome, ExtractError> {
+    fn extract_with_status(&self, g: &CostedEGraph, opts: &ExtractOptions) -> Result<ExtractOutcome, ExtractError> {
         let start = Instant::now();
         let deadline = start + opts.time_limit;
         let p = Prepared::new(g)?;
@@ -65,19 +58,11 @@ impl Extractor for IlpExtractor {
             .sum();
         let setup = SETUP_PER_ENTRY * size as u32;
         let try_solver = setup <= opts.time_limit / 2;
-        let heuristic_deadline = if try_solver {
-            start + opts.time_limit / 2
-        } else {
-            deadline
-        };
+        let heuristic_deadline = if try_solver { start + opts.time_limit / 2 } else { deadline };
         let warm = improve_choices(&p, opts, heuristic_deadline);
         let warm_cost = p.dag_cost(&warm);
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let outcome = if try_solver {
-            solve(&p, &classes, &warm, remaining)
-        } else {
-            None
-        };
+        let outcome = if try_solver { solve(&p, &classes, &warm, remaining) } else { None };
         let (choice, proven_optimal) = match outcome {
             Some((choice, proven)) if p.dag_cost(&choice) <= warm_cost + 1e-9 => (choice, proven),
             _ => (warm, false),
@@ -101,11 +86,7 @@ fn relevant_classes(p: &Prepared) -> Vec<u32> {
         }
         order.push(c);
         for &n in &p.class_nodes[c as usize] {
-            stack.extend(
-                p.node_children[n as usize]
-                    .iter()
-                    .filter(|&&y| !seen[y as usize]),
-            );
+            stack.extend(p.node_children[n as usize].iter().filter(|&&y| !seen[y as usize]));
         }
     }
     order
@@ -206,11 +187,7 @@ fn solve(p: &Prepared, classes: &[u32], warm: &[u32], time: Duration) -> Option<
         .flat_map(|&c| p.class_nodes[c as usize].iter())
         .map(|&n| p.node_cost[n as usize])
         .fold(0.0f64, f64::max);
-    let scale = if max_cost > 0.0 {
-        1000.0 / max_cost
-    } else {
-        1.0
-    };
+    let scale = if max_cost > 0.0 { 1000.0 / max_cost } else { 1.0 };
 
     let mut vars = ProblemVariables::new();
     let mut class_var: Vec<Option<Variable>> = vec![None; p.num_classes()];
@@ -222,14 +199,7 @@ fn solve(p: &Prepared, classes: &[u32], warm: &[u32], time: Duration) -> Option<
         class_var[ci] = Some(vars.add(variable().binary().initial(f64::from(u8::from(live[ci])))));
         let size = sizes[comp[ci] as usize];
         if size > 1 {
-            order_var[ci] = Some(
-                vars.add(
-                    variable()
-                        .min(0.0)
-                        .max(f64::from(size - 1))
-                        .initial(order[ci]),
-                ),
-            );
+            order_var[ci] = Some(vars.add(variable().min(0.0).max(f64::from(size - 1)).initial(order[ci])));
         }
         for &n in &p.class_nodes[ci] {
             let chosen = live[ci] && warm[ci] == n;
@@ -238,14 +208,9 @@ fn solve(p: &Prepared, classes: &[u32], warm: &[u32], time: Duration) -> Option<
             node_vars.push((n, v));
         }
     }
-    let mut model = vars
-        .minimise(objective)
-        .using(microlp)
-        .with_time_limit(time.as_secs_f64());
+    let mut model = vars.minimise(objective).using(microlp).with_time_limit(time.as_secs_f64());
     for &r in &p.roots {
-        model.add_constraint(constraint!(
-            class_var[r as usize].expect("root is relevant") == 1.0
-        ));
+        model.add_constraint(constraint!(class_var[r as usize].expect("root is relevant") == 1.0));
     }
     let mut by_class: Vec<Expression> = vec![Expression::from(0.0); p.num_classes()];
     for &(n, v) in &node_vars {
@@ -256,19 +221,14 @@ fn solve(p: &Prepared, classes: &[u32], warm: &[u32], time: Duration) -> Option<
             model.add_constraint(constraint!(v - a_y <= 0.0));
             if comp[y as usize] == comp[c] {
                 let big = f64::from(sizes[comp[c] as usize]);
-                let (tc, ty) = (
-                    order_var[c].expect("in SCC"),
-                    order_var[y as usize].expect("in SCC"),
-                );
+                let (tc, ty) = (order_var[c].expect("in SCC"), order_var[y as usize].expect("in SCC"));
                 model.add_constraint(constraint!(tc - ty - big * v >= 1.0 - big));
             }
         }
     }
     for &c in classes {
         let sum = std::mem::replace(&mut by_class[c as usize], Expression::from(0.0));
-        model.add_constraint(constraint!(
-            sum - class_var[c as usize].expect("relevant") == 0.0
-        ));
+        model.add_constraint(constraint!(sum - class_var[c as usize].expect("relevant") == 0.0));
     }
     let solution = model.solve().ok()?;
     let proven = matches!(solution.status(), SolutionStatus::Optimal);
@@ -299,23 +259,16 @@ fn warm_order(p: &Prepared, warm: &[u32], live: &[bool], comp: &[u32]) -> Vec<f6
         while let Some((x, done)) = stack.pop() {
             let xi = x as usize;
             let kids = &p.node_children[warm[xi] as usize];
-            let same = kids
-                .iter()
-                .filter(|&&y| comp[y as usize] == comp[xi] && comp[xi] != NONE);
+            let same = kids.iter().filter(|&&y| comp[y as usize] == comp[xi] && comp[xi] != NONE);
             if done {
                 memo[xi] = same.map(|&y| memo[y as usize] + 1.0).fold(0.0, f64::max);
             } else if memo[xi].is_nan() {
                 stack.push((x, true));
-                stack.extend(
-                    same.filter(|&&y| memo[y as usize].is_nan())
-                        .map(|&y| (y, false)),
-                );
+                stack.extend(same.filter(|&&y| memo[y as usize].is_nan()).map(|&y| (y, false)));
             }
         }
     }
-    memo.into_iter()
-        .map(|v| if v.is_nan() { 0.0 } else { v })
-        .collect()
+    memo.into_iter().map(|v| if v.is_nan() { 0.0 } else { v }).collect()
 }
 
 /// Whether the choice is complete and acyclic on the part reachable from

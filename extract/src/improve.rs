@@ -95,8 +95,7 @@ impl<'p> State<'p> {
         }
         let hc = self.h[c as usize];
         self.stack.clear();
-        self.stack
-            .extend_from_slice(&self.p.node_children[b as usize]);
+        self.stack.extend_from_slice(&self.p.node_children[b as usize]);
         while let Some(x) = self.stack.pop() {
             if x == c {
                 return true;

@@ -127,11 +127,7 @@ pub trait Extractor {
 
     /// Like [`Extractor::extract`], also telling whether optimality was
     /// proven (only exact extractors ever say so).
-    fn extract_with_status(
-        &self,
-        g: &CostedEGraph,
-        opts: &ExtractOptions,
-    ) -> Result<ExtractOutcome, ExtractError> {
+    fn extract_with_status(&self, g: &CostedEGraph, opts: &ExtractOptions) -> Result<ExtractOutcome, ExtractError> {
         Ok(ExtractOutcome {
             extraction: self.extract(g, opts)?,
             proven_optimal: false,

@@ -64,18 +64,10 @@ impl Prepared {
             let ok: Vec<u32> = nodes
                 .iter()
                 .map(|n| n.0)
-                .filter(|&n| {
-                    node_cost[n as usize].is_finite()
-                        && node_children[n as usize]
-                            .binary_search(&(c as u32))
-                            .is_err()
-                })
+                .filter(|&n| node_cost[n as usize].is_finite() && node_children[n as usize].binary_search(&(c as u32)).is_err())
                 .collect();
             for &b in &ok {
-                let dominated = ok.len() <= DOMINANCE_LIMIT
-                    && ok
-                        .iter()
-                        .any(|&a| a != b && dominates(a, b, &node_cost, &node_children));
+                let dominated = ok.len() <= DOMINANCE_LIMIT && ok.iter().any(|&a| a != b && dominates(a, b, &node_cost, &node_children));
                 candidate[b as usize] = !dominated;
             }
         }
@@ -127,11 +119,7 @@ impl Prepared {
             }
         }
         let roots: Vec<u32> = g.roots().iter().map(|c| c.0).collect();
-        let bad: Vec<ClassId> = roots
-            .iter()
-            .filter(|&&r| !feasible[r as usize])
-            .map(|&r| ClassId(r))
-            .collect();
+        let bad: Vec<ClassId> = roots.iter().filter(|&&r| !feasible[r as usize]).map(|&r| ClassId(r)).collect();
         if !bad.is_empty() {
             return Err(ExtractError::Infeasible {
                 roots: g.class_names(&bad),
@@ -184,11 +172,7 @@ impl Prepared {
             }
             let n = choice[c as usize];
             out.set_choice(ClassId(c), NodeId(n));
-            stack.extend(
-                self.node_children[n as usize]
-                    .iter()
-                    .filter(|&&x| !seen[x as usize]),
-            );
+            stack.extend(self.node_children[n as usize].iter().filter(|&&x| !seen[x as usize]));
         }
         out
     }

@@ -40,9 +40,7 @@ impl CostedEGraph {
             }
             let cost = node.cost.into_inner();
             if cost.is_nan() {
-                return Err(ExtractError::NaNCost {
-                    node: id.to_string(),
-                });
+                return Err(ExtractError::NaNCost { node: id.to_string() });
             }
             let cost = Cost::new(cost).map_err(|_| ExtractError::NegativeCost {
                 node: id.to_string(),
@@ -50,13 +48,10 @@ impl CostedEGraph {
             })?;
             let mut children = Vec::with_capacity(node.children.len());
             for child in &node.children {
-                let child_node = s
-                    .nodes
-                    .get(child)
-                    .ok_or_else(|| ExtractError::UnknownChild {
-                        node: id.to_string(),
-                        child: child.to_string(),
-                    })?;
+                let child_node = s.nodes.get(child).ok_or_else(|| ExtractError::UnknownChild {
+                    node: id.to_string(),
+                    child: child.to_string(),
+                })?;
                 children.push(class_of[child_node.eclass.as_ref() as &str]);
             }
             let class = class_of[node.eclass.as_ref() as &str];
@@ -65,9 +60,7 @@ impl CostedEGraph {
         for root in &s.root_eclasses {
             let c = class_of[root.as_ref() as &str];
             if g.class_nodes(c).is_empty() {
-                return Err(ExtractError::EmptyClass {
-                    class: root.to_string(),
-                });
+                return Err(ExtractError::EmptyClass { class: root.to_string() });
             }
             g.add_root(c);
         }
@@ -99,11 +92,7 @@ impl CostedEGraph {
                 },
             );
         }
-        out.root_eclasses = self
-            .roots()
-            .iter()
-            .map(|&c| self.class_name(c).into())
-            .collect();
+        out.root_eclasses = self.roots().iter().map(|&c| self.class_name(c).into()).collect();
         out
     }
 
@@ -124,17 +113,15 @@ impl CostedEGraph {
 
     /// Parses egraph-serialize JSON text (errors carry an empty path).
     pub fn from_json_str(text: &str) -> Result<Self, ExtractError> {
-        let s: egraph_serialize::EGraph =
-            serde_json::from_str(text).map_err(|source| ExtractError::Json {
-                path: Default::default(),
-                source,
-            })?;
+        let s: egraph_serialize::EGraph = serde_json::from_str(text).map_err(|source| ExtractError::Json {
+            path: Default::default(),
+            source,
+        })?;
         Self::from_serialized(&s)
     }
 
     /// Renders the e-graph as egraph-serialize JSON text.
     pub fn to_json_string(&self) -> String {
-        serde_json::to_string_pretty(&self.to_serialized())
-            .expect("egraph-serialize values always serialize")
+        serde_json::to_string_pretty(&self.to_serialized()).expect("egraph-serialize values always serialize")
     }
 }

@@ -9,19 +9,14 @@ use common::opts;
 use eqopt_extract::{CostedEGraph, ExtractError, extractor_by_name, extractor_names};
 
 fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
 }
 
 fn check_file(file: &str, optimum: f64, nodes: usize) {
     let g = CostedEGraph::read_json(&data(file)).unwrap();
     assert_eq!(g.num_nodes(), nodes);
     for name in extractor_names() {
-        let out = extractor_by_name(name)
-            .unwrap()
-            .extract_with_status(&g, &opts())
-            .unwrap();
+        let out = extractor_by_name(name).unwrap().extract_with_status(&g, &opts()).unwrap();
         let cost = out.extraction.validate(&g).unwrap().value();
         let rel = (cost - optimum) / optimum;
         if *name == "greedy" && file == "resnet50_acyclic.json" {
@@ -29,10 +24,7 @@ fn check_file(file: &str, optimum: f64, nodes: usize) {
             assert!((cost - 4.425745).abs() < 1e-5, "greedy on {file}: {cost}");
             continue;
         }
-        assert!(
-            rel.abs() < 1e-4,
-            "{name} on {file}: {cost} vs proven optimum {optimum}"
-        );
+        assert!(rel.abs() < 1e-4, "{name} on {file}: {cost} vs proven optimum {optimum}");
         if *name == "ilp" {
             assert!(out.proven_optimal, "ilp did not prove optimality on {file}");
         }

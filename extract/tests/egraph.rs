@@ -7,14 +7,8 @@ use eqopt_extract::{ClassId, Cost, CostedEGraph, ExtractError, Extraction};
 
 #[test]
 fn cost_rules() {
-    assert!(matches!(
-        Cost::new(f64::NAN),
-        Err(ExtractError::InvalidCost { .. })
-    ));
-    assert!(matches!(
-        Cost::new(-0.5),
-        Err(ExtractError::InvalidCost { .. })
-    ));
+    assert!(matches!(Cost::new(f64::NAN), Err(ExtractError::InvalidCost { .. })));
+    assert!(matches!(Cost::new(-0.5), Err(ExtractError::InvalidCost { .. })));
     assert_eq!(Cost::new(-0.0).unwrap(), Cost::ZERO);
     assert_eq!(c(1.0) + Cost::INFINITY, Cost::INFINITY);
     assert!(!Cost::INFINITY.is_finite());
@@ -45,9 +39,7 @@ fn json_round_trip_preserves_costs() {
     assert_eq!(h.roots(), &[y]);
     let text = g.to_json_string();
     assert_eq!(
-        CostedEGraph::from_json_str(&text)
-            .unwrap()
-            .node_name(eqopt_extract::NodeId(2)),
+        CostedEGraph::from_json_str(&text).unwrap().node_name(eqopt_extract::NodeId(2)),
         "y__0"
     );
 }
@@ -62,25 +54,19 @@ fn json_errors() {
         }
         e => panic!("{e}"),
     }
-    let negative =
-        r#"{"nodes": {"a": {"op": "f", "eclass": "A", "cost": -1.0}}, "root_eclasses": ["A"]}"#;
+    let negative = r#"{"nodes": {"a": {"op": "f", "eclass": "A", "cost": -1.0}}, "root_eclasses": ["A"]}"#;
     assert!(matches!(
         CostedEGraph::from_json_str(negative).unwrap_err(),
         ExtractError::NegativeCost { .. }
     ));
-    let empty_root =
-        r#"{"nodes": {"a": {"op": "f", "eclass": "A", "cost": 1.0}}, "root_eclasses": ["B"]}"#;
+    let empty_root = r#"{"nodes": {"a": {"op": "f", "eclass": "A", "cost": 1.0}}, "root_eclasses": ["B"]}"#;
     match CostedEGraph::from_json_str(empty_root).unwrap_err() {
         ExtractError::EmptyClass { class } => assert_eq!(class, "B"),
         e => panic!("{e}"),
     }
     // NaN cannot be written in JSON; serde rejects it before we see it.
-    let nan =
-        r#"{"nodes": {"a": {"op": "f", "eclass": "A", "cost": NaN}}, "root_eclasses": ["A"]}"#;
-    assert!(matches!(
-        CostedEGraph::from_json_str(nan).unwrap_err(),
-        ExtractError::Json { .. }
-    ));
+    let nan = r#"{"nodes": {"a": {"op": "f", "eclass": "A", "cost": NaN}}, "root_eclasses": ["A"]}"#;
+    assert!(matches!(CostedEGraph::from_json_str(nan).unwrap_err(), ExtractError::Json { .. }));
 }
 
 #[test]

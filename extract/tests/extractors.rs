@@ -3,9 +3,7 @@
 mod common;
 
 use common::{Rng, brute_force, c, opts, random_egraph};
-use eqopt_extract::{
-    ClassId, Cost, CostedEGraph, ExtractError, ExtractOptions, extractor_by_name, extractor_names,
-};
+use eqopt_extract::{ClassId, Cost, CostedEGraph, ExtractError, ExtractOptions, extractor_by_name, extractor_names};
 
 fn run_all(g: &CostedEGraph) -> Vec<(&'static str, f64)> {
     extractor_names()
@@ -73,10 +71,7 @@ fn dag_aware_greedy_beats_tree_greedy() {
     for (name, cost) in run_all(&g) {
         assert_eq!(cost, 13.0, "{name}");
     }
-    let r_ex = extractor_by_name("greedy")
-        .unwrap()
-        .extract(&g, &opts())
-        .unwrap();
+    let r_ex = extractor_by_name("greedy").unwrap().extract(&g, &opts()).unwrap();
     assert_eq!(r_ex.choice(r), Some(f));
     assert_eq!(r_ex.tree_cost(&g).value(), 23.0);
 }
@@ -107,10 +102,7 @@ fn only_cyclic_nodes_is_infeasible() {
     g.add_node(b, "h", c(1.0), vec![b]);
     g.add_root(a);
     for name in extractor_names() {
-        let err = extractor_by_name(name)
-            .unwrap()
-            .extract(&g, &opts())
-            .unwrap_err();
+        let err = extractor_by_name(name).unwrap().extract(&g, &opts()).unwrap_err();
         match err {
             ExtractError::Infeasible { roots } => assert_eq!(roots, vec!["A".to_string()]),
             other => panic!("{name}: unexpected {other}"),
@@ -124,10 +116,7 @@ fn infinite_costs_are_impossible() {
     let a = g.add_class("A");
     g.add_node(a, "never", Cost::INFINITY, vec![]);
     g.add_root(a);
-    let err = extractor_by_name("eqopt")
-        .unwrap()
-        .extract(&g, &opts())
-        .unwrap_err();
+    let err = extractor_by_name("eqopt").unwrap().extract(&g, &opts()).unwrap_err();
     assert!(matches!(err, ExtractError::Infeasible { .. }), "{err}");
     let b = g.add_class("B");
     g.add_node(b, "ok", c(3.0), vec![]);
@@ -143,19 +132,14 @@ fn no_roots_is_an_error() {
     let a = g.add_class("A");
     g.add_node(a, "a", c(1.0), vec![]);
     for name in extractor_names() {
-        let err = extractor_by_name(name)
-            .unwrap()
-            .extract(&g, &opts())
-            .unwrap_err();
+        let err = extractor_by_name(name).unwrap().extract(&g, &opts()).unwrap_err();
         assert!(matches!(err, ExtractError::NoRoots), "{name}: {err}");
     }
 }
 
 #[test]
 fn unknown_extractor_lists_valid_names() {
-    let err = extractor_by_name("nope")
-        .err()
-        .expect("unknown name must fail");
+    let err = extractor_by_name("nope").err().expect("unknown name must fail");
     let msg = err.to_string();
     for name in extractor_names() {
         assert!(msg.contains(name), "{msg}");
@@ -171,15 +155,9 @@ fn unreachable_classes_have_no_choice() {
     let mut g = sharing_graph();
     let junk = g.add_class("junk");
     g.add_node(junk, "j", c(1.0), vec![]);
-    let r = extractor_by_name("eqopt")
-        .unwrap()
-        .extract(&g, &opts())
-        .unwrap();
+    let r = extractor_by_name("eqopt").unwrap().extract(&g, &opts()).unwrap();
     assert_eq!(r.choice(junk), None);
-    assert_eq!(
-        r.choice(ClassId(0)).map(|n| g.node(n).op.as_str()),
-        Some("s")
-    );
+    assert_eq!(r.choice(ClassId(0)).map(|n| g.node(n).op.as_str()), Some("s"));
 }
 
 #[test]
@@ -191,30 +169,19 @@ fn random_graphs_match_brute_force() {
         let g = random_egraph(&mut rng);
         let opt = brute_force(&g);
         for name in extractor_names() {
-            let result = extractor_by_name(name)
-                .unwrap()
-                .extract_with_status(&g, &opts());
+            let result = extractor_by_name(name).unwrap().extract_with_status(&g, &opts());
             match (opt, result) {
                 (None, Err(ExtractError::Infeasible { .. })) => {}
                 (None, other) => panic!("case {case} {name}: expected Infeasible, got {other:?}"),
                 (Some(_), Err(e)) => panic!("case {case} {name}: {e}"),
                 (Some(best), Ok(out)) => {
                     let r = out.extraction;
-                    assert!(
-                        r.is_complete(&g) && r.find_cycle(&g).is_none(),
-                        "case {case} {name}"
-                    );
+                    assert!(r.is_complete(&g) && r.find_cycle(&g).is_none(), "case {case} {name}");
                     let cost = r.dag_cost(&g).value();
-                    assert!(
-                        cost >= best - 1e-9,
-                        "case {case} {name}: {cost} < optimum {best}"
-                    );
+                    assert!(cost >= best - 1e-9, "case {case} {name}: {cost} < optimum {best}");
                     match *name {
                         "ilp" => {
-                            assert!(
-                                (cost - best).abs() < 1e-9,
-                                "case {case}: ilp {cost} vs {best}"
-                            );
+                            assert!((cost - best).abs() < 1e-9, "case {case}: ilp {cost} vs {best}");
                             assert!(out.proven_optimal, "case {case}: ilp not proven");
                         }
                         "greedy" => heuristic_optimal[0] += usize::from(cost <= best + 1e-9),
@@ -229,10 +196,7 @@ fn random_graphs_match_brute_force() {
     // eqopt is a heuristic, but on graphs this small it should nearly
     // always be optimal, and never worse than greedy overall.
     assert!(heuristic_optimal[1] >= heuristic_optimal[0]);
-    assert!(
-        heuristic_optimal[1] * 100 >= feasible * 95,
-        "{heuristic_optimal:?} of {feasible}"
-    );
+    assert!(heuristic_optimal[1] * 100 >= feasible * 95, "{heuristic_optimal:?} of {feasible}");
 }
 
 #[test]

@@ -31,17 +31,12 @@ impl Comparison {
     /// True when dtypes and shapes are equal and every element satisfies
     /// `|a − b| <= atol + rtol · |b|` (NumPy `allclose(a, b, rtol, atol, equal_nan=True)`).
     pub fn within(&self, atol: f64, rtol: f64) -> bool {
-        self.shape_equal
-            && self.dtype_equal
-            && self.diffs.iter().all(|&(d, b)| close(d, b, atol, rtol))
+        self.shape_equal && self.dtype_equal && self.diffs.iter().all(|&(d, b)| close(d, b, atol, rtol))
     }
 
     /// Number of elements that fail `within(atol, rtol)`'s test.
     pub fn count_outside(&self, atol: f64, rtol: f64) -> usize {
-        self.diffs
-            .iter()
-            .filter(|&&(d, b)| !close(d, b, atol, rtol))
-            .count()
+        self.diffs.iter().filter(|&&(d, b)| !close(d, b, atol, rtol)).count()
     }
 }
 
@@ -54,11 +49,7 @@ impl fmt::Display for Comparison {
         if !self.shape_equal {
             return f.write_str("shapes differ");
         }
-        write!(
-            f,
-            "max abs diff {:e}, max rel diff {:e}",
-            self.max_abs, self.max_rel
-        )?;
+        write!(f, "max abs diff {:e}, max rel diff {:e}", self.max_abs, self.max_rel)?;
         if let (Some(i), Some((a, b))) = (self.worst, self.worst_values) {
             write!(f, " (worst at element {i}: {a} vs {b})")?;
         }
@@ -97,9 +88,7 @@ pub fn compare(a: &Tensor, b: &Tensor) -> Comparison {
             f64::INFINITY
         };
         let rel = if d == 0.0 { 0.0 } else { d / y.abs() };
-        c.max_rel = c
-            .max_rel
-            .max(if rel.is_nan() { f64::INFINITY } else { rel });
+        c.max_rel = c.max_rel.max(if rel.is_nan() { f64::INFINITY } else { rel });
         if d > c.max_abs {
             c.max_abs = d;
             c.worst = Some(i);
@@ -134,10 +123,7 @@ mod tests {
 
     #[test]
     fn nan_and_infinity_handling() {
-        let same = compare(
-            &t(&[f64::NAN, f64::INFINITY]),
-            &t(&[f64::NAN, f64::INFINITY]),
-        );
+        let same = compare(&t(&[f64::NAN, f64::INFINITY]), &t(&[f64::NAN, f64::INFINITY]));
         assert!(same.within(0.0, 0.0));
         assert_eq!(same.max_abs, 0.0);
         let diff = compare(&t(&[f64::NAN, 1.0]), &t(&[0.0, 1.0]));

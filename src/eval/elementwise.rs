@@ -9,23 +9,14 @@ pub(super) fn unary(u: UnaryOp, x: &ArrayD<f64>) -> ArrayD<f64> {
 }
 
 /// `a op b` with both broadcast to `shape` (the broadcast of their shapes).
-pub(super) fn binary(
-    op: BinaryOp,
-    a: &ArrayD<f64>,
-    b: &ArrayD<f64>,
-    shape: &[usize],
-) -> ArrayD<f64> {
+pub(super) fn binary(op: BinaryOp, a: &ArrayD<f64>, b: &ArrayD<f64>, shape: &[usize]) -> ArrayD<f64> {
     let a = bcast(a, shape);
     let b = bcast(b, shape);
     Zip::from(&a).and(&b).map_collect(|&x, &y| op.apply(x, y))
 }
 
 /// `f(x0, x1, ...)` at every point of `shape`, every input broadcast to `shape`.
-pub(super) fn nary(
-    inputs: &[ArrayD<f64>],
-    shape: &[usize],
-    f: impl Fn(&[f64]) -> f64,
-) -> ArrayD<f64> {
+pub(super) fn nary(inputs: &[ArrayD<f64>], shape: &[usize], f: impl Fn(&[f64]) -> f64) -> ArrayD<f64> {
     let views: Vec<ArrayViewD<'_, f64>> = inputs.iter().map(|a| bcast(a, shape)).collect();
     let mut iters: Vec<_> = views.iter().map(|v| v.iter()).collect();
     let n: usize = shape.iter().product();
@@ -33,9 +24,7 @@ pub(super) fn nary(
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         for (p, it) in point.iter_mut().zip(iters.iter_mut()) {
-            *p = *it
-                .next()
-                .expect("a broadcast view has the output's element count");
+            *p = *it.next().expect("a broadcast view has the output's element count");
         }
         out.push(f(&point));
     }
@@ -67,10 +56,7 @@ mod tests {
     fn unary_values() {
         let x = arr(&[4], &[-1.0, 0.0, 1.0, 4.0]);
         assert_close(&unary(UnaryOp::Relu, &x), &arr(&[4], &[0.0, 0.0, 1.0, 4.0]));
-        assert_close(
-            &unary(UnaryOp::Neg, &x),
-            &arr(&[4], &[1.0, 0.0, -1.0, -4.0]),
-        );
+        assert_close(&unary(UnaryOp::Neg, &x), &arr(&[4], &[1.0, 0.0, -1.0, -4.0]));
         let g = unary(UnaryOp::Gelu, &arr(&[2], &[1.0, -1.0]));
         // 0.5 * x * (1 + erf(x / sqrt 2)) with erf(1/sqrt 2) = 0.6826894921370859
         assert_close(&g, &arr(&[2], &[0.8413447460685429, -0.15865525393145707]));

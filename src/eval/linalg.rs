@@ -10,16 +10,8 @@ use std::ops::Range;
 /// for `b`) and the promoted dim dropped from the result; leading batch dims
 /// broadcast. Shapes were checked by shape inference.
 pub(super) fn matmul(a: &ArrayD<f64>, b: &ArrayD<f64>) -> ArrayD<f64> {
-    let a_shape: Vec<usize> = if a.ndim() == 1 {
-        vec![1, a.len()]
-    } else {
-        a.shape().to_vec()
-    };
-    let b_shape: Vec<usize> = if b.ndim() == 1 {
-        vec![b.len(), 1]
-    } else {
-        b.shape().to_vec()
-    };
+    let a_shape: Vec<usize> = if a.ndim() == 1 { vec![1, a.len()] } else { a.shape().to_vec() };
+    let b_shape: Vec<usize> = if b.ndim() == 1 { vec![b.len(), 1] } else { b.shape().to_vec() };
     let (a_batch, a_mat) = a_shape.split_at(a_shape.len() - 2);
     let (b_batch, b_mat) = b_shape.split_at(b_shape.len() - 2);
     let (m, k, n) = (a_mat[0], a_mat[1], b_mat[1]);
@@ -34,11 +26,7 @@ pub(super) fn matmul(a: &ArrayD<f64>, b: &ArrayD<f64>) -> ArrayD<f64> {
         b_data.as_slice().expect("standard layout"),
     );
     let mut out = vec![0.0; a_off.len() * m * n];
-    for (i, o) in out
-        .chunks_exact_mut((m * n).max(1))
-        .enumerate()
-        .take(a_off.len())
-    {
+    for (i, o) in out.chunks_exact_mut((m * n).max(1)).enumerate().take(a_off.len()) {
         let am = &a_data[a_off[i] * m * k..][..m * k];
         let bm = &b_data[b_off[i] * k * n..][..k * n];
         matmul_2d(am, bm, o, m, k, n);
@@ -95,24 +83,11 @@ fn batch_offsets(out: &[usize], src: &[usize]) -> Vec<usize> {
 }
 
 /// Output positions `o` in `0..out_len` with `0 <= o·stride + offset < in_len`.
-pub(super) fn valid_range(
-    out_len: usize,
-    stride: usize,
-    offset: isize,
-    in_len: usize,
-) -> Range<usize> {
+pub(super) fn valid_range(out_len: usize, stride: usize, offset: isize, in_len: usize) -> Range<usize> {
     let s = stride as isize;
-    let lo = if offset >= 0 {
-        0
-    } else {
-        (-offset + s - 1) / s
-    };
+    let lo = if offset >= 0 { 0 } else { (-offset + s - 1) / s };
     let room = in_len as isize - offset;
-    let hi = if room <= 0 {
-        0
-    } else {
-        ((room + s - 1) / s).min(out_len as isize)
-    };
+    let hi = if room <= 0 { 0 } else { ((room + s - 1) / s).min(out_len as isize) };
     lo as usize..(hi.max(lo)) as usize
 }
 
@@ -122,12 +97,7 @@ pub(super) fn out_size(n: usize, k: usize, stride: usize, dil: usize, pad: usize
 }
 
 /// ONNX `Conv` on NCHW `x` with OIHW weights `w`, zero padding, optional bias `[O]`.
-pub(super) fn conv(
-    x: &ArrayD<f64>,
-    w: &ArrayD<f64>,
-    bias: Option<&[f64]>,
-    p: &ConvParams,
-) -> ArrayD<f64> {
+pub(super) fn conv(x: &ArrayD<f64>, w: &ArrayD<f64>, bias: Option<&[f64]>, p: &ConvParams) -> ArrayD<f64> {
     let (n, c, h, wd) = (x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3]);
     let (o, cg, kh, kw) = (w.shape()[0], w.shape()[1], w.shape()[2], w.shape()[3]);
     let [sh, sw] = p.strides;
@@ -204,16 +174,8 @@ mod tests {
         assert_eq!(got.shape(), &[2, 3, 2, 4]);
         for i in 0..2 {
             for j in 0..3 {
-                let am = a
-                    .slice(s![i, 0, .., ..])
-                    .into_dimensionality::<Ix2>()
-                    .unwrap()
-                    .to_owned();
-                let bm = b
-                    .slice(s![j, .., ..])
-                    .into_dimensionality::<Ix2>()
-                    .unwrap()
-                    .to_owned();
+                let am = a.slice(s![i, 0, .., ..]).into_dimensionality::<Ix2>().unwrap().to_owned();
+                let bm = b.slice(s![j, .., ..]).into_dimensionality::<Ix2>().unwrap().to_owned();
                 let want = am.dot(&bm).into_dyn();
                 let g = got.index_axis(Axis(0), i).index_axis(Axis(0), j).to_owned();
                 assert_close(&g, &want);
@@ -266,20 +228,11 @@ mod tests {
             group: 2,
         };
         let got = conv(&x, &w, Some(&bias), &p);
-        let p1 = ConvParams {
-            group: 1,
-            ..p.clone()
-        };
+        let p1 = ConvParams { group: 1, ..p.clone() };
         let parts: Vec<ArrayD<f64>> = (0..2)
             .map(|g| {
-                let xg = x
-                    .slice(s![.., 2 * g..2 * g + 2, .., ..])
-                    .to_owned()
-                    .into_dyn();
-                let wg = w
-                    .slice(s![3 * g..3 * g + 3, .., .., ..])
-                    .to_owned()
-                    .into_dyn();
+                let xg = x.slice(s![.., 2 * g..2 * g + 2, .., ..]).to_owned().into_dyn();
+                let wg = w.slice(s![3 * g..3 * g + 3, .., .., ..]).to_owned().into_dyn();
                 conv(&xg, &wg, Some(&bias[3 * g..3 * g + 3]), &p1)
             })
             .collect();
@@ -301,13 +254,7 @@ mod tests {
         };
         let got = conv(&x, &w, None, &p);
         // channel 0 is 0..9: window sums 0+1+3+4=8, 12, 20, 24; channel 1 is 9..18.
-        assert_close(
-            &got,
-            &arr(
-                &[1, 2, 2, 2],
-                &[8.0, 12.0, 20.0, 24.0, 9.0, 10.0, 12.0, 13.0],
-            ),
-        );
+        assert_close(&got, &arr(&[1, 2, 2, 2], &[8.0, 12.0, 20.0, 24.0, 9.0, 10.0, 12.0, 13.0]));
     }
 
     #[test]

@@ -32,7 +32,7 @@ use crate::graph::infer::{self, arity_text};
 use crate::graph::op::Op;
 use crate::graph::tensor::{Distribution, Tensor, TensorData, random_values};
 use ndarray::{ArrayD, IxDyn};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Why a graph or an op could not be evaluated.
@@ -93,9 +93,7 @@ pub enum EvalError {
         found: String,
     },
     /// A `Gather` index lies outside `-bound..bound`.
-    #[error(
-        "node \"{node}\" (Gather): index {index} is out of range for axis {axis} of size {bound}"
-    )]
+    #[error("node \"{node}\" (Gather): index {index} is out of range for axis {axis} of size {bound}")]
     IndexOutOfRange {
         /// Node name (empty when called through [`eval_op`]).
         node: String,
@@ -152,11 +150,8 @@ pub fn eval_node(node: &str, op: &Op, inputs: &[&Tensor]) -> Result<Tensor, Eval
 /// Every graph input must be present in `inputs` with exactly its declared type;
 /// entries of `inputs` that are not graph inputs are ignored. Constants are
 /// materialized with [`crate::graph::tensor::ConstInit::materialize`].
-pub fn run(
-    graph: &Graph,
-    inputs: &BTreeMap<String, Tensor>,
-) -> Result<BTreeMap<String, Tensor>, EvalError> {
-    let mut values: HashMap<&str, Arc<Tensor>> = HashMap::new();
+pub fn run(graph: &Graph, inputs: &BTreeMap<String, Tensor>) -> Result<BTreeMap<String, Tensor>, EvalError> {
+    let mut values: BTreeMap<&str, Arc<Tensor>> = BTreeMap::new();
     for inp in &graph.inputs {
         let Some(t) = inputs.get(&inp.name) else {
             return Err(EvalError::MissingInput {
@@ -235,10 +230,7 @@ pub fn random_inputs(graph: &Graph, seed: u64) -> BTreeMap<String, Tensor> {
         let s = seed.wrapping_add(i as u64);
         let n = inp.ty.numel();
         let dist = if inp.ty.dtype.is_float() {
-            Distribution::Normal {
-                mean: 0.0,
-                std: 1.0,
-            }
+            Distribution::Normal { mean: 0.0, std: 1.0 }
         } else if inp.ty.dtype == DType::Bool {
             Distribution::RandInt { low: 0, high: 2 }
         } else {
@@ -248,10 +240,7 @@ pub fn random_inputs(graph: &Graph, seed: u64) -> BTreeMap<String, Tensor> {
                 high: bound as i64,
             }
         };
-        out.insert(
-            inp.name.clone(),
-            Tensor::from_f64(inp.ty.clone(), &random_values(&dist, s, n)),
-        );
+        out.insert(inp.name.clone(), Tensor::from_f64(inp.ty.clone(), &random_values(&dist, s, n)));
     }
     out
 }
@@ -268,14 +257,10 @@ fn index_bound(graph: &Graph, name: &str, depth: usize) -> Option<usize> {
             continue;
         };
         let b = match &n.op {
-            Op::Gather { axis } if n.inputs[1] == name => graph
-                .type_of(&n.inputs[0])
-                .and_then(|t| t.shape.get(*axis).copied()),
-            Op::Reshape { .. }
-            | Op::Flatten { .. }
-            | Op::Transpose { .. }
-            | Op::Slice { .. }
-            | Op::Concat { .. } => index_bound(graph, &n.name, depth + 1),
+            Op::Gather { axis } if n.inputs[1] == name => graph.type_of(&n.inputs[0]).and_then(|t| t.shape.get(*axis).copied()),
+            Op::Reshape { .. } | Op::Flatten { .. } | Op::Transpose { .. } | Op::Slice { .. } | Op::Concat { .. } => {
+                index_bound(graph, &n.name, depth + 1)
+            }
             Op::Cast { to } if !to.is_float() && pos == 0 => index_bound(graph, &n.name, depth + 1),
             _ => None,
         };
@@ -310,12 +295,7 @@ fn output_type(node: &str, op: &Op, inputs: &[&Tensor]) -> Result<TensorType, Ev
     infer::infer(op, &tys).map_err(|e| mismatch(node, op, e.expected, e.found))
 }
 
-fn mismatch(
-    node: &str,
-    op: &Op,
-    expected: impl Into<String>,
-    found: impl Into<String>,
-) -> EvalError {
+fn mismatch(node: &str, op: &Op, expected: impl Into<String>, found: impl Into<String>) -> EvalError {
     EvalError::TypeMismatch {
         node: node.to_string(),
         op: op.name().to_string(),
@@ -325,12 +305,7 @@ fn mismatch(
 }
 
 /// Computes the op's values; `ty` is the inferred output type.
-fn compute(
-    node: &str,
-    op: &Op,
-    inputs: &[&Tensor],
-    ty: &TensorType,
-) -> Result<ArrayD<f64>, EvalError> {
+fn compute(node: &str, op: &Op, inputs: &[&Tensor], ty: &TensorType) -> Result<ArrayD<f64>, EvalError> {
     let arr = |i: usize| to_array(inputs[i]);
     let out = match op {
         Op::Unary(u) => elementwise::unary(*u, &arr(0)),
@@ -353,32 +328,19 @@ fn compute(
         }
         Op::Flatten { .. } | Op::Reshape { .. } => shape_ops::reshape(&arr(0), &ty.shape),
         Op::Transpose { perm } => shape_ops::transpose(&arr(0), perm),
-        Op::Slice {
-            axes,
-            starts,
-            ends,
-            steps,
-        } => shape_ops::slice(&arr(0), axes, starts, ends, steps),
+        Op::Slice { axes, starts, ends, steps } => shape_ops::slice(&arr(0), axes, starts, ends, steps),
         Op::Gather { axis } => {
             let idx = index_values(inputs[1]);
-            shape_ops::gather(&arr(0), &idx, &inputs[1].ty.shape, *axis).map_err(
-                |(index, bound)| EvalError::IndexOutOfRange {
-                    node: node.to_string(),
-                    index,
-                    axis: *axis,
-                    bound,
-                },
-            )?
+            shape_ops::gather(&arr(0), &idx, &inputs[1].ty.shape, *axis).map_err(|(index, bound)| EvalError::IndexOutOfRange {
+                node: node.to_string(),
+                index,
+                axis: *axis,
+                bound,
+            })?
         }
         Op::Softmax { axis } => norm::softmax(&arr(0), *axis),
-        Op::LayerNorm { axis, epsilon } => {
-            norm::layer_norm(&arr(0), &arr(1), &arr(2), *axis, *epsilon)
-        }
-        Op::Reduce {
-            kind,
-            axes,
-            keepdims,
-        } => norm::reduce(*kind, &arr(0), axes, *keepdims),
+        Op::LayerNorm { axis, epsilon } => norm::layer_norm(&arr(0), &arr(1), &arr(2), *axis, *epsilon),
+        Op::Reduce { kind, axes, keepdims } => norm::reduce(*kind, &arr(0), axes, *keepdims),
         Op::FusedElementwise { expr } => {
             let all: Vec<ArrayD<f64>> = inputs.iter().map(|t| to_array(t)).collect();
             elementwise::nary(&all, &ty.shape, |xs| expr.eval(xs))
@@ -404,12 +366,7 @@ fn compute(
 }
 
 /// Applies an epilogue with `x0 = acc` and `x1.. = extra` broadcast into `acc`'s shape.
-fn epilogue_over(
-    acc: ArrayD<f64>,
-    extra: &[&Tensor],
-    shape: &[usize],
-    f: impl Fn(&[f64]) -> f64,
-) -> ArrayD<f64> {
+fn epilogue_over(acc: ArrayD<f64>, extra: &[&Tensor], shape: &[usize], f: impl Fn(&[f64]) -> f64) -> ArrayD<f64> {
     let mut all = vec![acc];
     all.extend(extra.iter().map(|t| to_array(t)));
     elementwise::nary(&all, shape, f)
@@ -417,8 +374,7 @@ fn epilogue_over(
 
 /// The tensor's values as a row-major `f64` array of its shape.
 pub(crate) fn to_array(t: &Tensor) -> ArrayD<f64> {
-    ArrayD::from_shape_vec(IxDyn(&t.ty.shape), t.to_f64())
-        .expect("data length checked against the type")
+    ArrayD::from_shape_vec(IxDyn(&t.ty.shape), t.to_f64()).expect("data length checked against the type")
 }
 
 /// A tensor of type `ty` holding `values` (in logical order) rounded to `ty.dtype`.

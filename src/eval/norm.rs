@@ -19,13 +19,7 @@ pub(super) fn softmax(x: &ArrayD<f64>, axis: usize) -> ArrayD<f64> {
 /// Layer normalization over the dims `axis..`: each slice is shifted to mean 0 and
 /// divided by `sqrt(var + epsilon)` (biased variance), then scaled and shifted by
 /// `scale` and `bias` broadcast to those dims.
-pub(super) fn layer_norm(
-    x: &ArrayD<f64>,
-    scale: &ArrayD<f64>,
-    bias: &ArrayD<f64>,
-    axis: usize,
-    epsilon: f64,
-) -> ArrayD<f64> {
+pub(super) fn layer_norm(x: &ArrayD<f64>, scale: &ArrayD<f64>, bias: &ArrayD<f64>, axis: usize, epsilon: f64) -> ArrayD<f64> {
     let norm_shape = &x.shape()[axis..];
     let inner: usize = norm_shape.iter().product();
     let flat = |a: &ArrayD<f64>| -> Vec<f64> {
@@ -44,25 +38,14 @@ pub(super) fn layer_norm(
         let mean = row.iter().sum::<f64>() / n;
         let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
         let std = (var + epsilon).sqrt();
-        out.extend(
-            row.iter()
-                .enumerate()
-                .map(|(j, v)| (v - mean) / std * sc[j] + bi[j]),
-        );
+        out.extend(row.iter().enumerate().map(|(j, v)| (v - mean) / std * sc[j] + bi[j]));
     }
     ArrayD::from_shape_vec(IxDyn(x.shape()), out).expect("one value per element")
 }
 
 /// Inference batch normalization along axis 1:
 /// `(x − mean[c]) / sqrt(var[c] + epsilon) · scale[c] + bias[c]`.
-pub(super) fn batch_norm(
-    x: &ArrayD<f64>,
-    scale: &[f64],
-    bias: &[f64],
-    mean: &[f64],
-    var: &[f64],
-    epsilon: f64,
-) -> ArrayD<f64> {
+pub(super) fn batch_norm(x: &ArrayD<f64>, scale: &[f64], bias: &[f64], mean: &[f64], var: &[f64], epsilon: f64) -> ArrayD<f64> {
     let c = x.shape()[1];
     let inner: usize = x.shape()[2..].iter().product();
     let xd = x.as_standard_layout();
@@ -80,12 +63,7 @@ pub(super) fn batch_norm(
 
 /// Sum, mean or max over `axes` (max propagates NaN); reduced dims are kept as
 /// size 1 if `keepdims`. No axes means no reduction, as shape inference has it.
-pub(super) fn reduce(
-    kind: ReduceKind,
-    x: &ArrayD<f64>,
-    axes: &[usize],
-    keepdims: bool,
-) -> ArrayD<f64> {
+pub(super) fn reduce(kind: ReduceKind, x: &ArrayD<f64>, axes: &[usize], keepdims: bool) -> ArrayD<f64> {
     let mut axes = axes.to_vec();
     axes.sort_unstable();
     axes.dedup();
@@ -120,13 +98,7 @@ mod tests {
         let e = [1.0f64.exp(), 2.0f64.exp(), 3.0f64.exp()];
         let s: f64 = e.iter().sum();
         let third = 1.0 / 3.0;
-        assert_close(
-            &got,
-            &arr(
-                &[2, 3],
-                &[e[0] / s, e[1] / s, e[2] / s, third, third, third],
-            ),
-        );
+        assert_close(&got, &arr(&[2, 3], &[e[0] / s, e[1] / s, e[2] / s, third, third, third]));
         // 0.09003057317038046 is softmax([1, 2, 3])[0] to 16 digits.
         assert!((got[[0, 0]] - 0.09003057317038046).abs() < 1e-15);
         let cols = softmax(&iota(&[3, 4]), 0);
@@ -144,27 +116,12 @@ mod tests {
         for row in y.to_shape((2, 6)).unwrap().rows() {
             let mean = row.sum() / 6.0;
             let var = row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 6.0;
-            assert!(
-                mean.abs() < 1e-12 && (var - 1.0).abs() < 1e-12,
-                "mean {mean} var {var}"
-            );
+            assert!(mean.abs() < 1e-12 && (var - 1.0).abs() < 1e-12, "mean {mean} var {var}");
         }
         // [1, 3] over the last axis: mean 2, var 1 -> [-1, 1], then * 2 + [1, -1].
-        let got = layer_norm(
-            &arr(&[1, 2], &[1.0, 3.0]),
-            &arr(&[1], &[2.0]),
-            &arr(&[2], &[1.0, -1.0]),
-            1,
-            0.0,
-        );
+        let got = layer_norm(&arr(&[1, 2], &[1.0, 3.0]), &arr(&[1], &[2.0]), &arr(&[2], &[1.0, -1.0]), 1, 0.0);
         assert_close(&got, &arr(&[1, 2], &[-1.0, 1.0]));
-        let eps = layer_norm(
-            &arr(&[2], &[1.0, 3.0]),
-            &arr(&[], &[1.0]),
-            &arr(&[], &[0.0]),
-            0,
-            3.0,
-        );
+        let eps = layer_norm(&arr(&[2], &[1.0, 3.0]), &arr(&[], &[1.0]), &arr(&[], &[0.0]), 0, 3.0);
         assert_close(&eps, &arr(&[2], &[-0.5, 0.5]));
     }
 
@@ -181,18 +138,9 @@ mod tests {
     #[test]
     fn reduce_sum_mean_max_with_and_without_keepdims() {
         let x = iota(&[2, 3, 2]);
-        assert_close(
-            &reduce(ReduceKind::Sum, &x, &[1], false),
-            &arr(&[2, 2], &[6.0, 9.0, 24.0, 27.0]),
-        );
-        assert_close(
-            &reduce(ReduceKind::Mean, &x, &[0, 2], true),
-            &arr(&[1, 3, 1], &[3.5, 5.5, 7.5]),
-        );
-        assert_close(
-            &reduce(ReduceKind::Max, &x, &[0, 1, 2], false),
-            &arr(&[], &[11.0]),
-        );
+        assert_close(&reduce(ReduceKind::Sum, &x, &[1], false), &arr(&[2, 2], &[6.0, 9.0, 24.0, 27.0]));
+        assert_close(&reduce(ReduceKind::Mean, &x, &[0, 2], true), &arr(&[1, 3, 1], &[3.5, 5.5, 7.5]));
+        assert_close(&reduce(ReduceKind::Max, &x, &[0, 1, 2], false), &arr(&[], &[11.0]));
         assert_close(&reduce(ReduceKind::Sum, &x, &[], false), &x);
         let nan = reduce(ReduceKind::Max, &arr(&[2], &[f64::NAN, 1.0]), &[0], false);
         assert!(nan[[]].is_nan());

@@ -6,11 +6,7 @@ use ndarray::{ArrayD, IxDyn};
 
 /// Max that propagates NaN (as NumPy's `max` reduction does).
 pub(super) fn nan_max(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() {
-        f64::NAN
-    } else {
-        a.max(b)
-    }
+    if a.is_nan() || b.is_nan() { f64::NAN } else { a.max(b) }
 }
 
 /// `MaxPool` / `AveragePool` over each channel plane. Padded cells never win a max;
@@ -35,9 +31,7 @@ pub(super) fn pool(kind: PoolKind, p: &PoolParams, x: &ArrayD<f64>) -> ArrayD<f6
             for ox in 0..ow {
                 let x0 = (ox * sw) as isize - pl as isize;
                 let cols = x0.max(0) as usize..((x0 + kw as isize).min(w as isize)).max(0) as usize;
-                let cells = rows
-                    .clone()
-                    .flat_map(|iy| plane[iy * w..][cols.clone()].iter().copied());
+                let cells = rows.clone().flat_map(|iy| plane[iy * w..][cols.clone()].iter().copied());
                 let count = rows.len() * cols.len();
                 out.push(match kind {
                     PoolKind::Max => cells.fold(f64::NEG_INFINITY, nan_max),
@@ -61,9 +55,7 @@ pub(super) fn global_pool(kind: PoolKind, x: &ArrayD<f64>) -> ArrayD<f64> {
             let plane = &xd[i * h * w..][..h * w];
             match kind {
                 PoolKind::Max => plane.iter().copied().fold(f64::NEG_INFINITY, nan_max),
-                PoolKind::AvgExcludePad | PoolKind::AvgIncludePad => {
-                    plane.iter().sum::<f64>() / (h * w) as f64
-                }
+                PoolKind::AvgExcludePad | PoolKind::AvgIncludePad => plane.iter().sum::<f64>() / (h * w) as f64,
             }
         })
         .collect();
@@ -101,10 +93,7 @@ mod tests {
         let p = params(2, 1, [1, 1, 1, 1]);
         // 3x3 output; the corner windows each hold one real (negative) cell.
         let got = pool(PoolKind::Max, &p, &x);
-        let want = arr(
-            &[1, 1, 3, 3],
-            &[-5.0, -3.0, -3.0, -4.0, -1.0, -1.0, -4.0, -1.0, -1.0],
-        );
+        let want = arr(&[1, 1, 3, 3], &[-5.0, -3.0, -3.0, -4.0, -1.0, -1.0, -4.0, -1.0, -1.0]);
         assert_close(&got, &want);
     }
 
@@ -119,13 +108,7 @@ mod tests {
     #[test]
     fn global_pools_keep_dims() {
         let x = iota(&[1, 2, 2, 2]).mapv(|v| v - 4.0);
-        assert_close(
-            &global_pool(PoolKind::AvgExcludePad, &x),
-            &arr(&[1, 2, 1, 1], &[-2.5, 1.5]),
-        );
-        assert_close(
-            &global_pool(PoolKind::Max, &x),
-            &arr(&[1, 2, 1, 1], &[-1.0, 3.0]),
-        );
+        assert_close(&global_pool(PoolKind::AvgExcludePad, &x), &arr(&[1, 2, 1, 1], &[-2.5, 1.5]));
+        assert_close(&global_pool(PoolKind::Max, &x), &arr(&[1, 2, 1, 1], &[-1.0, 3.0]));
     }
 }

@@ -16,27 +16,14 @@ pub(super) fn reshape(x: &ArrayD<f64>, shape: &[usize]) -> ArrayD<f64> {
 
 /// Output axis `i` is input axis `perm[i]`.
 pub(super) fn transpose(x: &ArrayD<f64>, perm: &[usize]) -> ArrayD<f64> {
-    x.view()
-        .permuted_axes(IxDyn(perm))
-        .as_standard_layout()
-        .into_owned()
+    x.view().permuted_axes(IxDyn(perm)).as_standard_layout().into_owned()
 }
 
 /// Elements `starts[i], starts[i] + steps[i], ... < ends[i]` along each `axes[i]`.
-pub(super) fn slice(
-    x: &ArrayD<f64>,
-    axes: &[usize],
-    starts: &[usize],
-    ends: &[usize],
-    steps: &[usize],
-) -> ArrayD<f64> {
+pub(super) fn slice(x: &ArrayD<f64>, axes: &[usize], starts: &[usize], ends: &[usize], steps: &[usize]) -> ArrayD<f64> {
     let mut v = x.view();
     for i in 0..axes.len() {
-        let s = Slice::new(
-            starts[i] as isize,
-            Some(ends[i] as isize),
-            steps[i] as isize,
-        );
+        let s = Slice::new(starts[i] as isize, Some(ends[i] as isize), steps[i] as isize);
         v.slice_axis_inplace(Axis(axes[i]), s);
     }
     v.as_standard_layout().into_owned()
@@ -45,23 +32,14 @@ pub(super) fn slice(
 /// ONNX `Gather`: `out[a.., i.., b..] = data[a.., indices[i..], b..]`, negative
 /// indices counting from the end. `Err((index, bound))` for an index outside
 /// `-bound..bound`.
-pub(super) fn gather(
-    data: &ArrayD<f64>,
-    indices: &[i64],
-    indices_shape: &[usize],
-    axis: usize,
-) -> Result<ArrayD<f64>, (i64, usize)> {
+pub(super) fn gather(data: &ArrayD<f64>, indices: &[i64], indices_shape: &[usize], axis: usize) -> Result<ArrayD<f64>, (i64, usize)> {
     let shape = data.shape();
     let bound = shape[axis];
     let outer: usize = shape[..axis].iter().product();
     let inner: usize = shape[axis + 1..].iter().product();
     let mut rows = Vec::with_capacity(indices.len());
     for &i in indices {
-        let r = if i < 0 {
-            i.checked_add(bound as i64)
-        } else {
-            Some(i)
-        };
+        let r = if i < 0 { i.checked_add(bound as i64) } else { Some(i) };
         match r {
             Some(r) if r >= 0 && (r as u64) < bound as u64 => rows.push(r as usize),
             _ => return Err((i, bound)),
@@ -91,10 +69,7 @@ mod tests {
         let x = iota(&[2, 3]);
         let t = transpose(&x, &[1, 0]);
         assert_close(&t, &arr(&[3, 2], &[0.0, 3.0, 1.0, 4.0, 2.0, 5.0]));
-        assert_close(
-            &reshape(&t, &[6]),
-            &arr(&[6], &[0.0, 3.0, 1.0, 4.0, 2.0, 5.0]),
-        );
+        assert_close(&reshape(&t, &[6]), &arr(&[6], &[0.0, 3.0, 1.0, 4.0, 2.0, 5.0]));
         let y = iota(&[2, 3, 4]);
         let p = transpose(&y, &[2, 0, 1]);
         assert_eq!(p.shape(), &[4, 2, 3]);
@@ -117,10 +92,7 @@ mod tests {
     fn gather_with_negative_index_and_matrix_indices() {
         let data = iota(&[3, 2]);
         let got = gather(&data, &[0, -1, 1, 2], &[2, 2], 0).unwrap();
-        assert_close(
-            &got,
-            &arr(&[2, 2, 2], &[0.0, 1.0, 4.0, 5.0, 2.0, 3.0, 4.0, 5.0]),
-        );
+        assert_close(&got, &arr(&[2, 2, 2], &[0.0, 1.0, 4.0, 5.0, 2.0, 3.0, 4.0, 5.0]));
         let cols = gather(&data, &[-2], &[], 1).unwrap();
         assert_close(&cols, &arr(&[3], &[0.0, 2.0, 4.0]));
     }
@@ -130,19 +102,13 @@ mod tests {
         let data = iota(&[3, 2]);
         assert_eq!(gather(&data, &[0, 3], &[2], 0).unwrap_err(), (3, 3));
         assert_eq!(gather(&data, &[-4], &[1], 0).unwrap_err(), (-4, 3));
-        assert_eq!(
-            gather(&data, &[i64::MIN], &[1], 0).unwrap_err(),
-            (i64::MIN, 3)
-        );
+        assert_eq!(gather(&data, &[i64::MIN], &[1], 0).unwrap_err(), (i64::MIN, 3));
     }
 
     #[test]
     fn concat_along_last_axis() {
         let a = iota(&[2, 1]);
         let b = iota(&[2, 2]).mapv(|v| v + 10.0);
-        assert_close(
-            &concat(&[a, b], 1),
-            &arr(&[2, 3], &[0.0, 10.0, 11.0, 1.0, 12.0, 13.0]),
-        );
+        assert_close(&concat(&[a, b], 1), &arr(&[2, 3], &[0.0, 10.0, 11.0, 1.0, 12.0, 13.0]));
     }
 }

@@ -13,10 +13,29 @@ use serde_json::{Map, Value};
 /// Every op name graph.json accepts, sorted.
 pub fn known_ops() -> Vec<&'static str> {
     let mut v: Vec<&'static str> = vec![
-        "AveragePool", "BatchNormalization", "Cast", "Concat", "Conv", "Flatten", "FusedConv",
-        "FusedElementwise", "FusedMatMul", "Gather", "GlobalAveragePool", "GlobalMaxPool",
-        "LayerNormalization", "MatMul", "MaxPool", "ReduceMax", "ReduceMean", "ReduceSum", "Reshape",
-        "Slice", "Softmax", "Split", "Transpose",
+        "AveragePool",
+        "BatchNormalization",
+        "Cast",
+        "Concat",
+        "Conv",
+        "Flatten",
+        "FusedConv",
+        "FusedElementwise",
+        "FusedMatMul",
+        "Gather",
+        "GlobalAveragePool",
+        "GlobalMaxPool",
+        "LayerNormalization",
+        "MatMul",
+        "MaxPool",
+        "ReduceMax",
+        "ReduceMean",
+        "ReduceSum",
+        "Reshape",
+        "Slice",
+        "Softmax",
+        "Split",
+        "Transpose",
     ];
     v.extend(UnaryOp::ALL.iter().map(|u| u.onnx_name()));
     v.extend(BinaryOp::ALL.iter().map(|b| b.onnx_name()));
@@ -73,7 +92,10 @@ impl<'a> Attrs<'a> {
             None => default.ok_or_else(|| self.bad(attr, "a list of integers", "nothing")),
             Some(Value::Array(items)) => items
                 .iter()
-                .map(|v| v.as_i64().ok_or_else(|| self.bad(attr, "a list of integers", Value::Array(items.clone()).to_string())))
+                .map(|v| {
+                    v.as_i64()
+                        .ok_or_else(|| self.bad(attr, "a list of integers", Value::Array(items.clone()).to_string()))
+                })
                 .collect(),
             Some(v) => Err(self.bad(attr, "a list of integers", v.to_string())),
         }
@@ -111,7 +133,11 @@ impl<'a> Attrs<'a> {
         let limit = rank as i64 + i64::from(inclusive);
         let norm = if a < 0 { a + rank as i64 } else { a };
         if norm < 0 || norm >= limit {
-            let range = if inclusive { format!("-{rank}..={rank}") } else { format!("-{rank}..{rank}") };
+            let range = if inclusive {
+                format!("-{rank}..={rank}")
+            } else {
+                format!("-{rank}..{rank}")
+            };
             return Err(self.bad(attr, format!("an axis in {range}"), a.to_string()));
         }
         Ok(norm as usize)
@@ -128,14 +154,22 @@ impl<'a> Attrs<'a> {
             pads: self.fixed("pads", Some([0; 4]))?,
             dilations: self.fixed("dilations", Some([1, 1]))?,
             group: self.int("group", Some(1)).and_then(|g| {
-                if g >= 1 { Ok(g as usize) } else { Err(self.bad("group", "an integer >= 1", g.to_string())) }
+                if g >= 1 {
+                    Ok(g as usize)
+                } else {
+                    Err(self.bad("group", "an integer >= 1", g.to_string()))
+                }
             })?,
         })
     }
 
     fn pool_params(&self) -> Result<PoolParams> {
         let kernel: [usize; 2] = self.fixed("kernel_shape", None)?;
-        Ok(PoolParams { kernel, strides: self.fixed("strides", Some([1, 1]))?, pads: self.fixed("pads", Some([0; 4]))? })
+        Ok(PoolParams {
+            kernel,
+            strides: self.fixed("strides", Some([1, 1]))?,
+            pads: self.fixed("pads", Some([0; 4]))?,
+        })
     }
 }
 
@@ -149,7 +183,11 @@ pub fn build_op(node: &str, op: &str, attrs: &Map<String, Value>, inputs: &[&Ten
             node: node.to_string(),
             op: op.to_string(),
             attr: key.clone(),
-            expected: if allowed.is_empty() { "no attributes".into() } else { format!("one of {}", allowed.join(", ")) },
+            expected: if allowed.is_empty() {
+                "no attributes".into()
+            } else {
+                format!("one of {}", allowed.join(", "))
+            },
             found: "an attribute eqopt does not support".into(),
         });
     }
@@ -190,33 +228,58 @@ fn build_op_unchecked(node: &str, op: &str, attrs: &Map<String, Value>, inputs: 
     Ok(match op {
         "Cast" => {
             let to = a.string("to")?;
-            Op::Cast { to: to.parse::<DType>().map_err(|_| a.bad("to", "a dtype (f32, f64, f16, bf16, i8, i32, i64, bool)", format!("\"{to}\"")))? }
+            Op::Cast {
+                to: to
+                    .parse::<DType>()
+                    .map_err(|_| a.bad("to", "a dtype (f32, f64, f16, bf16, i8, i32, i64, bool)", format!("\"{to}\"")))?,
+            }
         }
         "MatMul" => Op::MatMul,
         "Conv" => Op::Conv(a.conv_params()?),
         "MaxPool" => Op::Pool(PoolKind::Max, a.pool_params()?),
         "AveragePool" => {
-            let kind = if a.int("count_include_pad", Some(0))? != 0 { PoolKind::AvgIncludePad } else { PoolKind::AvgExcludePad };
+            let kind = if a.int("count_include_pad", Some(0))? != 0 {
+                PoolKind::AvgIncludePad
+            } else {
+                PoolKind::AvgExcludePad
+            };
             Op::Pool(kind, a.pool_params()?)
         }
         "GlobalAveragePool" => Op::GlobalPool(PoolKind::AvgExcludePad),
         "GlobalMaxPool" => Op::GlobalPool(PoolKind::Max),
-        "BatchNormalization" => Op::BatchNorm { epsilon: a.float("epsilon", 1e-5)? },
-        "Concat" => Op::Concat { axis: a.axis("axis", None, rank, false)? },
-        "Flatten" => Op::Flatten { axis: a.axis("axis", Some(1), rank, true)? },
-        "Reshape" => Op::Reshape { shape: resolve_reshape(&a, inputs.first().copied())? },
+        "BatchNormalization" => Op::BatchNorm {
+            epsilon: a.float("epsilon", 1e-5)?,
+        },
+        "Concat" => Op::Concat {
+            axis: a.axis("axis", None, rank, false)?,
+        },
+        "Flatten" => Op::Flatten {
+            axis: a.axis("axis", Some(1), rank, true)?,
+        },
+        "Reshape" => Op::Reshape {
+            shape: resolve_reshape(&a, inputs.first().copied())?,
+        },
         "Transpose" => {
             let default: Vec<i64> = (0..rank as i64).rev().collect();
             let perm = a.ints("perm", Some(default))?;
             if perm.iter().any(|&p| p < 0) {
                 return Err(a.bad("perm", "non-negative axes", format!("{perm:?}")));
             }
-            Op::Transpose { perm: perm.into_iter().map(|p| p as usize).collect() }
+            Op::Transpose {
+                perm: perm.into_iter().map(|p| p as usize).collect(),
+            }
         }
         "Slice" => slice_op(&a, inputs.first().copied())?,
-        "Gather" => Op::Gather { axis: a.axis("axis", Some(0), rank, false)? },
-        "Softmax" => Op::Softmax { axis: a.axis("axis", Some(-1), rank, false)? },
-        "LayerNormalization" => Op::LayerNorm { axis: a.axis("axis", Some(-1), rank, false)?, epsilon: a.float("epsilon", 1e-5)? },
+        "Gather" => Op::Gather {
+            axis: a.axis("axis", Some(0), rank, false)?,
+        },
+        "Softmax" => Op::Softmax {
+            axis: a.axis("axis", Some(-1), rank, false)?,
+        },
+        "LayerNormalization" => Op::LayerNorm {
+            axis: a.axis("axis", Some(-1), rank, false)?,
+            epsilon: a.float("epsilon", 1e-5)?,
+        },
         "ReduceSum" | "ReduceMean" | "ReduceMax" => {
             let kind = match op {
                 "ReduceSum" => ReduceKind::Sum,
@@ -238,20 +301,35 @@ fn build_op_unchecked(node: &str, op: &str, attrs: &Map<String, Value>, inputs: 
             }
             axes.sort_unstable();
             axes.dedup();
-            Op::Reduce { kind, axes, keepdims: a.int("keepdims", Some(1))? != 0 }
+            Op::Reduce {
+                kind,
+                axes,
+                keepdims: a.int("keepdims", Some(1))? != 0,
+            }
         }
         "FusedElementwise" => Op::FusedElementwise { expr: a.expr("expr")? },
-        "FusedMatMul" => Op::FusedMatMul { epilogue: a.expr("epilogue")? },
-        "FusedConv" => Op::FusedConv { params: a.conv_params()?, epilogue: a.expr("epilogue")? },
+        "FusedMatMul" => Op::FusedMatMul {
+            epilogue: a.expr("epilogue")?,
+        },
+        "FusedConv" => Op::FusedConv {
+            params: a.conv_params()?,
+            epilogue: a.expr("epilogue")?,
+        },
         _ => {
-            return Err(Error::UnknownOp { node: node.to_string(), op: op.to_string(), known: known_ops().join(", ") });
+            return Err(Error::UnknownOp {
+                node: node.to_string(),
+                op: op.to_string(),
+                known: known_ops().join(", "),
+            });
         }
     })
 }
 
 fn resolve_reshape(a: &Attrs<'_>, x: Option<&TensorType>) -> Result<Vec<usize>> {
     let raw = a.ints("shape", None)?;
-    let Some(x) = x else { return Err(a.bad("shape", "an input to reshape", "none")) };
+    let Some(x) = x else {
+        return Err(a.bad("shape", "an input to reshape", "none"));
+    };
     let mut out = Vec::with_capacity(raw.len());
     let mut infer_at = None;
     for (i, &d) in raw.iter().enumerate() {
@@ -262,13 +340,23 @@ fn resolve_reshape(a: &Attrs<'_>, x: Option<&TensorType>) -> Result<Vec<usize>> 
             }
             0 if i < x.rank() => out.push(x.shape[i]),
             d if d > 0 => out.push(d as usize),
-            _ => return Err(a.bad("shape", "positive dims, 0 (copy the input dim) and at most one -1", format!("{raw:?}"))),
+            _ => {
+                return Err(a.bad(
+                    "shape",
+                    "positive dims, 0 (copy the input dim) and at most one -1",
+                    format!("{raw:?}"),
+                ));
+            }
         }
     }
     if let Some(i) = infer_at {
         let known: usize = out.iter().product();
         if known == 0 || x.numel() % known != 0 {
-            return Err(a.bad("shape", format!("a shape whose known dims divide {} elements", x.numel()), format!("{raw:?}")));
+            return Err(a.bad(
+                "shape",
+                format!("a shape whose known dims divide {} elements", x.numel()),
+                format!("{raw:?}"),
+            ));
         }
         out[i] = x.numel() / known;
     }
@@ -276,13 +364,19 @@ fn resolve_reshape(a: &Attrs<'_>, x: Option<&TensorType>) -> Result<Vec<usize>> 
 }
 
 fn slice_op(a: &Attrs<'_>, x: Option<&TensorType>) -> Result<Op> {
-    let Some(x) = x else { return Err(a.bad("starts", "an input to slice", "none")) };
+    let Some(x) = x else {
+        return Err(a.bad("starts", "an input to slice", "none"));
+    };
     let starts = a.ints("starts", None)?;
     let ends = a.ints("ends", None)?;
     let axes_raw = a.ints("axes", Some((0..starts.len() as i64).collect()))?;
     let steps_raw = a.ints("steps", Some(vec![1; starts.len()]))?;
     if ends.len() != starts.len() || axes_raw.len() != starts.len() || steps_raw.len() != starts.len() {
-        return Err(a.bad("ends", "starts, ends, axes and steps of one length", format!("{} {} {} {}", starts.len(), ends.len(), axes_raw.len(), steps_raw.len())));
+        return Err(a.bad(
+            "ends",
+            "starts, ends, axes and steps of one length",
+            format!("{} {} {} {}", starts.len(), ends.len(), axes_raw.len(), steps_raw.len()),
+        ));
     }
     let mut op = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for i in 0..starts.len() {
@@ -302,7 +396,12 @@ fn slice_op(a: &Attrs<'_>, x: Option<&TensorType>) -> Result<Op> {
         op.2.push(e as usize);
         op.3.push(steps_raw[i] as usize);
     }
-    Ok(Op::Slice { axes: op.0, starts: op.1, ends: op.2, steps: op.3 })
+    Ok(Op::Slice {
+        axes: op.0,
+        starts: op.1,
+        ends: op.2,
+        steps: op.3,
+    })
 }
 
 /// The attribute map that [`build_op`] turns back into `op` (used when writing graph.json).

@@ -17,7 +17,10 @@ pub struct InferError {
 }
 
 fn fail<T>(expected: impl Into<String>, found: impl Into<String>) -> Result<T, InferError> {
-    Err(InferError { expected: expected.into(), found: found.into() })
+    Err(InferError {
+        expected: expected.into(),
+        found: found.into(),
+    })
 }
 
 fn list(tys: &[&TensorType]) -> String {
@@ -115,11 +118,17 @@ fn conv_type(p: &ConvParams, x: &TensorType, w: &TensorType) -> Result<TensorTyp
     let (n, c, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
     let (o, ci, kh, kw) = (w.shape[0], w.shape[1], w.shape[2], w.shape[3]);
     if p.strides.contains(&0) || p.dilations.contains(&0) {
-        return fail("strides and dilations >= 1", format!("strides {:?} dilations {:?}", p.strides, p.dilations));
+        return fail(
+            "strides and dilations >= 1",
+            format!("strides {:?} dilations {:?}", p.strides, p.dilations),
+        );
     }
     if p.group == 0 || c % p.group != 0 || o % p.group != 0 || ci * p.group != c {
         return fail(
-            format!("input channels = w.shape[1] · group ({}) and output channels divisible by group", p.group),
+            format!(
+                "input channels = w.shape[1] · group ({}) and output channels divisible by group",
+                p.group
+            ),
             list(&[x, w]),
         );
     }
@@ -238,8 +247,7 @@ pub fn infer(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, InferError> 
             let mut shape = x.shape.clone();
             shape[*axis] = 0;
             for t in inputs {
-                let agrees = t.rank() == x.rank()
-                    && (0..x.rank()).all(|i| i == *axis || t.shape[i] == x.shape[i]);
+                let agrees = t.rank() == x.rank() && (0..x.rank()).all(|i| i == *axis || t.shape[i] == x.shape[i]);
                 if !agrees {
                     return fail(format!("inputs equal in every dim but axis {axis}"), list(inputs));
                 }
@@ -266,8 +274,7 @@ pub fn infer(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, InferError> 
         }
         Op::Transpose { perm } => {
             let mut seen = vec![false; x.rank()];
-            let ok = perm.len() == x.rank()
-                && perm.iter().all(|&p| p < x.rank() && !std::mem::replace(&mut seen[p], true));
+            let ok = perm.len() == x.rank() && perm.iter().all(|&p| p < x.rank() && !std::mem::replace(&mut seen[p], true));
             if !ok {
                 return fail(format!("a permutation of 0..{}", x.rank()), format!("perm {perm:?}"));
             }
@@ -277,7 +284,10 @@ pub fn infer(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, InferError> 
             let mut shape = x.shape.clone();
             let n = axes.len();
             if starts.len() != n || ends.len() != n || steps.len() != n {
-                return fail("axes, starts, ends and steps of one length", format!("{axes:?} {starts:?} {ends:?} {steps:?}"));
+                return fail(
+                    "axes, starts, ends and steps of one length",
+                    format!("{axes:?} {starts:?} {ends:?} {steps:?}"),
+                );
             }
             for i in 0..n {
                 let a = axes[i];

@@ -25,7 +25,12 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn bad(&self, location: impl Into<String>, expected: impl Into<String>, found: impl Into<String>) -> Error {
-        Error::Format { path: self.path.to_path_buf(), location: location.into(), expected: expected.into(), found: found.into() }
+        Error::Format {
+            path: self.path.to_path_buf(),
+            location: location.into(),
+            expected: expected.into(),
+            found: found.into(),
+        }
     }
 
     fn field<'v>(&self, obj: &'v Map<String, Value>, loc: &str, key: &str) -> Result<&'v Value> {
@@ -54,7 +59,11 @@ impl Ctx<'_> {
         self.array(obj, loc, key, required)?
             .iter()
             .enumerate()
-            .map(|(i, v)| v.as_str().map(str::to_string).ok_or_else(|| self.bad(format!("{loc}.{key}[{i}]"), "a tensor name (string)", short(v))))
+            .map(|(i, v)| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| self.bad(format!("{loc}.{key}[{i}]"), "a tensor name (string)", short(v)))
+            })
             .collect()
     }
 
@@ -62,10 +71,20 @@ impl Ctx<'_> {
         let shape = self
             .array(obj, loc, "shape", true)?
             .iter()
-            .map(|v| v.as_u64().map(|d| d as usize).ok_or_else(|| self.bad(format!("{loc}.shape"), "non-negative integer dims", short(v))))
+            .map(|v| {
+                v.as_u64()
+                    .map(|d| d as usize)
+                    .ok_or_else(|| self.bad(format!("{loc}.shape"), "non-negative integer dims", short(v)))
+            })
             .collect::<Result<Vec<_>>>()?;
         let d = self.str(obj, loc, "dtype")?;
-        let dtype = d.parse::<DType>().map_err(|_| self.bad(format!("{loc}.dtype"), "one of f32, f64, f16, bf16, i8, i32, i64, bool", format!("\"{d}\"")))?;
+        let dtype = d.parse::<DType>().map_err(|_| {
+            self.bad(
+                format!("{loc}.dtype"),
+                "one of f32, f64, f16, bf16, i8, i32, i64, bool",
+                format!("\"{d}\""),
+            )
+        })?;
         Ok(TensorType::new(shape, dtype))
     }
 }
@@ -80,7 +99,10 @@ pub fn load(path: &Path) -> Result<Graph> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     parse(&text, path).map_err(|e| match e {
         Error::Json { .. } | Error::Format { .. } | Error::Io { .. } | Error::Safetensors { .. } | Error::Weights { .. } => e,
-        other => Error::InGraph { path: path.to_path_buf(), source: Box::new(other) },
+        other => Error::InGraph {
+            path: path.to_path_buf(),
+            source: Box::new(other),
+        },
     })
 }
 
@@ -113,9 +135,16 @@ pub fn parse(text: &str, path: &Path) -> Result<Graph> {
     for (i, v) in cx.array(top, "graph", "inputs", true)?.iter().enumerate() {
         let loc = format!("inputs[{i}]");
         let o = cx.object(v, &loc)?;
-        inputs.push(Input { name: cx.str(o, &loc, "name")?.to_string(), ty: cx.tensor_type(o, &loc)? });
+        inputs.push(Input {
+            name: cx.str(o, &loc, "name")?.to_string(),
+            ty: cx.tensor_type(o, &loc)?,
+        });
     }
-    let mut store = WeightStore { path: weights, graph: path.to_path_buf(), bytes: None };
+    let mut store = WeightStore {
+        path: weights,
+        graph: path.to_path_buf(),
+        bytes: None,
+    };
     let mut constants = Vec::new();
     for (i, v) in cx.array(top, "graph", "constants", false)?.iter().enumerate() {
         let loc = format!("constants[{i}]");
@@ -163,16 +192,36 @@ fn raw_nodes(cx: &Ctx<'_>, top: &Map<String, Value>) -> Result<Vec<RawNode>> {
             let a = build::Attrs::new(&name, "Split", &attrs);
             let sizes = a.ints("split", None)?;
             if outputs.len() != sizes.len() || sizes.iter().any(|&s| s < 0) {
-                return Err(cx.bad(format!("{loc}.outputs"), format!("one output name per split size ({} sizes, each >= 0)", sizes.len()), format!("{} outputs", outputs.len())));
+                return Err(cx.bad(
+                    format!("{loc}.outputs"),
+                    format!("one output name per split size ({} sizes, each >= 0)", sizes.len()),
+                    format!("{} outputs", outputs.len()),
+                ));
             }
             for (k, out_name) in outputs.into_iter().enumerate() {
-                out.push(RawNode { name: out_name, op: op.clone(), inputs: inputs.clone(), attrs: attrs.clone(), split_part: Some((k, sizes.clone())) });
+                out.push(RawNode {
+                    name: out_name,
+                    op: op.clone(),
+                    inputs: inputs.clone(),
+                    attrs: attrs.clone(),
+                    split_part: Some((k, sizes.clone())),
+                });
             }
         } else {
             if !outputs.is_empty() && outputs != [name.clone()] {
-                return Err(cx.bad(format!("{loc}.outputs"), format!("no outputs list, or [\"{name}\"] (only Split has several outputs)"), format!("{outputs:?}")));
+                return Err(cx.bad(
+                    format!("{loc}.outputs"),
+                    format!("no outputs list, or [\"{name}\"] (only Split has several outputs)"),
+                    format!("{outputs:?}"),
+                ));
             }
-            out.push(RawNode { name, op, inputs, attrs, split_part: None });
+            out.push(RawNode {
+                name,
+                op,
+                inputs,
+                attrs,
+                split_part: None,
+            });
         }
     }
     Ok(out)
@@ -186,13 +235,20 @@ fn type_nodes(inputs: &[Input], constants: &[Constant], raw: Vec<RawNode>) -> Re
     let named = named.chain(raw.iter().enumerate().map(|(i, n)| (&n.name, ValueRef::Node(i))));
     for (name, r) in named {
         if let Some(prev) = index.get(name) {
-            return Err(Error::DuplicateName { name: name.clone(), first: describe(*prev), second: describe(r) });
+            return Err(Error::DuplicateName {
+                name: name.clone(),
+                first: describe(*prev),
+                second: describe(r),
+            });
         }
         index.insert(name.clone(), r);
     }
     for n in &raw {
         if let Some(bad) = n.inputs.iter().find(|i| !index.contains_key(*i)) {
-            return Err(Error::DanglingInput { node: n.name.clone(), input: bad.clone() });
+            return Err(Error::DanglingInput {
+                node: n.name.clone(),
+                input: bad.clone(),
+            });
         }
     }
     let edges: Vec<(&str, &[String])> = raw.iter().map(|n| (n.name.as_str(), n.inputs.as_slice())).collect();
@@ -214,23 +270,44 @@ fn type_nodes(inputs: &[Input], constants: &[Constant], raw: Vec<RawNode>) -> Re
         };
         let ty = super::infer::infer_node(&n.name, &op, &tys)?;
         types.insert(&n.name, ty.clone());
-        nodes.push(Node { name: n.name.clone(), op, inputs: n.inputs.clone(), ty });
+        nodes.push(Node {
+            name: n.name.clone(),
+            op,
+            inputs: n.inputs.clone(),
+            ty,
+        });
     }
     Ok(nodes)
 }
 
 fn split_slice(node: &str, attrs: &Map<String, Value>, tys: &[&TensorType], k: usize, sizes: &[i64]) -> Result<super::Op> {
     let Some(x) = tys.first() else {
-        return Err(Error::Arity { node: node.to_string(), op: "Split".into(), expected: "1".into(), found: 0 });
+        return Err(Error::Arity {
+            node: node.to_string(),
+            op: "Split".into(),
+            expected: "1".into(),
+            found: 0,
+        });
     };
     let a = build::Attrs::new(node, "Split", attrs);
     let axis = a.axis("axis", Some(0), x.rank(), false)?;
     let total: i64 = sizes.iter().sum();
     if total != x.shape[axis] as i64 {
-        return Err(Error::BadAttr { node: node.to_string(), op: "Split".into(), attr: "split".into(), expected: format!("sizes summing to {} (dim {axis} of {x})", x.shape[axis]), found: format!("{sizes:?}") });
+        return Err(Error::BadAttr {
+            node: node.to_string(),
+            op: "Split".into(),
+            attr: "split".into(),
+            expected: format!("sizes summing to {} (dim {axis} of {x})", x.shape[axis]),
+            found: format!("{sizes:?}"),
+        });
     }
     let start: i64 = sizes[..k].iter().sum();
-    Ok(super::Op::Slice { axes: vec![axis], starts: vec![start as usize], ends: vec![(start + sizes[k]) as usize], steps: vec![1] })
+    Ok(super::Op::Slice {
+        axes: vec![axis],
+        starts: vec![start as usize],
+        ends: vec![(start + sizes[k]) as usize],
+        steps: vec![1],
+    })
 }
 
 /// Lazily opened safetensors weights file.
@@ -243,15 +320,28 @@ struct WeightStore {
 impl WeightStore {
     fn tensor(&mut self, constant: &str, key: &str, ty: &TensorType) -> Result<Tensor> {
         let Some(path) = self.path.clone() else {
-            return Err(Error::Weights { constant: constant.into(), file: self.graph.clone(), problem: format!("refers to weights key \"{key}\" but the graph names no \"weights\" file") });
+            return Err(Error::Weights {
+                constant: constant.into(),
+                file: self.graph.clone(),
+                problem: format!("refers to weights key \"{key}\" but the graph names no \"weights\" file"),
+            });
         };
         if self.bytes.is_none() {
             self.bytes = Some(std::fs::read(&path).map_err(|e| Error::io(&path, e))?);
         }
         let bytes = self.bytes.as_deref().expect("read above");
-        let st = safetensors::SafeTensors::deserialize(bytes).map_err(|source| Error::Safetensors { path: path.clone(), source })?;
-        let bad = |problem: String| Error::Weights { constant: constant.into(), file: path.clone(), problem };
-        let view = st.tensor(key).map_err(|_| bad(format!("weights key \"{key}\" is not in the file")))?;
+        let st = safetensors::SafeTensors::deserialize(bytes).map_err(|source| Error::Safetensors {
+            path: path.clone(),
+            source,
+        })?;
+        let bad = |problem: String| Error::Weights {
+            constant: constant.into(),
+            file: path.clone(),
+            problem,
+        };
+        let view = st
+            .tensor(key)
+            .map_err(|_| bad(format!("weights key \"{key}\" is not in the file")))?;
         let dtype = match view.dtype() {
             safetensors::Dtype::F32 => DType::F32,
             safetensors::Dtype::F64 => DType::F64,
@@ -272,16 +362,35 @@ impl WeightStore {
 }
 
 fn const_init(cx: &Ctx<'_>, o: &Map<String, Value>, loc: &str, name: &str, ty: &TensorType, store: &mut WeightStore) -> Result<ConstInit> {
-    let kinds: Vec<&str> = ["values", "fill", "random", "weights"].into_iter().filter(|k| o.contains_key(*k)).collect();
+    let kinds: Vec<&str> = ["values", "fill", "random", "weights"]
+        .into_iter()
+        .filter(|k| o.contains_key(*k))
+        .collect();
     if kinds.len() != 1 {
-        return Err(cx.bad(loc, "exactly one of values, fill, random, weights", if kinds.is_empty() { "none".to_string() } else { kinds.join(" and ") }));
+        return Err(cx.bad(
+            loc,
+            "exactly one of values, fill, random, weights",
+            if kinds.is_empty() {
+                "none".to_string()
+            } else {
+                kinds.join(" and ")
+            },
+        ));
     }
     let num = |v: &Value, what: &str| v.as_f64().ok_or_else(|| cx.bad(format!("{loc}.{what}"), "a number", short(v)));
     match kinds[0] {
         "values" => {
-            let vals = cx.array(o, loc, "values", true)?.iter().map(|v| num(v, "values")).collect::<Result<Vec<f64>>>()?;
+            let vals = cx
+                .array(o, loc, "values", true)?
+                .iter()
+                .map(|v| num(v, "values"))
+                .collect::<Result<Vec<f64>>>()?;
             if vals.len() != ty.numel() {
-                return Err(cx.bad(format!("{loc}.values"), format!("{} values for shape {}", ty.numel(), crate::dtype::ShapeDisplay(&ty.shape)), format!("{} values", vals.len())));
+                return Err(cx.bad(
+                    format!("{loc}.values"),
+                    format!("{} values for shape {}", ty.numel(), crate::dtype::ShapeDisplay(&ty.shape)),
+                    format!("{} values", vals.len()),
+                ));
             }
             Ok(ConstInit::Values(vals))
         }
@@ -293,12 +402,33 @@ fn const_init(cx: &Ctx<'_>, o: &Map<String, Value>, loc: &str, name: &str, ty: &
                 Some(v) => num(v, &format!("random.{k}")),
                 None => d.ok_or_else(|| cx.bad(format!("{rloc}.{k}"), "a number", "nothing")),
             };
-            let seed = r.get("seed").and_then(Value::as_u64).ok_or_else(|| cx.bad(format!("{rloc}.seed"), "a non-negative integer", r.get("seed").map_or("nothing".into(), short)))?;
+            let seed = r.get("seed").and_then(Value::as_u64).ok_or_else(|| {
+                cx.bad(
+                    format!("{rloc}.seed"),
+                    "a non-negative integer",
+                    r.get("seed").map_or("nothing".into(), short),
+                )
+            })?;
             let dist = match cx.str(r, &rloc, "dist")? {
-                "normal" => Distribution::Normal { mean: get("mean", Some(0.0))?, std: get("std", None)? },
-                "uniform" => Distribution::Uniform { low: get("low", None)?, high: get("high", None)? },
-                "randint" => Distribution::RandInt { low: get("low", None)? as i64, high: get("high", None)? as i64 },
-                other => return Err(cx.bad(format!("{rloc}.dist"), "\"normal\", \"uniform\" or \"randint\"", format!("\"{other}\""))),
+                "normal" => Distribution::Normal {
+                    mean: get("mean", Some(0.0))?,
+                    std: get("std", None)?,
+                },
+                "uniform" => Distribution::Uniform {
+                    low: get("low", None)?,
+                    high: get("high", None)?,
+                },
+                "randint" => Distribution::RandInt {
+                    low: get("low", None)? as i64,
+                    high: get("high", None)? as i64,
+                },
+                other => {
+                    return Err(cx.bad(
+                        format!("{rloc}.dist"),
+                        "\"normal\", \"uniform\" or \"randint\"",
+                        format!("\"{other}\""),
+                    ));
+                }
             };
             Ok(ConstInit::Random { dist, seed })
         }
@@ -323,47 +453,77 @@ pub fn to_json(graph: &Graph, weights_file: Option<&str>) -> Value {
         m.insert("shape".into(), ty.shape.clone().into());
         m.insert("dtype".into(), ty.dtype.name().into());
     };
-    let inputs: Vec<Value> = graph.inputs.iter().map(|x| {
-        let mut m = Map::new();
-        m.insert("name".into(), x.name.clone().into());
-        tt(&mut m, &x.ty);
-        Value::Object(m)
-    }).collect();
+    let inputs: Vec<Value> = graph
+        .inputs
+        .iter()
+        .map(|x| {
+            let mut m = Map::new();
+            m.insert("name".into(), x.name.clone().into());
+            tt(&mut m, &x.ty);
+            Value::Object(m)
+        })
+        .collect();
     top.insert("inputs".into(), inputs.into());
     top.insert("outputs".into(), graph.outputs.clone().into());
-    let constants: Vec<Value> = graph.constants.iter().map(|c| {
-        let mut m = Map::new();
-        m.insert("name".into(), c.name.clone().into());
-        tt(&mut m, &c.ty);
-        match &c.init {
-            ConstInit::Values(v) => { m.insert("values".into(), v.clone().into()); }
-            ConstInit::Fill(x) => { m.insert("fill".into(), (*x).into()); }
-            ConstInit::Random { dist, seed } => {
-                let mut r = Map::new();
-                match dist {
-                    Distribution::Normal { mean, std } => { r.insert("dist".into(), "normal".into()); r.insert("mean".into(), (*mean).into()); r.insert("std".into(), (*std).into()); }
-                    Distribution::Uniform { low, high } => { r.insert("dist".into(), "uniform".into()); r.insert("low".into(), (*low).into()); r.insert("high".into(), (*high).into()); }
-                    Distribution::RandInt { low, high } => { r.insert("dist".into(), "randint".into()); r.insert("low".into(), (*low).into()); r.insert("high".into(), (*high).into()); }
+    let constants: Vec<Value> = graph
+        .constants
+        .iter()
+        .map(|c| {
+            let mut m = Map::new();
+            m.insert("name".into(), c.name.clone().into());
+            tt(&mut m, &c.ty);
+            match &c.init {
+                ConstInit::Values(v) => {
+                    m.insert("values".into(), v.clone().into());
                 }
-                r.insert("seed".into(), (*seed).into());
-                m.insert("random".into(), Value::Object(r));
+                ConstInit::Fill(x) => {
+                    m.insert("fill".into(), (*x).into());
+                }
+                ConstInit::Random { dist, seed } => {
+                    let mut r = Map::new();
+                    match dist {
+                        Distribution::Normal { mean, std } => {
+                            r.insert("dist".into(), "normal".into());
+                            r.insert("mean".into(), (*mean).into());
+                            r.insert("std".into(), (*std).into());
+                        }
+                        Distribution::Uniform { low, high } => {
+                            r.insert("dist".into(), "uniform".into());
+                            r.insert("low".into(), (*low).into());
+                            r.insert("high".into(), (*high).into());
+                        }
+                        Distribution::RandInt { low, high } => {
+                            r.insert("dist".into(), "randint".into());
+                            r.insert("low".into(), (*low).into());
+                            r.insert("high".into(), (*high).into());
+                        }
+                    }
+                    r.insert("seed".into(), (*seed).into());
+                    m.insert("random".into(), Value::Object(r));
+                }
+                ConstInit::Data(_) => {
+                    m.insert("weights".into(), c.name.clone().into());
+                }
             }
-            ConstInit::Data(_) => { m.insert("weights".into(), c.name.clone().into()); }
-        }
-        Value::Object(m)
-    }).collect();
+            Value::Object(m)
+        })
+        .collect();
     top.insert("constants".into(), constants.into());
-    let nodes: Vec<Value> = graph.nodes.iter().map(|n| {
-        let mut m = Map::new();
-        m.insert("name".into(), n.name.clone().into());
-        m.insert("op".into(), n.op.name().into());
-        m.insert("inputs".into(), n.inputs.clone().into());
-        let attrs = build::op_attrs(&n.op);
-        if !attrs.is_empty() {
-            m.insert("attrs".into(), Value::Object(attrs));
-        }
-        Value::Object(m)
-    }).collect();
+    let nodes: Vec<Value> = graph
+        .nodes
+        .iter()
+        .map(|n| {
+            let mut m = Map::new();
+            m.insert("name".into(), n.name.clone().into());
+            m.insert("op".into(), n.op.name().into());
+            m.insert("inputs".into(), n.inputs.clone().into());
+            let attrs = build::op_attrs(&n.op);
+            if !attrs.is_empty() {
+                m.insert("attrs".into(), Value::Object(attrs));
+            }
+            Value::Object(m)
+        })
+        .collect();
     top.insert("nodes".into(), nodes.into());
     Value::Object(top)
 }
@@ -396,10 +556,16 @@ pub fn weights_bytes(graph: &Graph, path: &Path) -> Result<Vec<u8>> {
             };
             safetensors::tensor::TensorView::new(dtype, ty.shape.clone(), bytes)
                 .map(|v| (name.clone(), v))
-                .map_err(|source| Error::Safetensors { path: path.to_path_buf(), source })
+                .map_err(|source| Error::Safetensors {
+                    path: path.to_path_buf(),
+                    source,
+                })
         })
         .collect::<Result<_>>()?;
-    safetensors::serialize(views, None).map_err(|source| Error::Safetensors { path: path.to_path_buf(), source })
+    safetensors::serialize(views, None).map_err(|source| Error::Safetensors {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Writes `graph` to `path` (and `<stem>.safetensors` beside it when some constant

@@ -116,7 +116,10 @@ impl Graph {
         for n in &nodes {
             for inp in &n.inputs {
                 if !index.contains_key(inp) {
-                    return Err(Error::DanglingInput { node: n.name.clone(), input: inp.clone() });
+                    return Err(Error::DanglingInput {
+                        node: n.name.clone(),
+                        input: inp.clone(),
+                    });
                 }
             }
         }
@@ -127,7 +130,14 @@ impl Graph {
         for i in order {
             sorted.push(slots[i].take().expect("topological order visits each node once"));
         }
-        let mut graph = Graph { name: name.into(), inputs, constants, nodes: Vec::new(), outputs, index };
+        let mut graph = Graph {
+            name: name.into(),
+            inputs,
+            constants,
+            nodes: Vec::new(),
+            outputs,
+            index,
+        };
         for (i, n) in sorted.iter().enumerate() {
             graph.index.insert(n.name.clone(), ValueRef::Node(i));
         }

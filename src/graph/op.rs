@@ -220,7 +220,12 @@ pub struct ConvParams {
 
 impl Default for ConvParams {
     fn default() -> Self {
-        ConvParams { strides: [1, 1], pads: [0; 4], dilations: [1, 1], group: 1 }
+        ConvParams {
+            strides: [1, 1],
+            pads: [0; 4],
+            dilations: [1, 1],
+            group: 1,
+        }
     }
 }
 
@@ -382,7 +387,9 @@ impl Op {
             Op::Softmax { .. } => "Softmax",
             Op::LayerNorm { .. } => "LayerNormalization",
             Op::Reduce { kind: ReduceKind::Sum, .. } => "ReduceSum",
-            Op::Reduce { kind: ReduceKind::Mean, .. } => "ReduceMean",
+            Op::Reduce {
+                kind: ReduceKind::Mean, ..
+            } => "ReduceMean",
             Op::Reduce { kind: ReduceKind::Max, .. } => "ReduceMax",
             Op::FusedElementwise { .. } => "FusedElementwise",
             Op::FusedMatMul { .. } => "FusedMatMul",
@@ -423,10 +430,7 @@ impl Op {
     pub fn is_view(&self) -> bool {
         matches!(
             self,
-            Op::Reshape { .. }
-                | Op::Flatten { .. }
-                | Op::Unary(UnaryOp::Identity)
-                | Op::Unary(UnaryOp::Dropout)
+            Op::Reshape { .. } | Op::Flatten { .. } | Op::Unary(UnaryOp::Identity) | Op::Unary(UnaryOp::Dropout)
         )
     }
 }
@@ -483,7 +487,7 @@ mod tests {
             (0.5, 0.5204998778130465),
             (1.0, 0.8427007929497149),
             (2.0, 0.9953222650189527),
-            (2.5, 0.9995930479825550),
+            (2.5, 0.999_593_047_982_555),
             (3.0, 0.9999779095030014),
             (-1.5, -0.9661051464753108),
         ];

@@ -157,9 +157,7 @@ impl ConstInit {
         match self {
             ConstInit::Values(v) => Arc::new(Tensor::from_f64(ty.clone(), v)),
             ConstInit::Fill(x) => Arc::new(Tensor::from_f64(ty.clone(), &vec![*x; ty.numel()])),
-            ConstInit::Random { dist, seed } => {
-                Arc::new(Tensor::from_f64(ty.clone(), &random_values(dist, *seed, ty.numel())))
-            }
+            ConstInit::Random { dist, seed } => Arc::new(Tensor::from_f64(ty.clone(), &random_values(dist, *seed, ty.numel()))),
             ConstInit::Data(t) => t.clone(),
         }
     }

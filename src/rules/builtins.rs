@@ -39,16 +39,40 @@ pub struct BuiltinSpec {
 
 /// Built-in appliers usable on right-hand sides.
 pub const BUILTIN_APPLIERS: &[BuiltinSpec] = &[
-    BuiltinSpec { name: "compose-transpose", arities: &[3], doc: "(@compose-transpose ?p ?q ?x): one transpose equal to (transpose ?p (transpose ?q ?x))" },
-    BuiltinSpec { name: "fold-batchnorm", arities: &[8, 9], doc: "(@fold-batchnorm ?eps ?params ?x ?w [?bias] ?scale ?shift ?mean ?var): a conv with the batch norm folded into constant weights and bias" },
-    BuiltinSpec { name: "merge-matmuls", arities: &[5], doc: "(@merge-matmuls ?o1 ?o2 ?x ?w1 ?w2): one matmul of ?x with the concatenated constant weights, sliced back into ?o1 and ?o2" },
+    BuiltinSpec {
+        name: "compose-transpose",
+        arities: &[3],
+        doc: "(@compose-transpose ?p ?q ?x): one transpose equal to (transpose ?p (transpose ?q ?x))",
+    },
+    BuiltinSpec {
+        name: "fold-batchnorm",
+        arities: &[8, 9],
+        doc: "(@fold-batchnorm ?eps ?params ?x ?w [?bias] ?scale ?shift ?mean ?var): a conv with the batch norm folded into constant weights and bias",
+    },
+    BuiltinSpec {
+        name: "merge-matmuls",
+        arities: &[5],
+        doc: "(@merge-matmuls ?o1 ?o2 ?x ?w1 ?w2): one matmul of ?x with the concatenated constant weights, sliced back into ?o1 and ?o2",
+    },
 ];
 
 /// Built-in whole rules (searcher and applier in Rust).
 pub const BUILTIN_RULES: &[BuiltinSpec] = &[
-    BuiltinSpec { name: "elementwise-chain", arities: &[0], doc: "an elementwise op (or fused kernel) whose input is produced by an elementwise op becomes one fused elementwise kernel" },
-    BuiltinSpec { name: "gemm-epilogue", arities: &[0], doc: "an elementwise op on a matmul's product becomes that matmul's epilogue" },
-    BuiltinSpec { name: "conv-epilogue", arities: &[0], doc: "an elementwise op on a convolution's output (bias included) becomes that conv's epilogue" },
+    BuiltinSpec {
+        name: "elementwise-chain",
+        arities: &[0],
+        doc: "an elementwise op (or fused kernel) whose input is produced by an elementwise op becomes one fused elementwise kernel",
+    },
+    BuiltinSpec {
+        name: "gemm-epilogue",
+        arities: &[0],
+        doc: "an elementwise op on a matmul's product becomes that matmul's epilogue",
+    },
+    BuiltinSpec {
+        name: "conv-epilogue",
+        arities: &[0],
+        doc: "an elementwise op on a convolution's output (bias included) becomes that conv's epilogue",
+    },
 ];
 
 /// Which built-in fusion rule.
@@ -117,7 +141,10 @@ fn compose_transpose(egraph: &mut TEGraph, eclass: Id, args: &[Id]) -> Option<(I
     }
     let r: Vec<i64> = p.iter().map(|&i| q[i] as i64).collect();
     let perm = add_attr(egraph, Attr::Ints(r));
-    let new = egraph.add(TNode { op: TOp::Transpose, children: vec![perm, args[2]] });
+    let new = egraph.add(TNode {
+        op: TOp::Transpose,
+        children: vec![perm, args[2]],
+    });
     Some((eclass, new))
 }
 
@@ -136,18 +163,27 @@ fn fold_batchnorm(egraph: &mut TEGraph, eclass: Id, args: &[Id]) -> Option<(Id, 
         folded = Some(fold_batchnorm_data(eps, &data)?);
         folded.as_ref().map(|f| f.0.clone())
     })?;
-    let bn = egraph.analysis.memo_constant(&format!("{key} bias"), &format!("{wname}.bnfold_bias"), |_| folded.map(|f| f.1))?;
+    let bn = egraph
+        .analysis
+        .memo_constant(&format!("{key} bias"), &format!("{wname}.bnfold_bias"), |_| folded.map(|f| f.1))?;
     let wid = add_const_node(egraph, &wn);
     let bid = add_const_node(egraph, &bn);
     let p = add_attr(egraph, conv_attr(&params));
-    let new = egraph.add(TNode { op: TOp::Conv, children: vec![p, x, wid, bid] });
+    let new = egraph.add(TNode {
+        op: TOp::Conv,
+        children: vec![p, x, wid, bid],
+    });
     Some((eclass, new))
 }
 
 /// Folded weights and bias from `[w, (bias,) scale, shift, mean, var]`.
 fn fold_batchnorm_data(eps: f64, data: &[Arc<Tensor>]) -> Option<(Tensor, Tensor)> {
     let w = &data[0];
-    let (bias, rest) = if data.len() == 6 { (Some(data[1].to_f64()), &data[2..]) } else { (None, &data[1..]) };
+    let (bias, rest) = if data.len() == 6 {
+        (Some(data[1].to_f64()), &data[2..])
+    } else {
+        (None, &data[1..])
+    };
     let [s, beta, m, v] = [0, 1, 2, 3].map(|i| rest[i].to_f64());
     let out_ch = *w.ty.shape.first()?;
     if [s.len(), beta.len(), m.len(), v.len()].iter().any(|&n| n != out_ch) || out_ch == 0 {
@@ -158,7 +194,10 @@ fn fold_batchnorm_data(eps: f64, data: &[Arc<Tensor>]) -> Option<(Tensor, Tensor
     let new_w: Vec<f64> = w.to_f64().iter().enumerate().map(|(i, &x)| x * factor[i / per.max(1)]).collect();
     let b0 = bias.unwrap_or_else(|| vec![0.0; out_ch]);
     let new_b: Vec<f64> = (0..out_ch).map(|o| (b0[o] - m[o]) * factor[o] + beta[o]).collect();
-    Some((Tensor::from_f64(w.ty.clone(), &new_w), Tensor::from_f64(TensorType::new(vec![out_ch], w.ty.dtype), &new_b)))
+    Some((
+        Tensor::from_f64(w.ty.clone(), &new_w),
+        Tensor::from_f64(TensorType::new(vec![out_ch], w.ty.dtype), &new_b),
+    ))
 }
 
 fn merge_matmuls(egraph: &mut TEGraph, args: &[Id]) -> Option<Vec<(Id, Id)>> {
@@ -174,21 +213,29 @@ fn merge_matmuls(egraph: &mut TEGraph, args: &[Id]) -> Option<Vec<(Id, Id)>> {
     }
     let (k, a, b) = (t1.shape[0], t1.shape[1], t2.shape[1]);
     let merged_name = format!("{n1}+{n2}");
-    let name = egraph.analysis.memo_constant(&format!("merge-matmuls {merged_name}"), &merged_name, |an| {
-        let (v1, v2) = (an.constant_data(&n1)?.to_f64(), an.constant_data(&n2)?.to_f64());
-        let mut merged = Vec::with_capacity(k * (a + b));
-        for r in 0..k {
-            merged.extend_from_slice(&v1[r * a..(r + 1) * a]);
-            merged.extend_from_slice(&v2[r * b..(r + 1) * b]);
-        }
-        Some(Tensor::from_f64(TensorType::new(vec![k, a + b], t1.dtype), &merged))
-    })?;
+    let name = egraph
+        .analysis
+        .memo_constant(&format!("merge-matmuls {merged_name}"), &merged_name, |an| {
+            let (v1, v2) = (an.constant_data(&n1)?.to_f64(), an.constant_data(&n2)?.to_f64());
+            let mut merged = Vec::with_capacity(k * (a + b));
+            for r in 0..k {
+                merged.extend_from_slice(&v1[r * a..(r + 1) * a]);
+                merged.extend_from_slice(&v2[r * b..(r + 1) * b]);
+            }
+            Some(Tensor::from_f64(TensorType::new(vec![k, a + b], t1.dtype), &merged))
+        })?;
     let wid = add_const_node(egraph, &name);
-    let mm = egraph.add(TNode { op: TOp::MatMul, children: vec![x, wid] });
+    let mm = egraph.add(TNode {
+        op: TOp::MatMul,
+        children: vec![x, wid],
+    });
     let rank = ty_of(egraph, mm)?.rank();
     let mut slice = |start: usize, end: usize| {
         let attrs = [vec![rank as i64 - 1], vec![start as i64], vec![end as i64], vec![1]].map(|v| add_attr(egraph, Attr::Ints(v)));
-        egraph.add(TNode { op: TOp::Slice, children: vec![attrs[0], attrs[1], attrs[2], attrs[3], mm] })
+        egraph.add(TNode {
+            op: TOp::Slice,
+            children: vec![attrs[0], attrs[1], attrs[2], attrs[3], mm],
+        })
     };
     let s1 = slice(0, a);
     let s2 = slice(a, a + b);
@@ -221,30 +268,73 @@ fn producer(egraph: &mut TEGraph, n: &TNode, kind: FuseKind) -> Option<Producer>
     match (kind, &n.op) {
         (FuseKind::Elementwise, _) => {
             let e = elementwise_expr(egraph, n)?;
-            Some(Producer { op: TOp::FusedElementwise, attrs: vec![], anchor_inputs: vec![], epilogue: e, extras: n.inputs().to_vec() })
+            Some(Producer {
+                op: TOp::FusedElementwise,
+                attrs: vec![],
+                anchor_inputs: vec![],
+                epilogue: e,
+                extras: n.inputs().to_vec(),
+            })
         }
-        (FuseKind::Gemm, TOp::MatMul) => Some(Producer { op: TOp::FusedMatMul, attrs: vec![], anchor_inputs: n.children.clone(), epilogue: EwExpr::Input(0), extras: vec![] }),
+        (FuseKind::Gemm, TOp::MatMul) => Some(Producer {
+            op: TOp::FusedMatMul,
+            attrs: vec![],
+            anchor_inputs: n.children.clone(),
+            epilogue: EwExpr::Input(0),
+            extras: vec![],
+        }),
         (FuseKind::Gemm, TOp::FusedMatMul) => {
             let e = expr_at(0)?;
-            Some(Producer { op: TOp::FusedMatMul, attrs: vec![], anchor_inputs: n.children[1..3].to_vec(), epilogue: e, extras: n.children[3..].to_vec() })
+            Some(Producer {
+                op: TOp::FusedMatMul,
+                attrs: vec![],
+                anchor_inputs: n.children[1..3].to_vec(),
+                epilogue: e,
+                extras: n.children[3..].to_vec(),
+            })
         }
         (FuseKind::Conv, TOp::Conv) => {
             let params = n.children[0];
             let (x, w) = (n.children[1], n.children[2]);
             match n.children.get(3) {
-                None => Some(Producer { op: TOp::FusedConv, attrs: vec![params], anchor_inputs: vec![x, w], epilogue: EwExpr::Input(0), extras: vec![] }),
+                None => Some(Producer {
+                    op: TOp::FusedConv,
+                    attrs: vec![params],
+                    anchor_inputs: vec![x, w],
+                    epilogue: EwExpr::Input(0),
+                    extras: vec![],
+                }),
                 Some(&b) => {
                     let o = ty_of(egraph, b)?.shape[0];
                     let shape = add_attr(egraph, Attr::Ints(vec![o as i64, 1, 1]));
-                    let rb = egraph.add(TNode { op: TOp::Reshape, children: vec![shape, b] });
-                    let add = EwExpr::Binary(crate::graph::op::BinaryOp::Add, Box::new(EwExpr::Input(0)), Box::new(EwExpr::Input(1)));
-                    Some(Producer { op: TOp::FusedConv, attrs: vec![params], anchor_inputs: vec![x, w], epilogue: add, extras: vec![rb] })
+                    let rb = egraph.add(TNode {
+                        op: TOp::Reshape,
+                        children: vec![shape, b],
+                    });
+                    let add = EwExpr::Binary(
+                        crate::graph::op::BinaryOp::Add,
+                        Box::new(EwExpr::Input(0)),
+                        Box::new(EwExpr::Input(1)),
+                    );
+                    Some(Producer {
+                        op: TOp::FusedConv,
+                        attrs: vec![params],
+                        anchor_inputs: vec![x, w],
+                        epilogue: add,
+                        extras: vec![rb],
+                    })
                 }
             }
         }
         (FuseKind::Conv, TOp::FusedConv) => {
             let e = expr_at(1)?;
-            Some(Producer { op: TOp::FusedConv, attrs: vec![n.children[0]], anchor_inputs: n.children[2..4].to_vec(), epilogue: e, extras: n.children[4..].to_vec() })
+            Some(Producer {
+                op: TOp::FusedConv,
+                attrs: vec![n.children[0]],
+                anchor_inputs: n.children[2..4].to_vec(),
+                epilogue: e,
+                extras: n.children[4..].to_vec(),
+            })
         }
         _ => None,
     }
@@ -308,14 +398,22 @@ pub fn fuse_class(egraph: &mut TEGraph, eclass: Id, kind: FuseKind) -> Vec<(Id, 
                 let pmap: Vec<usize> = prod.extras.iter().map(|&e| index_of(&mut extras, e)).collect();
                 let cmap: Vec<usize> = cin.iter().map(|&e| index_of(&mut extras, e)).collect();
                 let pexpr = prod.epilogue.remap_inputs(&|k| {
-                    if base == 1 && k == 0 { EwExpr::Input(0) } else { EwExpr::Input(pmap[k - base] + base) }
+                    if base == 1 && k == 0 {
+                        EwExpr::Input(0)
+                    } else {
+                        EwExpr::Input(pmap[k - base] + base)
+                    }
                 });
                 let expr = ce.remap_inputs(&|i| if i == j { pexpr.clone() } else { EwExpr::Input(cmap[i] + base) });
                 // The consumer input j itself is not read by the fused kernel unless used elsewhere.
                 let used: Vec<usize> = (0..extras.len()).filter(|&k| expr_uses(&expr, k + base)).collect();
                 let compact: Vec<Id> = used.iter().map(|&k| extras[k]).collect();
                 let expr = expr.remap_inputs(&|i| {
-                    if base == 1 && i == 0 { EwExpr::Input(0) } else { EwExpr::Input(used.iter().position(|&k| k + base == i).map_or(i, |p| p + base)) }
+                    if base == 1 && i == 0 {
+                        EwExpr::Input(0)
+                    } else {
+                        EwExpr::Input(used.iter().position(|&k| k + base == i).map_or(i, |p| p + base))
+                    }
                 });
                 if expr.num_ops() > MAX_FUSED_OPS || compact.len() + prod.anchor_inputs.len() > MAX_FUSED_INPUTS {
                     continue;
@@ -325,7 +423,10 @@ pub fn fuse_class(egraph: &mut TEGraph, eclass: Id, kind: FuseKind) -> Vec<(Id, 
                 children.push(leaf);
                 children.extend(&prod.anchor_inputs);
                 children.extend(&compact);
-                let new = egraph.add(TNode { op: prod.op.clone(), children });
+                let new = egraph.add(TNode {
+                    op: prod.op.clone(),
+                    children,
+                });
                 if egraph.find(new) != egraph.find(eclass) && matches!(egraph[new].data, Facts::Tensor(_) | Facts::Invalid(_)) {
                     budget -= 1;
                     out.push((eclass, new));

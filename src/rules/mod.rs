@@ -124,7 +124,12 @@ impl RuleSet {
         let mut seen = std::collections::BTreeSet::new();
         for r in &rules {
             if !seen.insert(r.name.clone()) {
-                return Err(Error::RuleInvalid { file: file.into(), line: r.line, rule: r.name.clone(), problem: "a rule of this name is already defined in the file".into() });
+                return Err(Error::RuleInvalid {
+                    file: file.into(),
+                    line: r.line,
+                    rule: r.name.clone(),
+                    problem: "a rule of this name is already defined in the file".into(),
+                });
             }
         }
         self.families.retain(|(f, _, _)| f != family);
@@ -136,10 +141,17 @@ impl RuleSet {
     /// Adds every `*.rules` file of `dir` (sorted by name) as a family named by the file stem.
     pub fn add_dir(&mut self, dir: &Path) -> Result<()> {
         let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-        let mut files: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "rules")).collect();
+        let mut files: Vec<_> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "rules"))
+            .collect();
         files.sort();
         if files.is_empty() {
-            return Err(Error::Usage { option: "--rules".into(), expected: "a directory holding *.rules files".into(), found: format!("none in {}", dir.display()) });
+            return Err(Error::Usage {
+                option: "--rules".into(),
+                expected: "a directory holding *.rules files".into(),
+                found: format!("none in {}", dir.display()),
+            });
         }
         for path in files {
             let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
@@ -170,16 +182,28 @@ impl RuleSet {
     pub fn inventory(&self) -> String {
         let mut out = String::new();
         for r in self.rules() {
-            let cond = if r.text.conditions.is_empty() { String::new() } else { format!("  if {}", r.text.conditions) };
+            let cond = if r.text.conditions.is_empty() {
+                String::new()
+            } else {
+                format!("  if {}", r.text.conditions)
+            };
             let approx = if r.approx { " [approx]" } else { "" };
-            out.push_str(&format!("{:<9} {:<34} {} {} {}{}{}\n", r.family, r.name, r.text.lhs, r.text.direction, r.text.rhs, cond, approx));
+            out.push_str(&format!(
+                "{:<9} {:<34} {} {} {}{}{}\n",
+                r.family, r.name, r.text.lhs, r.text.direction, r.text.rhs, cond, approx
+            ));
         }
         out
     }
 }
 
 fn invalid(rt: &RuleText, file: &str, problem: impl Into<String>) -> Error {
-    Error::RuleInvalid { file: file.into(), line: rt.pos.line, rule: rt.name.clone(), problem: problem.into() }
+    Error::RuleInvalid {
+        file: file.into(),
+        line: rt.pos.line,
+        rule: rt.name.clone(),
+        problem: problem.into(),
+    }
 }
 
 fn side_text(s: &Side) -> String {
@@ -192,7 +216,13 @@ fn side_text(s: &Side) -> String {
 fn pattern(rt: &RuleText, file: &str, s: &Sexp) -> Result<Pattern<crate::lang::TNode>> {
     s.to_string().parse::<Pattern<crate::lang::TNode>>().map_err(|e| {
         let pos = s.pos();
-        Error::RuleSyntax { file: file.into(), line: pos.line, column: pos.column, expected: format!("a valid pattern in rule {}", rt.name), found: e.to_string() }
+        Error::RuleSyntax {
+            file: file.into(),
+            line: pos.line,
+            column: pos.column,
+            expected: format!("a valid pattern in rule {}", rt.name),
+            found: e.to_string(),
+        }
     })
 }
 
@@ -206,23 +236,52 @@ fn var(rt: &RuleText, file: &str, s: &Sexp) -> Result<Var> {
 /// Checks one parsed rule and compiles it (both directions for `<=>`).
 pub fn compile(rt: &RuleText, family: &str, file: &str) -> Result<Vec<Rule>> {
     if !rt.name.starts_with(&format!("{family}/")) {
-        return Err(invalid(rt, file, format!("rule names in {family}.rules must start with \"{family}/\"")));
+        return Err(invalid(
+            rt,
+            file,
+            format!("rule names in {family}.rules must start with \"{family}/\""),
+        ));
     }
-    let base = |lhs, rhs, conditions, text| Rule { name: rt.name.clone(), family: family.into(), file: file.into(), line: rt.pos.line, approx: rt.approx, lhs, rhs, conditions, text };
+    let base = |lhs, rhs, conditions, text| Rule {
+        name: rt.name.clone(),
+        family: family.into(),
+        file: file.into(),
+        line: rt.pos.line,
+        approx: rt.approx,
+        lhs,
+        rhs,
+        conditions,
+        text,
+    };
     match &rt.body {
         Body::Builtin(name, _) => {
             let kind = builtins::FuseKind::by_name(name).ok_or_else(|| {
                 let known: Vec<&str> = builtins::BUILTIN_RULES.iter().map(|b| b.name).collect();
                 invalid(rt, file, format!("unknown built-in rule @{name} (known: {})", known.join(", ")))
             })?;
-            let text = RuleDisplay { direction: "builtin".into(), lhs: format!("@{name}"), rhs: String::new(), conditions: String::new() };
+            let text = RuleDisplay {
+                direction: "builtin".into(),
+                lhs: format!("@{name}"),
+                rhs: String::new(),
+                conditions: String::new(),
+            };
             Ok(vec![base(Lhs::Builtin(kind), Rhs::Fuse(kind), vec![], text)])
         }
-        Body::Rewrite { lhs, rhs, direction, conditions } => {
+        Body::Rewrite {
+            lhs,
+            rhs,
+            direction,
+            conditions,
+        } => {
             let conds = conditions.iter().map(|c| condition(rt, file, c)).collect::<Result<Vec<_>>>()?;
             let cond_text = conditions.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(" ");
             let forward = compile_dir(rt, file, lhs, rhs, &conds)?;
-            let text = RuleDisplay { direction: if *direction == Direction::Both { "<=>" } else { "=>" }.into(), lhs: side_text(lhs), rhs: side_text(rhs), conditions: cond_text };
+            let text = RuleDisplay {
+                direction: if *direction == Direction::Both { "<=>" } else { "=>" }.into(),
+                lhs: side_text(lhs),
+                rhs: side_text(rhs),
+                conditions: cond_text,
+            };
             let mut out = vec![base(forward.0, forward.1, conds.clone(), text.clone())];
             if *direction == Direction::Both {
                 let back = compile_dir(rt, file, rhs, lhs, &conds)?;
@@ -239,7 +298,11 @@ fn compile_dir(rt: &RuleText, file: &str, lhs: &Side, rhs: &Side, conds: &[Condi
     let (searcher, bound): (Lhs, Vec<Var>) = match lhs {
         Side::Single(s) => {
             if s.atom().is_some_and(|a| a.starts_with('?')) {
-                return Err(invalid(rt, file, "a left-hand side must be an operator pattern, not a bare variable"));
+                return Err(invalid(
+                    rt,
+                    file,
+                    "a left-hand side must be an operator pattern, not a bare variable",
+                ));
             }
             let p = pattern(rt, file, s)?;
             let vars = p.vars();
@@ -259,7 +322,15 @@ fn compile_dir(rt: &RuleText, file: &str, lhs: &Side, rhs: &Side, conds: &[Condi
         }
     };
     let check_bound = |v: &Var| {
-        if bound.contains(v) { Ok(()) } else { Err(invalid(rt, file, format!("variable {v} is used but not bound by the left-hand side"))) }
+        if bound.contains(v) {
+            Ok(())
+        } else {
+            Err(invalid(
+                rt,
+                file,
+                format!("variable {v} is used but not bound by the left-hand side"),
+            ))
+        }
     };
     for c in conds {
         for a in &c.args {
@@ -277,7 +348,11 @@ fn compile_dir(rt: &RuleText, file: &str, lhs: &Side, rhs: &Side, conds: &[Condi
             })?;
             let args = items[1..].iter().map(|s| var(rt, file, s)).collect::<Result<Vec<_>>>()?;
             if !spec.arities.contains(&args.len()) {
-                return Err(invalid(rt, file, format!("@{name} takes {:?} arguments, found {}", spec.arities, args.len())));
+                return Err(invalid(
+                    rt,
+                    file,
+                    format!("@{name} takes {:?} arguments, found {}", spec.arities, args.len()),
+                ));
             }
             args.iter().try_for_each(check_bound)?;
             Rhs::Builtin(name.to_string(), args)
@@ -300,13 +375,19 @@ fn compile_dir(rt: &RuleText, file: &str, lhs: &Side, rhs: &Side, conds: &[Condi
         }
     };
     if matches!(searcher, Lhs::Pattern(_)) && matches!(applier, Rhs::Multi(_)) {
-        return Err(invalid(rt, file, "a multi-pattern right-hand side needs a multi-pattern left-hand side"));
+        return Err(invalid(
+            rt,
+            file,
+            "a multi-pattern right-hand side needs a multi-pattern left-hand side",
+        ));
     }
     Ok((searcher, applier))
 }
 
 fn condition(rt: &RuleText, file: &str, c: &Sexp) -> Result<Condition> {
-    let Sexp::List(items, _) = c else { return Err(invalid(rt, file, format!("a condition must be (predicate args...), found {c}"))) };
+    let Sexp::List(items, _) = c else {
+        return Err(invalid(rt, file, format!("a condition must be (predicate args...), found {c}")));
+    };
     let name = items[0].atom().expect("lists start with an atom");
     let (idx, spec) = PREDICATES.iter().enumerate().find(|(_, p)| p.name == name).ok_or_else(|| {
         let known: Vec<&str> = PREDICATES.iter().map(|p| p.name).collect();
@@ -314,7 +395,11 @@ fn condition(rt: &RuleText, file: &str, c: &Sexp) -> Result<Condition> {
     })?;
     let args = &items[1..];
     if args.len() != spec.args.len() {
-        return Err(invalid(rt, file, format!("predicate {name} takes {} arguments, found {}", spec.args.len(), args.len())));
+        return Err(invalid(
+            rt,
+            file,
+            format!("predicate {name} takes {} arguments, found {}", spec.args.len(), args.len()),
+        ));
     }
     let mut out = Vec::new();
     for (a, kind) in args.iter().zip(spec.args) {

@@ -149,7 +149,10 @@ fn tokenize(text: &str, file: &str) -> Result<Vec<(Tok, Pos)>, Error> {
         let mut i = 0;
         while i < chars.len() {
             let c = chars[i];
-            let pos = Pos { line: li + 1, column: i + 1 };
+            let pos = Pos {
+                line: li + 1,
+                column: i + 1,
+            };
             if c == '#' {
                 break;
             }
@@ -172,7 +175,13 @@ fn tokenize(text: &str, file: &str) -> Result<Vec<(Tok, Pos)>, Error> {
                 (Tok::Eq, 1)
             } else if c == '[' {
                 let Some(end) = chars[i..].iter().position(|&x| x == ']') else {
-                    return Err(Error::RuleSyntax { file: file.into(), line: pos.line, column: pos.column, expected: "']' closing the list".into(), found: "end of line".into() });
+                    return Err(Error::RuleSyntax {
+                        file: file.into(),
+                        line: pos.line,
+                        column: pos.column,
+                        expected: "']' closing the list".into(),
+                        found: "end of line".into(),
+                    });
                 };
                 let s: String = chars[i..=i + end].iter().filter(|c| !c.is_whitespace()).collect();
                 (Tok::Atom(s), end + 1)
@@ -207,7 +216,13 @@ impl Parser<'_> {
             Some((_, p)) => (p.line, p.column),
             None => self.toks.last().map_or((1, 1), |(_, p)| (p.line, p.column + 1)),
         };
-        Error::RuleSyntax { file: self.file.into(), line, column, expected: expected.into(), found: describe(self.peek()) }
+        Error::RuleSyntax {
+            file: self.file.into(),
+            line,
+            column,
+            expected: expected.into(),
+            found: describe(self.peek()),
+        }
     }
 
     fn at_keyword(&self, kw: &str) -> bool {
@@ -234,7 +249,13 @@ impl Parser<'_> {
                     }
                 }
                 if items.is_empty() || items[0].atom().is_none() {
-                    return Err(Error::RuleSyntax { file: self.file.into(), line: p.line, column: p.column, expected: "an operator name after '('".into(), found: if items.is_empty() { "()".into() } else { "a list".into() } });
+                    return Err(Error::RuleSyntax {
+                        file: self.file.into(),
+                        line: p.line,
+                        column: p.column,
+                        expected: "an operator name after '('".into(),
+                        found: if items.is_empty() { "()".into() } else { "a list".into() },
+                    });
                 }
                 Ok(Sexp::List(items, p))
             }
@@ -251,7 +272,13 @@ impl Parser<'_> {
         let mut var = first;
         loop {
             let Some(v) = var.atom().filter(|a| a.starts_with('?')).map(str::to_string) else {
-                return Err(Error::RuleSyntax { file: self.file.into(), line: var.pos().line, column: var.pos().column, expected: "a variable ?name before '='".into(), found: var.to_string() });
+                return Err(Error::RuleSyntax {
+                    file: self.file.into(),
+                    line: var.pos().line,
+                    column: var.pos().column,
+                    expected: "a variable ?name before '='".into(),
+                    found: var.to_string(),
+                });
             };
             if !matches!(self.peek(), Some((Tok::Eq, _))) {
                 return Err(self.err("'=' after the variable of a multi-pattern"));
@@ -288,7 +315,12 @@ impl Parser<'_> {
             return match self.peek().cloned() {
                 Some((Tok::Atom(a), p)) if a.starts_with('@') => {
                     self.i += 1;
-                    Ok(RuleText { name, pos, approx, body: Body::Builtin(a[1..].to_string(), p) })
+                    Ok(RuleText {
+                        name,
+                        pos,
+                        approx,
+                        body: Body::Builtin(a[1..].to_string(), p),
+                    })
                 }
                 _ => Err(self.err("a built-in rule @name after '='")),
             };
@@ -314,13 +346,27 @@ impl Parser<'_> {
         if self.peek().is_some() && !self.at_keyword("rule") {
             return Err(self.err("'if', the next 'rule' or end of file"));
         }
-        Ok(RuleText { name, pos, approx, body: Body::Rewrite { lhs, rhs, direction, conditions } })
+        Ok(RuleText {
+            name,
+            pos,
+            approx,
+            body: Body::Rewrite {
+                lhs,
+                rhs,
+                direction,
+                conditions,
+            },
+        })
     }
 }
 
 /// Parses a whole rule file. `file` names it in errors.
 pub fn parse_rules(text: &str, file: &str) -> Result<Vec<RuleText>, Error> {
-    let mut p = Parser { toks: tokenize(text, file)?, i: 0, file };
+    let mut p = Parser {
+        toks: tokenize(text, file)?,
+        i: 0,
+        file,
+    };
     let mut rules = Vec::new();
     while p.peek().is_some() {
         if !p.at_keyword("rule") {
@@ -342,12 +388,25 @@ mod tests {
                     rule a/z approx = @thing\nrule a/w (neg (neg ?x)) <=> ?x\n";
         let rules = parse_rules(text, "t.rules").unwrap();
         assert_eq!(rules.len(), 4);
-        let Body::Rewrite { lhs: Side::Single(l), conditions, .. } = &rules[0].body else { panic!("{:?}", rules[0]) };
+        let Body::Rewrite {
+            lhs: Side::Single(l),
+            conditions,
+            ..
+        } = &rules[0].body
+        else {
+            panic!("{:?}", rules[0])
+        };
         assert_eq!(l.to_string(), "(transpose [0,2,1] ?x)");
         assert_eq!(conditions.len(), 1);
         assert!(matches!(&rules[1].body, Body::Rewrite { lhs: Side::Multi(v), .. } if v.len() == 2));
         assert!(rules[2].approx && matches!(&rules[2].body, Body::Builtin(n, _) if n == "thing"));
-        assert!(matches!(&rules[3].body, Body::Rewrite { direction: Direction::Both, .. }));
+        assert!(matches!(
+            &rules[3].body,
+            Body::Rewrite {
+                direction: Direction::Both,
+                ..
+            }
+        ));
     }
 
     #[test]

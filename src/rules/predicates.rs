@@ -39,22 +39,86 @@ use ArgKind::*;
 
 /// Every predicate, in documentation order.
 pub const PREDICATES: &[PredicateSpec] = &[
-    PredicateSpec { name: "is-const", args: &[Tensor], doc: "the tensor depends on constants only" },
-    PredicateSpec { name: "not-const", args: &[Tensor], doc: "the tensor depends on a graph input" },
-    PredicateSpec { name: "rank", args: &[Tensor, Int], doc: "the tensor has exactly this rank" },
-    PredicateSpec { name: "rank-ge", args: &[Tensor, Int], doc: "the tensor has at least this rank" },
-    PredicateSpec { name: "dtype", args: &[Tensor, DType], doc: "the tensor has this dtype" },
-    PredicateSpec { name: "same-shape", args: &[Tensor, Tensor], doc: "the two tensors have equal shapes" },
-    PredicateSpec { name: "same-type", args: &[Tensor, Tensor], doc: "the two tensors have equal shapes and dtypes" },
-    PredicateSpec { name: "dims-equal", args: &[Tensor, Int, Tensor, Int], doc: "dim i of the first equals dim j of the second (negative counts from the end)" },
-    PredicateSpec { name: "broadcasts-to", args: &[Tensor, Tensor], doc: "the first broadcasts to the second's shape without growing it" },
-    PredicateSpec { name: "is-scalar-value", args: &[Tensor, Number], doc: "a small constant whose every element equals the number" },
-    PredicateSpec { name: "identity-perm", args: &[AttrVar], doc: "the permutation is the identity" },
-    PredicateSpec { name: "perms-inverse", args: &[AttrVar, AttrVar], doc: "(transpose p (transpose q x)) is x: q[p[i]] = i for every axis i" },
-    PredicateSpec { name: "swaps-last-two", args: &[AttrVar], doc: "the permutation swaps the last two axes and keeps the rest" },
-    PredicateSpec { name: "shape-is", args: &[AttrVar, Tensor], doc: "the shape attribute equals the tensor's shape" },
-    PredicateSpec { name: "dtype-attr-is", args: &[AttrVar, Tensor], doc: "the dtype attribute equals the tensor's dtype" },
-    PredicateSpec { name: "channel-vector", args: &[Tensor, Tensor], doc: "the first is a vector as long as dim 1 of the second (a per-channel parameter)" },
+    PredicateSpec {
+        name: "is-const",
+        args: &[Tensor],
+        doc: "the tensor depends on constants only",
+    },
+    PredicateSpec {
+        name: "not-const",
+        args: &[Tensor],
+        doc: "the tensor depends on a graph input",
+    },
+    PredicateSpec {
+        name: "rank",
+        args: &[Tensor, Int],
+        doc: "the tensor has exactly this rank",
+    },
+    PredicateSpec {
+        name: "rank-ge",
+        args: &[Tensor, Int],
+        doc: "the tensor has at least this rank",
+    },
+    PredicateSpec {
+        name: "dtype",
+        args: &[Tensor, DType],
+        doc: "the tensor has this dtype",
+    },
+    PredicateSpec {
+        name: "same-shape",
+        args: &[Tensor, Tensor],
+        doc: "the two tensors have equal shapes",
+    },
+    PredicateSpec {
+        name: "same-type",
+        args: &[Tensor, Tensor],
+        doc: "the two tensors have equal shapes and dtypes",
+    },
+    PredicateSpec {
+        name: "dims-equal",
+        args: &[Tensor, Int, Tensor, Int],
+        doc: "dim i of the first equals dim j of the second (negative counts from the end)",
+    },
+    PredicateSpec {
+        name: "broadcasts-to",
+        args: &[Tensor, Tensor],
+        doc: "the first broadcasts to the second's shape without growing it",
+    },
+    PredicateSpec {
+        name: "is-scalar-value",
+        args: &[Tensor, Number],
+        doc: "a small constant whose every element equals the number",
+    },
+    PredicateSpec {
+        name: "identity-perm",
+        args: &[AttrVar],
+        doc: "the permutation is the identity",
+    },
+    PredicateSpec {
+        name: "perms-inverse",
+        args: &[AttrVar, AttrVar],
+        doc: "(transpose p (transpose q x)) is x: q[p[i]] = i for every axis i",
+    },
+    PredicateSpec {
+        name: "swaps-last-two",
+        args: &[AttrVar],
+        doc: "the permutation swaps the last two axes and keeps the rest",
+    },
+    PredicateSpec {
+        name: "shape-is",
+        args: &[AttrVar, Tensor],
+        doc: "the shape attribute equals the tensor's shape",
+    },
+    PredicateSpec {
+        name: "dtype-attr-is",
+        args: &[AttrVar, Tensor],
+        doc: "the dtype attribute equals the tensor's dtype",
+    },
+    PredicateSpec {
+        name: "channel-vector",
+        args: &[Tensor, Tensor],
+        doc: "the first is a vector as long as dim 1 of the second (a per-channel parameter)",
+    },
 ];
 
 /// An argument of a compiled condition.
@@ -131,8 +195,13 @@ impl Condition {
                 n >= 2 && (0..n - 2).all(|i| p[i] == i) && p[n - 2] == n - 1 && p[n - 1] == n - 2
             }),
             "shape-is" => perm(0).zip(tensor(1)).map(|(s, t)| s == t.ty.shape),
-            "dtype-attr-is" => facts(0).and_then(Facts::attr).zip(tensor(1)).map(|(a, t)| *a == Attr::DType(t.ty.dtype)),
-            "channel-vector" => tensor(0).zip(tensor(1)).map(|(v, x)| v.ty.rank() == 1 && x.ty.rank() >= 2 && v.ty.shape[0] == x.ty.shape[1]),
+            "dtype-attr-is" => facts(0)
+                .and_then(Facts::attr)
+                .zip(tensor(1))
+                .map(|(a, t)| *a == Attr::DType(t.ty.dtype)),
+            "channel-vector" => tensor(0)
+                .zip(tensor(1))
+                .map(|(v, x)| v.ty.rank() == 1 && x.ty.rank() >= 2 && v.ty.shape[0] == x.ty.shape[1]),
             _ => None,
         };
         result.unwrap_or(false)

@@ -26,8 +26,11 @@ impl Searcher<TNode, TensorAnalysis> for RuleSearcher {
         match self {
             RuleSearcher::Pattern(p) => p.search_eclass_with_limit(egraph, eclass, limit),
             RuleSearcher::Multi(m) => m.search_eclass_with_limit(egraph, eclass, limit),
-            RuleSearcher::Fuse(kind) => (limit > 0 && class_has_fusion(egraph, eclass, *kind))
-                .then(|| SearchMatches { eclass, substs: vec![Subst::default()], ast: None }),
+            RuleSearcher::Fuse(kind) => (limit > 0 && class_has_fusion(egraph, eclass, *kind)).then(|| SearchMatches {
+                eclass,
+                substs: vec![Subst::default()],
+                ast: None,
+            }),
         }
     }
 
@@ -81,7 +84,11 @@ pub fn checked_union(egraph: &mut TEGraph, rule: Symbol, target: Id, new: Id) ->
         (x, y) => Some((format!("{x:?}"), format!("{y:?}"))),
     };
     if let Some((kept, merged)) = problem {
-        egraph.analysis.conflicts.push(Conflict { rule: rule.to_string(), kept, merged });
+        egraph.analysis.conflicts.push(Conflict {
+            rule: rule.to_string(),
+            kept,
+            merged,
+        });
         return false;
     }
     egraph.analysis.current_rule = Some(rule);
@@ -97,14 +104,21 @@ impl egg::Applier<TNode, TensorAnalysis> for RuleApplier {
         }
         let pairs: Vec<(Id, Id)> = match &self.rhs {
             Rhs::Pattern(p) => vec![(eclass, egraph.add_instantiation(&p.ast, subst))],
-            Rhs::Multi(items) => items.iter().map(|(v, p)| (subst[*v], egraph.add_instantiation(&p.ast, subst))).collect(),
+            Rhs::Multi(items) => items
+                .iter()
+                .map(|(v, p)| (subst[*v], egraph.add_instantiation(&p.ast, subst)))
+                .collect(),
             Rhs::Builtin(name, vars) => {
                 let args: Vec<Id> = vars.iter().map(|v| subst[*v]).collect();
                 apply_builtin(name, egraph, eclass, &args)
             }
             Rhs::Fuse(kind) => fuse_class(egraph, eclass, *kind),
         };
-        pairs.into_iter().filter(|&(t, n)| checked_union(egraph, rule, t, n)).map(|(t, _)| t).collect()
+        pairs
+            .into_iter()
+            .filter(|&(t, n)| checked_union(egraph, rule, t, n))
+            .map(|(t, _)| t)
+            .collect()
     }
 }
 
@@ -124,7 +138,10 @@ pub fn build_rewrites(set: &RuleSet) -> Result<Vec<Rewrite<TNode, TensorAnalysis
     set.rules()
         .map(|rule| {
             let searcher = searcher_of(rule)?;
-            let applier = RuleApplier { conditions: rule.conditions.clone(), rhs: rule.rhs.clone() };
+            let applier = RuleApplier {
+                conditions: rule.conditions.clone(),
+                rhs: rule.rhs.clone(),
+            };
             Rewrite::new(rule.name.as_str(), searcher, applier).map_err(|problem| crate::Error::RuleInvalid {
                 file: rule.file.clone(),
                 line: rule.line,

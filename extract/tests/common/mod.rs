@@ -48,9 +48,7 @@ pub fn random_egraph(rng: &mut Rng) -> CostedEGraph {
                 k => c(k as f64 * 0.5),
             };
             let arity = rng.below(3);
-            let children = (0..arity)
-                .map(|_| ClassId(rng.below(nc as u64) as u32))
-                .collect();
+            let children = (0..arity).map(|_| ClassId(rng.below(nc as u64) as u32)).collect();
             g.add_node(ClassId(i), format!("op{i}_{j}"), cost, children);
         }
     }
@@ -65,9 +63,7 @@ pub fn brute_force(g: &CostedEGraph) -> Option<f64> {
     let mut idx = vec![0usize; nc];
     let mut best: Option<f64> = None;
     loop {
-        let choices: Vec<Option<NodeId>> = (0..nc)
-            .map(|i| g.class_nodes(ClassId(i as u32)).get(idx[i]).copied())
-            .collect();
+        let choices: Vec<Option<NodeId>> = (0..nc).map(|i| g.class_nodes(ClassId(i as u32)).get(idx[i]).copied()).collect();
         let ex = Extraction::from_choices(choices);
         if ex.find_cycle(g).is_none() {
             let cost = ex.dag_cost(g);
