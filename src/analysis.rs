@@ -238,7 +238,7 @@ impl Analysis<TNode> for TensorAnalysis {
                     self.conflicts.push(Conflict {
                         rule: self.current_rule.map_or_else(|| "(congruence)".to_string(), |r| r.to_string()),
                         kept: x.ty.to_string(),
-                        merged: y.ty.to_string(),
+                        merged: format!("type {}", y.ty),
                     });
                     return DidMerge(false, true);
                 }

@@ -179,13 +179,13 @@ pub enum Error {
         problem: String,
     },
     /// A rule equated two e-classes with different tensor types: the rule is unsound.
-    #[error("rule {rule} is unsound: it equated a {lhs} tensor with a {rhs} tensor ({detail})")]
+    #[error("rule {rule} is unsound: the matched class has type {lhs} but the rewritten term has {rhs} ({detail})")]
     UnsoundRule {
         /// Rule name.
         rule: String,
         /// Type of the matched class.
         lhs: String,
-        /// Type of the rewritten term.
+        /// Type of the rewritten term (`type f32[2, 3]`, or `no type: <why>`).
         rhs: String,
         /// The rewritten term, or why it could not be typed.
         detail: String,

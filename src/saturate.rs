@@ -83,15 +83,15 @@ impl Limits {
 
 /// Why saturation stopped.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
-#[serde(tag = "reason", content = "limit")]
+#[serde(tag = "reason", content = "reached")]
 pub enum StopReason {
     /// No rule changed the e-graph.
     Saturated,
-    /// The iteration limit was reached.
+    /// The iteration limit was reached; holds the iterations run.
     IterationLimit(usize),
-    /// The e-node limit was exceeded.
+    /// The e-node limit was exceeded; holds the e-graph's e-node count when it stopped.
     NodeLimit(usize),
-    /// The time limit (seconds) was exceeded.
+    /// The time limit was exceeded; holds the seconds elapsed.
     TimeLimit(f64),
 }
 
@@ -99,9 +99,9 @@ impl std::fmt::Display for StopReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StopReason::Saturated => f.write_str("saturated"),
-            StopReason::IterationLimit(n) => write!(f, "iteration limit ({n})"),
-            StopReason::NodeLimit(n) => write!(f, "node limit ({n})"),
-            StopReason::TimeLimit(s) => write!(f, "time limit ({s} s)"),
+            StopReason::IterationLimit(n) => write!(f, "iteration limit (after {n} iterations)"),
+            StopReason::NodeLimit(n) => write!(f, "node limit (e-graph reached {n} e-nodes)"),
+            StopReason::TimeLimit(s) => write!(f, "time limit ({s:.3} s elapsed)"),
         }
     }
 }

@@ -26,7 +26,13 @@ fn stderr(o: &Output) -> String {
 
 /// Asserts success and returns stdout.
 fn ok(o: &Output) -> String {
-    assert!(o.status.success(), "eqopt failed ({}):\nstdout:\n{}\nstderr:\n{}", o.status, stdout(o), stderr(o));
+    assert!(
+        o.status.success(),
+        "eqopt failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        stdout(o),
+        stderr(o)
+    );
     stdout(o)
 }
 
@@ -53,19 +59,34 @@ fn read_json(p: &Path) -> Value {
 fn optimize_mlp_for_h100_writes_graph_and_report() {
     let dir = tempfile::tempdir().unwrap();
     let (out, rep) = (dir.path().join("out.json"), dir.path().join("r.json"));
-    let text = ok(&eqopt(&["optimize", "examples/mlp.json", "-o", s(&out), "--target", "h100", "--report", s(&rep)]));
+    let text = ok(&eqopt(&[
+        "optimize",
+        "examples/mlp.json",
+        "-o",
+        s(&out),
+        "--target",
+        "h100",
+        "--report",
+        s(&rep),
+    ]));
     assert!(text.contains("estimated latency") && text.contains("kernels"), "{text}");
     assert!(text.contains(&format!("wrote {}", out.display())), "{text}");
     let g = json::load(&out).unwrap();
     assert!(!g.nodes.is_empty());
     let r = read_json(&rep);
-    let (before, after) = (r["before"]["latency_s"].as_f64().unwrap(), r["after"]["latency_s"].as_f64().unwrap());
+    let (before, after) = (
+        r["before"]["latency_s"].as_f64().unwrap(),
+        r["after"]["latency_s"].as_f64().unwrap(),
+    );
     assert!(after < before, "latency {before} -> {after}");
     assert!(r["after"]["kernels"].as_u64().unwrap() < r["before"]["kernels"].as_u64().unwrap());
     assert_eq!(r["target"], "h100");
     assert!(r["stop_reason"]["reason"].is_string(), "{}", r["stop_reason"]);
     assert_eq!(r["limits"]["node_limit"].as_u64(), Some(eqopt::saturate::DEFAULT_NODE_LIMIT as u64));
-    assert_eq!(r["iterations"].as_u64().unwrap() as usize, r["per_iteration"].as_array().unwrap().len());
+    assert_eq!(
+        r["iterations"].as_u64().unwrap() as usize,
+        r["per_iteration"].as_array().unwrap().len()
+    );
 }
 
 #[test]
@@ -132,15 +153,29 @@ fn unknown_target_lists_the_builtin_ones() {
 fn tight_limits_stop_saturation_at_a_limit() {
     let dir = tempfile::tempdir().unwrap();
     let (out, rep) = (dir.path().join("out.json"), dir.path().join("r.json"));
-    let args = ["optimize", "examples/resnet_blocks.json", "-o", s(&out), "--report", s(&rep), "--node-limit", "50", "--iter-limit", "2"];
+    let args = [
+        "optimize",
+        "examples/resnet_blocks.json",
+        "-o",
+        s(&out),
+        "--report",
+        s(&rep),
+        "--node-limit",
+        "50",
+        "--iter-limit",
+        "2",
+    ];
     let text = ok(&eqopt(&args));
     let stopped = text.lines().find(|l| l.starts_with("saturation")).unwrap_or_default();
-    assert!(stopped.contains("stopped: node limit") || stopped.contains("stopped: iteration limit"), "{text}");
+    assert!(
+        stopped.contains("stopped: node limit") || stopped.contains("stopped: iteration limit"),
+        "{text}"
+    );
     let r = read_json(&rep);
-    // `StopReason` is serialized adjacently tagged: {"reason": "NodeLimit", "limit": 50}.
+    // `StopReason` is serialized adjacently tagged: {"reason": "NodeLimit", "reached": 135}.
     let reason = r["stop_reason"]["reason"].as_str().unwrap();
     assert!(["NodeLimit", "IterationLimit"].contains(&reason), "stopped: {}", r["stop_reason"]);
-    assert!(r["stop_reason"]["limit"].is_number(), "{}", r["stop_reason"]);
+    assert!(r["stop_reason"]["reached"].is_number(), "{}", r["stop_reason"]);
     assert_eq!(r["limits"]["node_limit"].as_u64(), Some(50));
     assert_eq!(r["limits"]["iter_limit"].as_u64(), Some(2));
     assert!(r["iterations"].as_u64().unwrap() <= 2);
@@ -151,7 +186,10 @@ fn tight_limits_stop_saturation_at_a_limit() {
 fn rules_list_and_rule_directories() {
     let text = ok(&eqopt(&["rules", "list"]));
     let names: Vec<&str> = text.lines().filter_map(|l| l.split_whitespace().nth(1)).collect();
-    assert!(names.contains(&"fusion/elementwise-chain") && names.contains(&"layout/transpose-cancel"), "{text}");
+    assert!(
+        names.contains(&"fusion/elementwise-chain") && names.contains(&"layout/transpose-cancel"),
+        "{text}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("layout.rules");
@@ -159,7 +197,10 @@ fn rules_list_and_rule_directories() {
     let text = ok(&eqopt(&["rules", "list", "--rules", s(dir.path())]));
     let names: Vec<&str> = text.lines().filter_map(|l| l.split_whitespace().nth(1)).collect();
     assert!(names.contains(&"layout/only"), "{text}");
-    assert!(!names.iter().any(|n| n.starts_with("layout/") && *n != "layout/only"), "layout family not replaced:\n{text}");
+    assert!(
+        !names.iter().any(|n| n.starts_with("layout/") && *n != "layout/only"),
+        "layout family not replaced:\n{text}"
+    );
     assert!(names.contains(&"fusion/elementwise-chain"), "other families must stay:\n{text}");
 
     let text = ok(&eqopt(&["rules", "list", "--no-default-rules", "--rules", s(dir.path())]));
@@ -174,7 +215,12 @@ fn rules_list_and_rule_directories() {
 #[test]
 fn extract_vgg_with_every_extractor() {
     let text = ok(&eqopt(&["extract", "extract/tests/data/vgg_acyclic.json", "--extractor", "all"]));
-    let rows: Vec<Vec<&str>> = text.lines().skip_while(|l| !l.starts_with("extractor")).skip(1).map(|l| l.split_whitespace().collect()).collect();
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("extractor"))
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
     let names: Vec<&str> = rows.iter().map(|r| r[0]).collect();
     assert_eq!(names, eqopt_extract::extractor_names(), "{text}");
     for r in &rows {
@@ -195,7 +241,10 @@ fn folded_weights_round_trip_through_safetensors() {
     assert!(dir.path().join("out.safetensors").is_file(), "no weights file beside the output");
     assert_eq!(read_json(&out)["weights"], "out.safetensors");
     let (original, optimized) = (json::load(&input).unwrap(), json::load(&out).unwrap());
-    assert!(optimized.nodes.iter().all(|n| n.op.name() != "BatchNormalization"), "batch norm not folded");
+    assert!(
+        optimized.nodes.iter().all(|n| n.op.name() != "BatchNormalization"),
+        "batch norm not folded"
+    );
     for seed in [7, 1234] {
         let inputs = random_inputs(&original, seed);
         let (want, got) = (run(&original, &inputs).unwrap(), run(&optimized, &inputs).unwrap());

@@ -313,6 +313,13 @@ fn compile_dir(rt: &RuleText, file: &str, lhs: &Side, rhs: &Side, conds: &[Condi
             let mut vars = Vec::new();
             for (v, s) in items {
                 let var: Var = v.parse().map_err(|_| invalid(rt, file, format!("bad variable {v}")))?;
+                if s.atom().is_some() {
+                    return Err(invalid(
+                        rt,
+                        file,
+                        format!("each pattern of a multi-pattern left-hand side must be an operator pattern, found {v} = {s}"),
+                    ));
+                }
                 let p = pattern(rt, file, s)?;
                 vars.push(var);
                 vars.extend(p.vars());

@@ -78,8 +78,8 @@ pub fn checked_union(egraph: &mut TEGraph, rule: Symbol, target: Id, new: Id) ->
     let (a, b) = (&egraph[target].data, &egraph[new].data);
     let problem = match (a, b) {
         (Facts::Tensor(x), Facts::Tensor(y)) if x.ty == y.ty => None,
-        (Facts::Tensor(x), Facts::Tensor(y)) => Some((x.ty.to_string(), y.ty.to_string())),
-        (Facts::Tensor(x), Facts::Invalid(why)) => Some((x.ty.to_string(), format!("an untypeable term: {why}"))),
+        (Facts::Tensor(x), Facts::Tensor(y)) => Some((x.ty.to_string(), format!("type {}", y.ty))),
+        (Facts::Tensor(x), Facts::Invalid(why)) => Some((x.ty.to_string(), format!("no type: {why}"))),
         (Facts::Invalid(_), _) => return false,
         (x, y) => Some((format!("{x:?}"), format!("{y:?}"))),
     };
