@@ -310,6 +310,18 @@ fn split_slice(node: &str, attrs: &Map<String, Value>, tys: &[&TensorType], k: u
     })
 }
 
+/// eqopt dtypes and their safetensors names (both directions of the mapping).
+const SAFETENSORS_DTYPES: [(DType, safetensors::Dtype); 8] = [
+    (DType::F32, safetensors::Dtype::F32),
+    (DType::F64, safetensors::Dtype::F64),
+    (DType::F16, safetensors::Dtype::F16),
+    (DType::BF16, safetensors::Dtype::BF16),
+    (DType::I8, safetensors::Dtype::I8),
+    (DType::I32, safetensors::Dtype::I32),
+    (DType::I64, safetensors::Dtype::I64),
+    (DType::Bool, safetensors::Dtype::BOOL),
+];
+
 /// Lazily opened safetensors weights file.
 struct WeightStore {
     path: Option<PathBuf>,
@@ -342,17 +354,11 @@ impl WeightStore {
         let view = st
             .tensor(key)
             .map_err(|_| bad(format!("weights key \"{key}\" is not in the file")))?;
-        let dtype = match view.dtype() {
-            safetensors::Dtype::F32 => DType::F32,
-            safetensors::Dtype::F64 => DType::F64,
-            safetensors::Dtype::F16 => DType::F16,
-            safetensors::Dtype::BF16 => DType::BF16,
-            safetensors::Dtype::I8 => DType::I8,
-            safetensors::Dtype::I32 => DType::I32,
-            safetensors::Dtype::I64 => DType::I64,
-            safetensors::Dtype::BOOL => DType::Bool,
-            other => return Err(bad(format!("weights key \"{key}\" has unsupported dtype {other:?}"))),
-        };
+        let dtype = SAFETENSORS_DTYPES
+            .iter()
+            .find(|(_, st)| *st == view.dtype())
+            .map(|(d, _)| *d)
+            .ok_or_else(|| bad(format!("weights key \"{key}\" has unsupported dtype {:?}", view.dtype())))?;
         let found = TensorType::new(view.shape().to_vec(), dtype);
         if &found != ty {
             return Err(bad(format!("declared {ty} but weights key \"{key}\" holds {found}")));
@@ -544,16 +550,11 @@ pub fn weights_bytes(graph: &Graph, path: &Path) -> Result<Vec<u8>> {
     let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = owned
         .iter()
         .map(|(name, ty, bytes)| {
-            let dtype = match ty.dtype {
-                DType::F32 => safetensors::Dtype::F32,
-                DType::F64 => safetensors::Dtype::F64,
-                DType::F16 => safetensors::Dtype::F16,
-                DType::BF16 => safetensors::Dtype::BF16,
-                DType::I8 => safetensors::Dtype::I8,
-                DType::I32 => safetensors::Dtype::I32,
-                DType::I64 => safetensors::Dtype::I64,
-                DType::Bool => safetensors::Dtype::BOOL,
-            };
+            let dtype = SAFETENSORS_DTYPES
+                .iter()
+                .find(|(d, _)| *d == ty.dtype)
+                .map(|(_, st)| *st)
+                .expect("every dtype has a safetensors dtype");
             safetensors::tensor::TensorView::new(dtype, ty.shape.clone(), bytes)
                 .map(|v| (name.clone(), v))
                 .map_err(|source| Error::Safetensors {
