@@ -18,6 +18,10 @@ use std::sync::Arc;
 pub const FORMAT_NAME: &str = "eqopt-graph";
 /// The format version this build reads and writes.
 pub const FORMAT_VERSION: i64 = 1;
+/// The largest constant tensor eqopt accepts (2 GiB): rewrites that compute new
+/// weights hold a constant in memory, so larger ones are refused at load rather
+/// than exhausting memory during optimization.
+pub const MAX_CONSTANT_BYTES: u64 = 2 << 30;
 
 struct Ctx<'a> {
     path: &'a Path,
@@ -153,6 +157,13 @@ pub fn parse(text: &str, path: &Path) -> Result<Graph> {
         let loc = format!("constants[{i}] \"{name}\"");
         let ty = cx.tensor_type(o, &loc)?;
         super::check_size(&name, &ty)?;
+        if ty.size_bytes() > MAX_CONSTANT_BYTES {
+            return Err(cx.bad(
+                format!("{loc}.shape"),
+                format!("a constant of at most {} bytes (MAX_CONSTANT_BYTES)", MAX_CONSTANT_BYTES),
+                format!("{} bytes ({ty})", ty.size_bytes()),
+            ));
+        }
         let init = const_init(&cx, o, &loc, &name, &ty, &mut store)?;
         constants.push(Constant { name, ty, init });
     }
