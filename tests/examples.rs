@@ -51,3 +51,39 @@ fn optimization_is_deterministic() {
         assert_eq!(eqopt::jsonfmt::to_string(&a), eqopt::jsonfmt::to_string(&b), "{name}");
     }
 }
+
+/// A residual chain `x = x + relu(x)`, `blocks` deep, as graph.json text.
+fn residual_chain(blocks: usize) -> String {
+    let mut nodes = Vec::new();
+    let mut prev = "x".to_string();
+    for i in 0..blocks {
+        nodes.push(format!(r#"{{"name": "r{i}", "op": "Relu", "inputs": ["{prev}"]}}"#));
+        nodes.push(format!(r#"{{"name": "a{i}", "op": "Add", "inputs": ["{prev}", "r{i}"]}}"#));
+        prev = format!("a{i}");
+    }
+    format!(
+        r#"{{"format": "eqopt-graph", "version": 1, "name": "chain", "inputs": [{{"name": "x", "shape": [16, 64], "dtype": "f32"}}],
+           "outputs": ["{prev}"], "nodes": [{}]}}"#,
+        nodes.join(",")
+    )
+}
+
+/// Deep graphs are where tree-cost extraction overflows and slows down: a
+/// DAG-aware extractor must still find a fused kernel per block at most, each
+/// reading one tensor (`add(x0, relu(x0))`, or two blocks fused when the
+/// recomputation is cheaper than the launch).
+#[test]
+fn deep_residual_chain_fuses_each_block_into_one_kernel() {
+    let blocks = 300;
+    let g = json::parse(&residual_chain(blocks), "chain.json".as_ref()).unwrap();
+    let opts = OptimizeOptions::new(HardwareProfile::load("cpu").unwrap());
+    let (opt, report) = optimize(&g, &RuleSet::defaults().unwrap(), &opts).unwrap();
+    assert_eq!(report.before.kernels, 2 * blocks);
+    assert!(
+        report.after.kernels <= blocks,
+        "{} kernels for {blocks} blocks",
+        report.after.kernels
+    );
+    assert!(opt.nodes.iter().all(|n| n.op.name() == "FusedElementwise" && n.inputs.len() == 1));
+    assert_same_function(&g, &opt);
+}

@@ -368,13 +368,18 @@ pub fn class_has_fusion(egraph: &TEGraph, eclass: Id, kind: FuseKind) -> bool {
     })
 }
 
-/// Builds every fused e-node for class `eclass` (consumer node × input × producer node)
+/// Builds fused e-nodes for class `eclass` (consumer node × input × producer node)
 /// within [`MAX_FUSED_OPS`] and [`MAX_FUSED_INPUTS`]; returns `(eclass, new)` pairs.
+///
+/// When there are more candidates than the class' remaining budget
+/// ([`MAX_FUSED_PER_CLASS`]), those reading the fewest tensors win, then those with
+/// the fewest operators: they are the ones that save memory traffic.
 pub fn fuse_class(egraph: &mut TEGraph, eclass: Id, kind: FuseKind) -> Vec<(Id, Id)> {
     let target_ty = ty_of(egraph, eclass);
     let mut budget = MAX_FUSED_PER_CLASS.saturating_sub(egraph[eclass].nodes.iter().filter(|n| is_fused(n)).count());
     let consumers: Vec<TNode> = egraph[eclass].nodes.clone();
-    let mut out = Vec::new();
+    // (inputs read, operators, expression atom, op, attribute children, tensor children)
+    let mut candidates: Vec<(usize, usize, String, TOp, Vec<Id>, Vec<Id>)> = Vec::new();
     for c in consumers {
         let Some(ce) = elementwise_expr(egraph, &c) else { continue };
         let cin: Vec<Id> = c.inputs().to_vec();
@@ -388,7 +393,7 @@ pub fn fuse_class(egraph: &mut TEGraph, eclass: Id, kind: FuseKind) -> Vec<(Id, 
             let producers: Vec<TNode> = egraph[input].nodes.clone();
             for p in producers {
                 // A producer reading its own class (x = f(x) after merges) would nest forever.
-                if budget == 0 || p.inputs().iter().any(|&c| egraph.find(c) == input) {
+                if p.inputs().iter().any(|&c| egraph.find(c) == input) {
                     continue;
                 }
                 let Some(prod) = producer(egraph, &p, kind) else { continue };
@@ -418,20 +423,28 @@ pub fn fuse_class(egraph: &mut TEGraph, eclass: Id, kind: FuseKind) -> Vec<(Id, 
                 if expr.num_ops() > MAX_FUSED_OPS || compact.len() + prod.anchor_inputs.len() > MAX_FUSED_INPUTS {
                     continue;
                 }
-                let leaf = add_attr(egraph, Attr::Sym(expr.to_atom().into()));
-                let mut children = prod.attrs.clone();
-                children.push(leaf);
-                children.extend(&prod.anchor_inputs);
-                children.extend(&compact);
-                let new = egraph.add(TNode {
-                    op: prod.op.clone(),
-                    children,
-                });
-                if egraph.find(new) != egraph.find(eclass) && matches!(egraph[new].data, Facts::Tensor(_) | Facts::Invalid(_)) {
-                    budget -= 1;
-                    out.push((eclass, new));
-                }
+                let mut tensors = prod.anchor_inputs.clone();
+                tensors.extend(&compact);
+                let reads = tensors.iter().collect::<std::collections::BTreeSet<_>>().len();
+                candidates.push((reads, expr.num_ops(), expr.to_atom(), prod.op.clone(), prod.attrs.clone(), tensors));
             }
+        }
+    }
+    candidates.sort();
+    candidates.dedup();
+    let mut out = Vec::new();
+    for (_, _, atom, op, attrs, tensors) in candidates {
+        if budget == 0 {
+            break;
+        }
+        let leaf = add_attr(egraph, Attr::Sym(atom.into()));
+        let mut children = attrs;
+        children.push(leaf);
+        children.extend(tensors);
+        let new = egraph.add(TNode { op, children });
+        if egraph.find(new) != egraph.find(eclass) && matches!(egraph[new].data, Facts::Tensor(_) | Facts::Invalid(_)) {
+            budget -= 1;
+            out.push((eclass, new));
         }
     }
     out
