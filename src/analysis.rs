@@ -215,12 +215,32 @@ pub fn make_facts(analysis: &TensorAnalysis, enode: &TNode, child: &dyn Fn(Id) -
             match crate::graph::infer::infer(&decoded, &tys) {
                 Ok(ty) => {
                     let is_const = input_facts.iter().all(|f| f.tensor().is_some_and(|t| t.is_const));
-                    Facts::Tensor(TensorFacts { ty, is_const, value: None })
+                    let value = if is_const && ty.numel() <= SMALL_CONST_ELEMENTS {
+                        small_value(&decoded, &input_facts)
+                    } else {
+                        None
+                    };
+                    Facts::Tensor(TensorFacts { ty, is_const, value })
                 }
                 Err(e) => Facts::Invalid(format!("{}: expected {}, found {}", op.name(), e.expected, e.found)),
             }
         }
     }
+}
+
+/// The value of a small constant computed from small constant inputs, by the
+/// reference interpreter.
+fn small_value(op: &crate::graph::Op, inputs: &[Facts]) -> Option<Arc<[f64]>> {
+    let tensors: Option<Vec<crate::graph::tensor::Tensor>> = inputs
+        .iter()
+        .map(|f| {
+            let t = f.tensor()?;
+            Some(crate::graph::tensor::Tensor::from_f64(t.ty.clone(), t.value.as_deref()?))
+        })
+        .collect();
+    let tensors = tensors?;
+    let refs: Vec<&crate::graph::tensor::Tensor> = tensors.iter().collect();
+    crate::eval::eval_op(op, &refs).ok().map(|t| Arc::from(t.to_f64()))
 }
 
 impl Analysis<TNode> for TensorAnalysis {
@@ -278,5 +298,51 @@ fn describe(f: &Facts) -> String {
         Facts::Attr(a) => format!("attribute {a}"),
         Facts::Tensor(t) => t.ty.to_string(),
         Facts::Invalid(why) => format!("invalid node ({why})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::json;
+
+    #[test]
+    fn small_constant_values_propagate_through_ops() {
+        let text = r#"{"format": "eqopt-graph", "version": 1,
+            "inputs": [{"name": "x", "shape": [3], "dtype": "f32"}], "outputs": ["y"],
+            "constants": [{"name": "two", "shape": [], "dtype": "f32", "values": [2.0]},
+                          {"name": "half", "shape": [], "dtype": "f32", "values": [0.5]}],
+            "nodes": [{"name": "one", "op": "Mul", "inputs": ["two", "half"]},
+                      {"name": "y", "op": "Mul", "inputs": ["x", "one"]}]}"#;
+        let g = json::parse(text, "t.json".as_ref()).unwrap();
+        let (eg, ids) = crate::saturate::graph_to_egraph(&g);
+        let one = eg[ids["one"]].data.tensor().unwrap();
+        assert!(one.is_const);
+        assert_eq!(one.value.as_deref(), Some(&[1.0][..]));
+        let y = eg[ids["y"]].data.tensor().unwrap();
+        assert!(!y.is_const && y.value.is_none());
+    }
+
+    #[test]
+    fn merging_different_types_records_a_conflict_naming_the_rule() {
+        let mut a = TensorAnalysis {
+            current_rule: Some(Symbol::from("test/rule")),
+            ..Default::default()
+        };
+        let f = |shape: Vec<usize>| {
+            Facts::Tensor(TensorFacts {
+                ty: TensorType::new(shape, crate::dtype::DType::F32),
+                is_const: false,
+                value: None,
+            })
+        };
+        let mut kept = f(vec![2, 3]);
+        let flags = a.merge(&mut kept, f(vec![3, 2]));
+        assert_eq!((flags.0, flags.1), (false, true));
+        assert_eq!(a.conflicts.len(), 1);
+        assert_eq!(a.conflicts[0].rule, "test/rule");
+        let mut same = f(vec![2, 3]);
+        let flags = a.merge(&mut same, f(vec![2, 3]));
+        assert_eq!((flags.0, flags.1), (false, false));
     }
 }

@@ -378,8 +378,7 @@ pub fn fuse_class(egraph: &mut TEGraph, eclass: Id, kind: FuseKind) -> Vec<(Id, 
     let target_ty = ty_of(egraph, eclass);
     let mut budget = MAX_FUSED_PER_CLASS.saturating_sub(egraph[eclass].nodes.iter().filter(|n| is_fused(n)).count());
     let consumers: Vec<TNode> = egraph[eclass].nodes.clone();
-    // (inputs read, operators, expression atom, op, attribute children, tensor children)
-    let mut candidates: Vec<(usize, usize, String, TOp, Vec<Id>, Vec<Id>)> = Vec::new();
+    let mut candidates: Vec<FusionCandidate> = Vec::new();
     for c in consumers {
         let Some(ce) = elementwise_expr(egraph, &c) else { continue };
         let cin: Vec<Id> = c.inputs().to_vec();
@@ -449,6 +448,10 @@ pub fn fuse_class(egraph: &mut TEGraph, eclass: Id, kind: FuseKind) -> Vec<(Id, 
     }
     out
 }
+
+/// A fused e-node not yet added: (tensors read, operators, expression atom, op,
+/// attribute children, tensor children). Sorting puts the cheapest-to-run first.
+type FusionCandidate = (usize, usize, String, TOp, Vec<Id>, Vec<Id>);
 
 fn expr_uses(e: &EwExpr, i: usize) -> bool {
     match e {
