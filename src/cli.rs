@@ -1,12 +1,16 @@
 //! The `eqopt` command line. `main.rs` calls [`main`]; everything else is here.
 
 use crate::cost::HardwareProfile;
+use crate::dtype::{DType, TensorType};
 use crate::error::{Error, Result};
 use crate::graph::json;
+use crate::graph::tensor::Tensor;
 use crate::optimize::{OptimizeOptions, optimize};
 use crate::rules::RuleSet;
 use crate::saturate::Limits;
+use crate::tensor_io;
 use clap::{Args, Parser, Subcommand};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -29,6 +33,17 @@ enum Command {
     ///
     /// Example: eqopt extract bert.json --extractor all
     Extract(ExtractArgs),
+    /// Evaluate a graph on given or random inputs and summarize (or save) its outputs.
+    ///
+    /// The graph is evaluated with the reference interpreter (eqopt::eval), the
+    /// ground truth that optimized graphs are tested against (simple, not fast).
+    /// Inputs come from .npy files (--input), a safetensors or .npz file keyed by
+    /// input name (--inputs) and, for any input still missing, seeded random values
+    /// (--random-inputs). A summary line per output (dtype, shape, min, max and
+    /// mean of the finite values, NaN/inf counts) is always printed.
+    ///
+    /// Example: eqopt run examples/mlp.json --random-inputs 1 -o /tmp/mlp-outputs.npz
+    Run(RunArgs),
     /// Inspect rule files.
     Rules {
         #[command(subcommand)]
@@ -42,6 +57,27 @@ enum RulesCommand {
     ///
     /// Example: eqopt rules list --rules my-rules/
     List(RuleArgs),
+    /// Check every rule by running it: random well-typed instances of its left-hand
+    /// side are rewritten and both sides evaluated by the reference interpreter.
+    /// Exits non-zero if any rule fails or cannot be checked.
+    ///
+    /// Example: eqopt rules check --rules my-rules/ --instances 50
+    Check(CheckArgs),
+}
+
+#[derive(Args, Debug)]
+struct CheckArgs {
+    #[command(flatten)]
+    rules: RuleArgs,
+    /// Instances each rule must pass.
+    #[arg(long, default_value_t = crate::rules::check::DEFAULT_INSTANCES)]
+    instances: usize,
+    /// Attempts to find instances that make a rule fire before it is reported unchecked.
+    #[arg(long, default_value_t = crate::rules::check::DEFAULT_ATTEMPTS)]
+    attempts: usize,
+    /// Base seed of the random instances.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
 #[derive(Args, Debug)]
@@ -102,6 +138,35 @@ struct ExtractArgs {
     /// Time limit per extractor, seconds.
     #[arg(long, default_value_t = 10.0)]
     time_limit: f64,
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// The graph.json to evaluate.
+    graph: PathBuf,
+    /// A graph input's value from a .npy file (C order; f32, f64, f16, i8, i32, i64 or bool). Repeatable.
+    #[arg(long = "input", value_name = "NAME=FILE.npy", value_parser = parse_input_arg)]
+    input: Vec<(String, PathBuf)>,
+    /// Graph input values from a safetensors file (or an .npz, by extension), keyed by input name.
+    #[arg(long = "inputs", value_name = "FILE.safetensors")]
+    inputs: Option<PathBuf>,
+    /// Fill every input not given above with deterministic random values from SEED
+    /// (normal for floats, valid indices for Gather index inputs).
+    #[arg(long, value_name = "SEED")]
+    random_inputs: Option<u64>,
+    /// Save the outputs: a path ending in .npz gets one archive holding every output;
+    /// any other path is a directory (created if needed) that gets one <output>.npy per
+    /// output, with '/' in names replaced by '_'. bf16 outputs are saved as f32 (NumPy
+    /// has no bf16). Files are written atomically.
+    #[arg(short, long, value_name = "OUT.npz|DIR")]
+    output: Option<PathBuf>,
+}
+
+fn parse_input_arg(s: &str) -> std::result::Result<(String, PathBuf), String> {
+    match s.split_once('=') {
+        Some((name, path)) if !name.is_empty() && !path.is_empty() => Ok((name.to_string(), PathBuf::from(path))),
+        _ => Err(format!("expected NAME=FILE.npy, found \"{s}\"")),
+    }
 }
 
 fn load_rules(args: &RuleArgs) -> Result<RuleSet> {
@@ -212,17 +277,184 @@ fn run_extract(a: &ExtractArgs, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
+/// The value given for a graph input, and where it came from (for messages).
+struct GivenInput {
+    tensor: Tensor,
+    source: String,
+}
+
+fn run_graph(a: &RunArgs, out: &mut dyn Write) -> Result<()> {
+    let graph = json::load(&a.graph)?;
+    let declared: BTreeMap<&str, &TensorType> = graph.inputs.iter().map(|i| (i.name.as_str(), &i.ty)).collect();
+    let known = || {
+        if graph.inputs.is_empty() {
+            "the graph has none".to_string()
+        } else {
+            let list: Vec<String> = graph.inputs.iter().map(|i| format!("{} ({})", i.name, i.ty)).collect();
+            format!("one of {}", list.join(", "))
+        }
+    };
+    let mut given: BTreeMap<String, GivenInput> = BTreeMap::new();
+    let check_name = |name: &str, source: &str| -> Result<()> {
+        if declared.contains_key(name) {
+            Ok(())
+        } else {
+            Err(Error::Usage {
+                option: source.to_string(),
+                expected: format!("a graph input name ({})", known()),
+                found: format!("\"{name}\""),
+            })
+        }
+    };
+    let mut add = |name: String, tensor: Tensor, source: String, from_npy: bool| -> Result<()> {
+        let ty = declared[name.as_str()];
+        if &tensor.ty != ty {
+            let hint = if from_npy && ty.dtype == DType::BF16 {
+                " (NumPy has no bf16: give it in a safetensors file with --inputs)"
+            } else {
+                ""
+            };
+            return Err(Error::Usage {
+                option: source,
+                expected: format!("{ty} for graph input \"{name}\"{hint}"),
+                found: tensor.ty.to_string(),
+            });
+        }
+        if let Some(first) = given.get(&name) {
+            return Err(Error::Usage {
+                option: source,
+                expected: "each graph input given once".into(),
+                found: format!("\"{name}\" also given by {}", first.source),
+            });
+        }
+        given.insert(name, GivenInput { tensor, source });
+        Ok(())
+    };
+    if let Some(p) = &a.inputs {
+        let source = format!("--inputs {}", p.display());
+        for (name, t) in tensor_io::read_tensors(p)? {
+            check_name(&name, &source)?;
+            add(name, t, source.clone(), false)?;
+        }
+    }
+    for (name, p) in &a.input {
+        let source = format!("--input {name}={}", p.display());
+        check_name(name, &source)?;
+        add(name.clone(), tensor_io::read_npy(p)?, source, true)?;
+    }
+    let missing: Vec<&crate::graph::Input> = graph.inputs.iter().filter(|i| !given.contains_key(&i.name)).collect();
+    if !missing.is_empty() {
+        let Some(seed) = a.random_inputs else {
+            return Err(Error::MissingInputs {
+                inputs: missing.iter().map(|i| format!("{} ({})", i.name, i.ty)).collect(),
+            });
+        };
+        let mut random = crate::eval::random_inputs(&graph, seed);
+        for i in missing {
+            let tensor = random.remove(&i.name).expect("random_inputs fills every graph input");
+            let source = format!("random (seed {seed})");
+            given.insert(i.name.clone(), GivenInput { tensor, source });
+        }
+    }
+    let w = |out: &mut dyn Write, s: String| out.write_all(s.as_bytes()).map_err(|e| Error::io("<stdout>", e));
+    w(out, format!("{}: evaluated with the reference interpreter\n", a.graph.display()))?;
+    for i in &graph.inputs {
+        w(out, format!("input {} {}: {}\n", i.name, i.ty, given[&i.name].source))?;
+    }
+    let inputs: BTreeMap<String, Tensor> = given.into_iter().map(|(k, g)| (k, g.tensor)).collect();
+    let results = crate::eval::run(&graph, &inputs).map_err(|source| Error::Eval {
+        graph: a.graph.clone(),
+        source: Box::new(source),
+    })?;
+    let mut outputs: Vec<(&str, &Tensor)> = Vec::new();
+    for name in &graph.outputs {
+        if outputs.iter().all(|(n, _)| n != name) {
+            outputs.push((name.as_str(), &results[name]));
+        }
+    }
+    w(out, tensor_io::summary_table(&outputs))?;
+    if let Some(path) = &a.output {
+        write_outputs(path, &outputs)?;
+        let bf16: Vec<&str> = outputs.iter().filter(|(_, t)| t.ty.dtype == DType::BF16).map(|(n, _)| *n).collect();
+        if !bf16.is_empty() {
+            w(
+                out,
+                format!("note: bf16 outputs saved as f32 (NumPy has no bf16): {}\n", bf16.join(", ")),
+            )?;
+        }
+        w(out, format!("wrote {}\n", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Writes `outputs` as one .npz (`path` ending in .npz) or as `<name>.npy` files in directory `path`.
+fn write_outputs(path: &Path, outputs: &[(&str, &Tensor)]) -> Result<()> {
+    if tensor_io::has_extension(path, "npz") {
+        return tensor_io::write_npz(path, outputs);
+    }
+    if path.exists() && !path.is_dir() {
+        return Err(Error::Usage {
+            option: "--output".into(),
+            expected: "a file name ending in .npz, or a directory".into(),
+            found: format!("{} (an existing file)", path.display()),
+        });
+    }
+    let mut files: BTreeMap<String, &str> = BTreeMap::new();
+    for (name, _) in outputs {
+        let file = tensor_io::npy_file_name(name);
+        if let Some(other) = files.insert(file.clone(), name) {
+            return Err(Error::Usage {
+                option: "--output".into(),
+                expected: "output names that give distinct file names (or an .npz file)".into(),
+                found: format!("\"{other}\" and \"{name}\" both saved as {file}"),
+            });
+        }
+    }
+    std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
+    for (name, t) in outputs {
+        tensor_io::write_npy(&path.join(tensor_io::npy_file_name(name)), t)?;
+    }
+    Ok(())
+}
+
+fn run_rules_check(a: &CheckArgs, out: &mut dyn Write) -> Result<()> {
+    use crate::rules::check::{CheckOptions, Verdict, check_rule};
+    let set = load_rules(&a.rules)?;
+    let mut opts = CheckOptions::default().with_instances(a.instances).with_seed(a.seed);
+    opts.attempts = a.attempts;
+    let (mut passed, mut failed, mut unchecked) = (0, Vec::new(), Vec::new());
+    for rule in set.rules() {
+        let r = check_rule(rule, &opts)?;
+        writeln!(out, "{r}").map_err(|e| Error::io("<stdout>", e))?;
+        match r.verdict {
+            Verdict::Passed { .. } => passed += 1,
+            Verdict::Failed(_) => failed.push(r.rule),
+            Verdict::Unchecked { .. } => unchecked.push(r.rule),
+        }
+    }
+    writeln!(out, "{passed} passed, {} failed, {} unchecked", failed.len(), unchecked.len()).map_err(|e| Error::io("<stdout>", e))?;
+    if failed.is_empty() && unchecked.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::RulesCheck { failed, unchecked })
+    }
+}
+
 /// Runs a parsed command line, writing human output to `out`.
 pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
     match &cli.command {
         Command::Optimize(a) => run_optimize(a, out),
         Command::Extract(a) => run_extract(a, out),
+        Command::Run(a) => run_graph(a, out),
         Command::Rules {
             command: RulesCommand::List(a),
         } => {
             let set = load_rules(a)?;
             out.write_all(set.inventory().as_bytes()).map_err(|e| Error::io("<stdout>", e))
         }
+        Command::Rules {
+            command: RulesCommand::Check(a),
+        } => run_rules_check(a, out),
     }
 }
 

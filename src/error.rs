@@ -190,6 +190,14 @@ pub enum Error {
         /// The rewritten term, or why it could not be typed.
         detail: String,
     },
+    /// `eqopt rules check` found rules that fail or cannot be checked.
+    #[error("rules check: {} failed ({}), {} unchecked ({})", .failed.len(), .failed.join(", "), .unchecked.len(), .unchecked.join(", "))]
+    RulesCheck {
+        /// Rules with a counterexample.
+        failed: Vec<String>,
+        /// Rules no instance could check.
+        unchecked: Vec<String>,
+    },
     /// A hardware target name or file is not valid.
     #[error("target {target}: {problem}")]
     Target {
@@ -216,6 +224,31 @@ pub enum Error {
     BadExtraction {
         /// What is wrong.
         problem: String,
+    },
+    /// A tensor file (.npy, .npz, safetensors) is malformed or holds what eqopt cannot read.
+    #[error("{path}: {problem}")]
+    TensorFile {
+        /// The file (for an .npz member, `<archive>/<member>`).
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// Graph inputs were neither given nor filled with random values.
+    #[error(
+        "no value for graph input(s) {}: give them with --input NAME=FILE.npy or --inputs FILE.safetensors, or fill them with --random-inputs SEED",
+        .inputs.join(", ")
+    )]
+    MissingInputs {
+        /// The missing inputs, each as `name (type)`.
+        inputs: Vec<String>,
+    },
+    /// The reference interpreter failed on a graph.
+    #[error("{graph}: evaluation failed: {source}")]
+    Eval {
+        /// The graph file.
+        graph: PathBuf,
+        /// What went wrong (boxed: it is large).
+        source: Box<crate::eval::EvalError>,
     },
 }
 

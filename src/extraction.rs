@@ -47,8 +47,17 @@ pub fn enode_time(egraph: &TEGraph, n: &TNode, target: &HardwareProfile) -> Opti
     Some(target.kernel_time(&work(&op, &tys, &consts, &out)))
 }
 
-/// Builds the costed e-graph of `egraph` with roots `roots` (classes sorted by id).
+/// The cost of one e-node for extraction, or `None` for "never choose it".
+pub type NodeCost<'a> = &'a dyn Fn(&TEGraph, &TNode) -> Option<f64>;
+
+/// Builds the costed e-graph of `egraph` with roots `roots` (classes sorted by id),
+/// costing e-nodes by the roofline model on `target`.
 pub fn costed_view(egraph: &TEGraph, roots: &[Id], target: &HardwareProfile) -> Result<CostedView> {
+    costed_view_with(egraph, roots, &|eg, n| enode_time(eg, n, target))
+}
+
+/// Builds the costed e-graph of `egraph` with roots `roots`, costing e-nodes by `node_cost`.
+pub fn costed_view_with(egraph: &TEGraph, roots: &[Id], node_cost: NodeCost<'_>) -> Result<CostedView> {
     let mut costed = CostedEGraph::new();
     let mut class_ids: Vec<Id> = egraph.classes().map(|c| c.id).collect();
     class_ids.sort_unstable();
@@ -62,7 +71,7 @@ pub fn costed_view(egraph: &TEGraph, roots: &[Id], target: &HardwareProfile) -> 
         let mut members: Vec<&TNode> = egraph[id].nodes.iter().collect();
         members.sort();
         for n in members {
-            let time = if invalid { None } else { enode_time(egraph, n, target) };
+            let time = if invalid { None } else { node_cost(egraph, n) };
             let cost = match time {
                 Some(t) => Cost::new(t)?,
                 None => Cost::INFINITY,
@@ -102,10 +111,21 @@ pub fn extract_graph(
     extractor: &str,
     time_limit: Duration,
 ) -> Result<(Graph, ExtractStats)> {
+    extract_graph_with(original, sat, &|eg, n| enode_time(eg, n, target), extractor, time_limit)
+}
+
+/// Extracts the graph of least total `node_cost` equal to `original` from a saturated e-graph.
+pub fn extract_graph_with(
+    original: &Graph,
+    sat: &crate::saturate::Saturation,
+    node_cost: NodeCost<'_>,
+    extractor: &str,
+    time_limit: Duration,
+) -> Result<(Graph, ExtractStats)> {
     let start = std::time::Instant::now();
     let eg = &sat.egraph;
     let roots: Vec<Id> = original.outputs.iter().map(|o| eg.find(sat.classes[o])).collect();
-    let view = costed_view(eg, &roots, target)?;
+    let view = costed_view_with(eg, &roots, node_cost)?;
     let ex = eqopt_extract::extractor_by_name(extractor)?;
     let extraction = ex.extract(&view.costed, &ExtractOptions::default().with_time_limit(time_limit))?;
     let dag = extraction.validate(&view.costed)?;

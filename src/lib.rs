@@ -26,5 +26,6 @@ pub mod lang;
 pub mod optimize;
 pub mod rules;
 pub mod saturate;
+pub mod tensor_io;
 
 pub use error::{Error, Result};

@@ -322,7 +322,7 @@ fn split_slice(node: &str, attrs: &Map<String, Value>, tys: &[&TensorType], k: u
 }
 
 /// eqopt dtypes and their safetensors names (both directions of the mapping).
-const SAFETENSORS_DTYPES: [(DType, safetensors::Dtype); 8] = [
+pub(crate) const SAFETENSORS_DTYPES: [(DType, safetensors::Dtype); 8] = [
     (DType::F32, safetensors::Dtype::F32),
     (DType::F64, safetensors::Dtype::F64),
     (DType::F16, safetensors::Dtype::F16),

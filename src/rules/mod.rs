@@ -7,6 +7,8 @@
 //! `rules/README.md`.
 
 pub mod builtins;
+pub mod check;
+pub mod instantiate;
 pub mod parse;
 pub mod predicates;
 mod rewrite;
@@ -15,7 +17,7 @@ use crate::error::{Error, Result};
 use egg::{Pattern, Var};
 use parse::{Body, Direction, RuleText, Sexp, Side};
 use predicates::{Arg, ArgKind, Condition, PREDICATES};
-pub use rewrite::{RuleApplier, RuleSearcher, build_rewrites};
+pub use rewrite::{RuleApplier, RuleSearcher, build_rewrite, build_rewrites};
 use std::path::Path;
 
 /// The embedded default rule files, `(family, text)`.

@@ -133,21 +133,22 @@ fn searcher_of(rule: &Rule) -> Result<RuleSearcher, crate::Error> {
     })
 }
 
+/// The egg rewrite of one compiled rule.
+pub fn build_rewrite(rule: &Rule) -> Result<Rewrite<TNode, TensorAnalysis>, crate::Error> {
+    let searcher = searcher_of(rule)?;
+    let applier = RuleApplier {
+        conditions: rule.conditions.clone(),
+        rhs: rule.rhs.clone(),
+    };
+    Rewrite::new(rule.name.as_str(), searcher, applier).map_err(|problem| crate::Error::RuleInvalid {
+        file: rule.file.clone(),
+        line: rule.line,
+        rule: rule.name.clone(),
+        problem,
+    })
+}
+
 /// egg rewrites for every rule of `set`, in inventory order.
 pub fn build_rewrites(set: &RuleSet) -> Result<Vec<Rewrite<TNode, TensorAnalysis>>, crate::Error> {
-    set.rules()
-        .map(|rule| {
-            let searcher = searcher_of(rule)?;
-            let applier = RuleApplier {
-                conditions: rule.conditions.clone(),
-                rhs: rule.rhs.clone(),
-            };
-            Rewrite::new(rule.name.as_str(), searcher, applier).map_err(|problem| crate::Error::RuleInvalid {
-                file: rule.file.clone(),
-                line: rule.line,
-                rule: rule.name.clone(),
-                problem,
-            })
-        })
-        .collect()
+    set.rules().map(build_rewrite).collect()
 }
