@@ -288,8 +288,6 @@ pub fn read_npz(path: &Path) -> Result<BTreeMap<String, Tensor>> {
     Ok(out)
 }
 
-/// eqopt dtypes and their safetensors counterparts.
-
 /// Reads every tensor of a safetensors file, keyed by name.
 pub fn read_safetensors(path: &Path) -> Result<BTreeMap<String, Tensor>> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;

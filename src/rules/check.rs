@@ -313,7 +313,8 @@ fn trial(rule: &Rule, asts: &[&PatternAst<TNode>], inst: &Instance, seed: u64) -
         }
         let scale = w.to_f64().iter().fold(0.0f64, |m, x| m.max(x.abs()));
         let rel = c.max_abs / scale.max(f64::MIN_POSITIVE);
-        if !(c.max_abs <= F32_ATOL + F32_RTOL * scale) {
+        let within = c.max_abs <= F32_ATOL + F32_RTOL * scale;
+        if !within {
             return Ok(Trial::Disagree(Counterexample {
                 seed,
                 bindings: bindings(inst),
