@@ -1,51 +1,13 @@
 //! End-to-end tests of the `eqopt` binary: exit codes, files written (or not),
 //! messages, the report JSON, and a weights round trip through safetensors.
 
+mod common;
+
+use common::bin::{eqopt, fails, ok, s};
 use eqopt::eval::{compare, random_inputs, run};
 use eqopt::graph::json;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Output;
-
-/// Runs the `eqopt` binary from the repository root.
-fn eqopt(args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_eqopt"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the eqopt binary runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Asserts success and returns stdout.
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "eqopt failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        stdout(o),
-        stderr(o)
-    );
-    stdout(o)
-}
-
-/// Asserts failure and returns stderr.
-fn fails(o: &Output) -> String {
-    assert!(!o.status.success(), "eqopt should have failed:\nstdout:\n{}", stdout(o));
-    assert_eq!(o.status.code(), Some(1), "errors exit with code 1: {}", stderr(o));
-    stderr(o)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("temp paths are UTF-8")
-}
 
 fn root(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)

@@ -2,6 +2,9 @@
 //! inputs and outputs round-trip through .npy / .npz / safetensors and match the
 //! reference interpreter called in-process, and bad inputs fail with clear messages.
 
+mod common;
+
+use common::bin::{eqopt, fails, ok, s, stderr};
 use eqopt::dtype::DType;
 use eqopt::eval::{random_inputs, run};
 use eqopt::graph::json;
@@ -9,53 +12,6 @@ use eqopt::graph::tensor::Tensor;
 use eqopt::tensor_io::{npy_file_name, read_npy, read_npz, write_npy, write_npz};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Output;
-
-fn eqopt(args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_eqopt"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the eqopt binary runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "eqopt failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        stdout(o),
-        stderr(o)
-    );
-    stdout(o)
-}
-
-/// Asserts exit code 1, no panic, and returns stderr.
-fn fails(o: &Output) -> String {
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "eqopt should fail cleanly:\nstdout:\n{}\nstderr:\n{}",
-        stdout(o),
-        stderr(o)
-    );
-    let e = stderr(o);
-    assert!(!e.contains("panicked"), "{e}");
-    assert!(e.starts_with("error: "), "{e}");
-    e
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("temp paths are UTF-8")
-}
 
 fn root(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)

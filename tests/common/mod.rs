@@ -1,8 +1,15 @@
 //! Shared helpers for the integration tests (included with `mod common;`).
 #![allow(dead_code)]
 
+pub mod bin;
+
+use eqopt::dtype::{DType, TensorType};
 use eqopt::eval::{compare, random_inputs, run};
 use eqopt::graph::Graph;
+use eqopt::graph::op::Op;
+use eqopt::graph::tensor::{ConstInit, Tensor};
+use eqopt::graph::{Constant, Input, Node};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The repository root.
@@ -39,4 +46,80 @@ pub fn assert_same_function(original: &Graph, optimized: &Graph) {
             assert!(c.within(1e-4, 1e-3), "{}: output {name} differs: {c}", original.name);
         }
     }
+}
+
+/// `max |got − want| / max(max |want|, TINY)` over the elements.
+///
+/// A NaN against a NaN, or an infinity against the same infinity, counts as
+/// equal; any other non-finite mismatch, or a shape mismatch, is infinite.
+/// Dtypes are not compared (see [`output_error`]).
+pub fn normwise_rel_error(got: &Tensor, want: &Tensor) -> f64 {
+    if got.ty.shape != want.ty.shape {
+        return f64::INFINITY;
+    }
+    let (g, w) = (got.to_f64(), want.to_f64());
+    let mut max_diff: f64 = 0.0;
+    let mut max_ref: f64 = 0.0;
+    for (&a, &b) in g.iter().zip(&w) {
+        if b.is_finite() {
+            max_ref = max_ref.max(b.abs());
+        }
+        let same_special = (a.is_nan() && b.is_nan()) || (a.is_infinite() && a == b);
+        if same_special {
+            continue;
+        }
+        if !(a.is_finite() && b.is_finite()) {
+            return f64::INFINITY;
+        }
+        max_diff = max_diff.max((a - b).abs());
+    }
+    max_diff / max_ref.max(1e-30)
+}
+
+/// The graph with every f32 tensor widened to f64 (constants keep their
+/// f32-rounded values), a near-exact reference for diagnosing rounding error.
+pub fn widen_to_f64(g: &Graph) -> Option<Graph> {
+    let wide = |ty: &TensorType| TensorType::new(ty.shape.clone(), if ty.dtype == DType::F32 { DType::F64 } else { ty.dtype });
+    let inputs = g
+        .inputs
+        .iter()
+        .map(|i| Input {
+            name: i.name.clone(),
+            ty: wide(&i.ty),
+        })
+        .collect();
+    let constants = g
+        .constants
+        .iter()
+        .map(|c| Constant {
+            name: c.name.clone(),
+            ty: wide(&c.ty),
+            init: ConstInit::Values(c.init.materialize(&c.ty).to_f64()),
+        })
+        .collect();
+    let nodes = g
+        .nodes
+        .iter()
+        .map(|n| Node {
+            name: n.name.clone(),
+            op: match &n.op {
+                Op::Cast { to: DType::F32 } => Op::Cast { to: DType::F64 },
+                op => op.clone(),
+            },
+            inputs: n.inputs.clone(),
+            ty: wide(&n.ty),
+        })
+        .collect();
+    Graph::new(g.name.clone(), inputs, constants, nodes, g.outputs.clone()).ok()
+}
+
+/// `inputs` widened like [`widen_to_f64`] (exactly: f32 values are f64 values).
+pub fn widen_inputs(inputs: &BTreeMap<String, Tensor>) -> BTreeMap<String, Tensor> {
+    inputs
+        .iter()
+        .map(|(k, t)| {
+            let ty = TensorType::new(t.ty.shape.clone(), if t.ty.dtype == DType::F32 { DType::F64 } else { t.ty.dtype });
+            (k.clone(), Tensor::from_f64(ty, &t.to_f64()))
+        })
+        .collect()
 }
