@@ -6,16 +6,12 @@ use eqopt::dtype::{DType, TensorType};
 use eqopt::graph::op::{BinaryOp, ConvParams, PoolKind, PoolParams, ReduceKind, UnaryOp};
 use eqopt::graph::tensor::{ConstInit, Distribution};
 use eqopt::graph::{Constant, Graph, Input, Node, Op, infer};
-use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Number of op kinds [`Builder::step`] knows.
-const KINDS: u8 = 26;
+pub const KINDS: u8 = 26;
 /// Random numbers per step.
-const PICKS: usize = 16;
-pub const TARGETS: [&str; 3] = ["cpu", "h100", "a100"];
-/// Extractors exercised (the default first).
-pub const EXTRACTORS: [&str; 2] = ["eqopt", "greedy"];
+pub const PICKS: usize = 16;
 
 /// The random numbers of one step, consumed in order (0 once exhausted).
 struct Picks<'a> {
@@ -782,20 +778,8 @@ impl Builder {
     }
 }
 
-/// A generated case: first input shape, steps, target and extractor index
-/// (`target + TARGETS.len() * extractor`), optional extra output.
-pub type Case = (Vec<usize>, Vec<(u8, Vec<u32>)>, usize, Option<usize>);
-
-pub fn case_strategy() -> impl Strategy<Value = Case> {
-    (
-        prop::collection::vec(1usize..=6, 1..=4),
-        prop::collection::vec((0..KINDS, prop::collection::vec(0u32..1024, PICKS)), 1..=12),
-        0..TARGETS.len() * EXTRACTORS.len(),
-        prop::option::weighted(0.3, 0usize..64),
-    )
-}
-
-pub fn build(case: &Case) -> Graph {
+/// The graph of a generated case.
+pub fn build(case: &crate::Case) -> Graph {
     let (shape, steps, _, extra) = case;
     let mut b = Builder::new();
     b.input(shape.clone());

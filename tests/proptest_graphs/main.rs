@@ -29,10 +29,28 @@ use eqopt::graph::{Graph, json};
 use eqopt::optimize::{OptimizeOptions, optimize};
 use eqopt::rules::RuleSet;
 use eqopt::saturate::Limits;
-use graphgen::{EXTRACTORS, TARGETS, build, case_strategy};
+use graphgen::{KINDS, PICKS, build};
+use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
+
+pub const TARGETS: [&str; 3] = ["cpu", "h100", "a100"];
+/// Extractors exercised (the default first).
+pub const EXTRACTORS: [&str; 2] = ["eqopt", "greedy"];
+
+/// A generated case: first input shape, steps, target and extractor index
+/// (`target + TARGETS.len() * extractor`), optional extra output.
+type Case = (Vec<usize>, Vec<(u8, Vec<u32>)>, usize, Option<usize>);
+
+fn case_strategy() -> impl Strategy<Value = Case> {
+    (
+        prop::collection::vec(1usize..=6, 1..=4),
+        prop::collection::vec((0..KINDS, prop::collection::vec(0u32..1024, PICKS)), 1..=12),
+        0..TARGETS.len() * EXTRACTORS.len(),
+        prop::option::weighted(0.3, 0usize..64),
+    )
+}
 
 /// Bound on the normwise relative error of every output.
 const TOLERANCE: f64 = 1e-5;
