@@ -9,7 +9,7 @@ use super::tensor::{ConstInit, Distribution, Tensor};
 use super::{Constant, Graph, Input, Node, ValueRef, build, describe};
 use crate::dtype::{DType, TensorType};
 use crate::error::{Error, Result};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -466,19 +466,10 @@ pub fn to_json(graph: &Graph, weights_file: Option<&str>) -> Value {
     if let Some(w) = weights_file {
         top.insert("weights".into(), w.into());
     }
-    let tt = |m: &mut Map<String, Value>, ty: &TensorType| {
-        m.insert("shape".into(), ty.shape.clone().into());
-        m.insert("dtype".into(), ty.dtype.name().into());
-    };
     let inputs: Vec<Value> = graph
         .inputs
         .iter()
-        .map(|x| {
-            let mut m = Map::new();
-            m.insert("name".into(), x.name.clone().into());
-            tt(&mut m, &x.ty);
-            Value::Object(m)
-        })
+        .map(|x| json!({"name": x.name, "shape": x.ty.shape, "dtype": x.ty.dtype.name()}))
         .collect();
     top.insert("inputs".into(), inputs.into());
     top.insert("outputs".into(), graph.outputs.clone().into());
@@ -486,42 +477,24 @@ pub fn to_json(graph: &Graph, weights_file: Option<&str>) -> Value {
         .constants
         .iter()
         .map(|c| {
+            let (key, init) = match &c.init {
+                ConstInit::Values(v) => ("values", json!(v)),
+                ConstInit::Fill(x) => ("fill", json!(x)),
+                ConstInit::Random { dist, seed } => (
+                    "random",
+                    match *dist {
+                        Distribution::Normal { mean, std } => json!({"dist": "normal", "mean": mean, "std": std, "seed": seed}),
+                        Distribution::Uniform { low, high } => json!({"dist": "uniform", "low": low, "high": high, "seed": seed}),
+                        Distribution::RandInt { low, high } => json!({"dist": "randint", "low": low, "high": high, "seed": seed}),
+                    },
+                ),
+                ConstInit::Data(_) => ("weights", json!(c.name)),
+            };
             let mut m = Map::new();
             m.insert("name".into(), c.name.clone().into());
-            tt(&mut m, &c.ty);
-            match &c.init {
-                ConstInit::Values(v) => {
-                    m.insert("values".into(), v.clone().into());
-                }
-                ConstInit::Fill(x) => {
-                    m.insert("fill".into(), (*x).into());
-                }
-                ConstInit::Random { dist, seed } => {
-                    let mut r = Map::new();
-                    match dist {
-                        Distribution::Normal { mean, std } => {
-                            r.insert("dist".into(), "normal".into());
-                            r.insert("mean".into(), (*mean).into());
-                            r.insert("std".into(), (*std).into());
-                        }
-                        Distribution::Uniform { low, high } => {
-                            r.insert("dist".into(), "uniform".into());
-                            r.insert("low".into(), (*low).into());
-                            r.insert("high".into(), (*high).into());
-                        }
-                        Distribution::RandInt { low, high } => {
-                            r.insert("dist".into(), "randint".into());
-                            r.insert("low".into(), (*low).into());
-                            r.insert("high".into(), (*high).into());
-                        }
-                    }
-                    r.insert("seed".into(), (*seed).into());
-                    m.insert("random".into(), Value::Object(r));
-                }
-                ConstInit::Data(_) => {
-                    m.insert("weights".into(), c.name.clone().into());
-                }
-            }
+            m.insert("shape".into(), c.ty.shape.clone().into());
+            m.insert("dtype".into(), c.ty.dtype.name().into());
+            m.insert(key.into(), init);
             Value::Object(m)
         })
         .collect();

@@ -125,7 +125,7 @@ pub struct Instantiator<'a> {
     hints: BTreeMap<Var, Hint>,
 }
 
-/// One instance: values for the variables and the type of each pattern root.
+/// One instance: a value for every variable of the patterns.
 pub struct Instance {
     /// Variable values, by variable.
     pub vars: BTreeMap<Var, VarValue>,

@@ -163,18 +163,6 @@ impl RuleSet {
         Ok(())
     }
 
-    /// Removes a family; returns whether it was present.
-    pub fn remove_family(&mut self, family: &str) -> bool {
-        let before = self.families.len();
-        self.families.retain(|(f, _, _)| f != family);
-        before != self.families.len()
-    }
-
-    /// Family names, sorted.
-    pub fn family_names(&self) -> Vec<&str> {
-        self.families.iter().map(|(f, _, _)| f.as_str()).collect()
-    }
-
     /// Every rule, families sorted by name, rules in file order.
     pub fn rules(&self) -> impl Iterator<Item = &Rule> {
         self.families.iter().flat_map(|(_, _, r)| r.iter())
