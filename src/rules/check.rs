@@ -19,7 +19,7 @@ use crate::graph::tensor::{ConstInit, Tensor};
 use crate::graph::{Constant, Graph, Input, Node};
 use crate::lang::{Attr, TNode, TOp, decode_op};
 use crate::saturate::{Saturation, StopReason, graph_to_egraph};
-use egg::{ENodeOrVar, Id, Pattern, PatternAst, Runner, Var};
+use egg::{ENodeOrVar, Id, Pattern, PatternAst, Rewrite, Runner, Var};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -231,21 +231,20 @@ fn bindings(inst: &Instance) -> String {
         .join(", ")
 }
 
-fn trial(rule: &Rule, asts: &[&PatternAst<TNode>], inst: &Instance, seed: u64) -> Result<Trial> {
+fn trial(rule: &Rule, rewrite: &Rewrite<TNode, TensorAnalysis>, asts: &[&PatternAst<TNode>], inst: &Instance, seed: u64) -> Result<Trial> {
     let Some(lhs) = lhs_graph(asts, inst) else {
         return Ok(Trial::NotApplicable);
     };
     let (egraph, classes) = graph_to_egraph(&lhs);
     let original: BTreeSet<TNode> = egraph.classes().flat_map(|c| c.nodes.iter().map(|n| canon(&egraph, n))).collect();
     let roots: Vec<Id> = lhs.outputs.iter().map(|o| classes[o]).collect();
-    let rewrite = build_rewrite(rule)?;
     let iterations = if matches!(rule.lhs, Lhs::Builtin(_)) { 3 } else { 1 };
     let runner = Runner::<TNode, TensorAnalysis, ()>::new(TensorAnalysis::default())
         .with_egraph(egraph)
         .with_iter_limit(iterations)
         .with_node_limit(20_000)
         .with_time_limit(Duration::from_secs(5))
-        .run(std::slice::from_ref(&rewrite));
+        .run(std::slice::from_ref(rewrite));
     let eg = runner.egraph;
     let fail = |detail: String| {
         Trial::Disagree(Counterexample {
@@ -349,6 +348,7 @@ pub fn check_rule(rule: &Rule, opts: &CheckOptions) -> Result<RuleCheck> {
             Lhs::Multi(items) => vec![items.iter().map(|(_, p)| &p.ast).collect()],
             Lhs::Builtin(_) => templates.iter().map(|p| vec![&p.ast]).collect(),
         };
+        let rewrite = build_rewrite(rule)?;
         let mut passed = 0;
         let mut verdict = None;
         'outer: for (t, lhs) in asts.iter().enumerate() {
@@ -361,7 +361,7 @@ pub fn check_rule(rule: &Rule, opts: &CheckOptions) -> Result<RuleCheck> {
                 }
                 let seed = opts.seed ^ name_seed(&rule.name) ^ ((t as u64) << 40) ^ attempt as u64;
                 let Some(inst) = generator.instance(seed) else { continue };
-                match trial(rule, lhs, &inst, seed)? {
+                match trial(rule, &rewrite, lhs, &inst, seed)? {
                     Trial::NotApplicable => {}
                     Trial::Agree => got += 1,
                     Trial::Disagree(c) => {
