@@ -25,10 +25,26 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Optimize a graph.json for a target.
+    /// Optimize a model (graph.json or ONNX) for a target.
+    ///
+    /// The output format follows the output's extension: `.onnx` writes a standard
+    /// ONNX model (fused kernels decomposed into standard ops), anything else graph.json.
     ///
     /// Example: eqopt optimize examples/bert_layer.json -o /tmp/bert.opt.json --target h100 --report /tmp/report.json
+    ///
+    /// Example: eqopt optimize model.onnx -o model.opt.onnx
     Optimize(OptimizeArgs),
+    /// Import an ONNX model as graph.json (weights go to <stem>.safetensors beside it).
+    ///
+    /// Shape arithmetic (Shape, Gather, Unsqueeze, Concat, ConstantOfShape, ...) is
+    /// folded at import; graph inputs with symbolic dims need --input-shape.
+    ///
+    /// Example: eqopt import model.onnx -o graph.json --input-shape input_ids=1,128
+    Import(ConvertArgs),
+    /// Export a model (graph.json or ONNX) as a standard ONNX model (opset 17).
+    ///
+    /// Example: eqopt export graph.json -o model.onnx
+    Export(ConvertArgs),
     /// Run extraction on an egraph-serialize JSON file and print the DAG cost.
     ///
     /// Example: eqopt extract bert.json --extractor all
@@ -90,13 +106,53 @@ struct RuleArgs {
     no_default_rules: bool,
 }
 
+/// How ONNX graph inputs with symbolic dims get static shapes.
 #[derive(Args, Debug)]
-struct OptimizeArgs {
-    /// Input graph.json.
+struct ShapeArgs {
+    /// Static shape of an ONNX graph input whose dims are symbolic or unknown, e.g.
+    /// `--input-shape input_ids=1,128`. Repeatable.
+    #[arg(long = "input-shape", value_name = "NAME=D0,D1,...", value_parser = parse_shape_arg)]
+    input_shape: Vec<(String, Vec<usize>)>,
+}
+
+impl ShapeArgs {
+    fn options(&self) -> crate::onnx::ImportOptions {
+        let mut o = crate::onnx::ImportOptions::default();
+        for (name, dims) in &self.input_shape {
+            o = o.input_shape(name.clone(), dims.clone());
+        }
+        o
+    }
+
+    fn load(&self, path: &Path) -> Result<crate::graph::Graph> {
+        crate::onnx::load_any(path, &self.options())
+    }
+}
+
+fn parse_shape_arg(s: &str) -> std::result::Result<(String, Vec<usize>), String> {
+    crate::onnx::parse_input_shape(s).map_err(|e| e.to_string())
+}
+
+#[derive(Args, Debug)]
+struct ConvertArgs {
+    /// The model to read (graph.json, or .onnx by extension).
     input: PathBuf,
-    /// Output graph.json (weights, if any, go to <stem>.safetensors beside it).
+    /// The file to write (.onnx writes ONNX; anything else graph.json + <stem>.safetensors).
     #[arg(short, long)]
     output: PathBuf,
+    #[command(flatten)]
+    shapes: ShapeArgs,
+}
+
+#[derive(Args, Debug)]
+struct OptimizeArgs {
+    /// Input model: graph.json, or ONNX (by the .onnx extension).
+    input: PathBuf,
+    /// Output model: .onnx writes ONNX; otherwise graph.json (weights, if any, go to <stem>.safetensors beside it).
+    #[arg(short, long)]
+    output: PathBuf,
+    #[command(flatten)]
+    shapes: ShapeArgs,
     /// Hardware target: a built-in name (cpu, h100, a100) or a profile JSON file.
     #[arg(long, default_value = "cpu")]
     target: String,
@@ -142,8 +198,10 @@ struct ExtractArgs {
 
 #[derive(Args, Debug)]
 struct RunArgs {
-    /// The graph.json to evaluate.
+    /// The model to evaluate: graph.json, or ONNX (by the .onnx extension).
     graph: PathBuf,
+    #[command(flatten)]
+    shapes: ShapeArgs,
     /// A graph input's value from a .npy file (C order; f32, f64, f16, i8, i32, i64 or bool). Repeatable.
     #[arg(long = "input", value_name = "NAME=FILE.npy", value_parser = parse_input_arg)]
     input: Vec<(String, PathBuf)>,
@@ -210,7 +268,7 @@ fn run_optimize(a: &OptimizeArgs, out: &mut dyn Write) -> Result<()> {
     }
     let target = HardwareProfile::load(&a.target)?;
     let rules = load_rules(&a.rules)?;
-    let graph = json::load(&a.input)?;
+    let graph = a.shapes.load(&a.input)?;
     let limits = Limits::default()
         .with_node_limit(a.node_limit)
         .with_iter_limit(a.iter_limit)
@@ -219,7 +277,7 @@ fn run_optimize(a: &OptimizeArgs, out: &mut dyn Write) -> Result<()> {
     let mut opts = OptimizeOptions::new(target).with_limits(limits).with_extractor(a.extractor.clone());
     opts.extract_time_limit_s = positive("--extract-time-limit", a.extract_time_limit)?;
     let (optimized, report) = optimize(&graph, &rules, &opts)?;
-    json::save(&optimized, &a.output)?;
+    crate::onnx::save_any(&optimized, &a.output)?;
     if let Some(r) = &a.report {
         let mut text = serde_json::to_string_pretty(&report).expect("reports serialize");
         text.push('\n');
@@ -284,7 +342,7 @@ struct GivenInput {
 }
 
 fn run_graph(a: &RunArgs, out: &mut dyn Write) -> Result<()> {
-    let graph = json::load(&a.graph)?;
+    let graph = a.shapes.load(&a.graph)?;
     let declared: BTreeMap<&str, &TensorType> = graph.inputs.iter().map(|i| (i.name.as_str(), &i.ty)).collect();
     let known = || {
         if graph.inputs.is_empty() {
@@ -387,6 +445,49 @@ fn run_graph(a: &RunArgs, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
+fn run_convert(a: &ConvertArgs, to_onnx: bool, out: &mut dyn Write) -> Result<()> {
+    let graph = a.shapes.load(&a.input)?;
+    if crate::onnx::is_onnx(&a.output) != to_onnx {
+        return Err(Error::Usage {
+            option: "--output".into(),
+            expected: if to_onnx {
+                "a path ending in .onnx"
+            } else {
+                "a graph.json path (not .onnx)"
+            }
+            .into(),
+            found: a.output.display().to_string(),
+        });
+    }
+    if same_file(&a.input, &a.output) {
+        return Err(Error::Usage {
+            option: "--output".into(),
+            expected: "a path other than the input".into(),
+            found: a.output.display().to_string(),
+        });
+    }
+    crate::onnx::save_any(&graph, &a.output)?;
+    let params: usize = graph.constants.iter().map(|c| c.ty.numel()).sum();
+    let mut ops: BTreeMap<&str, usize> = BTreeMap::new();
+    for n in &graph.nodes {
+        *ops.entry(n.op.name()).or_default() += 1;
+    }
+    let ops: Vec<String> = ops.iter().map(|(op, k)| format!("{op} {k}")).collect();
+    let w = |out: &mut dyn Write, s: String| out.write_all(s.as_bytes()).map_err(|e| Error::io("<stdout>", e));
+    w(
+        out,
+        format!(
+            "{}: {} inputs, {} constants ({params} elements), {} nodes ({})\n",
+            a.input.display(),
+            graph.inputs.len(),
+            graph.constants.len(),
+            graph.nodes.len(),
+            ops.join(", ")
+        ),
+    )?;
+    w(out, format!("wrote {}\n", a.output.display()))
+}
+
 /// Writes `outputs` as one .npz (`path` ending in .npz) or as `<name>.npy` files in directory `path`.
 fn write_outputs(path: &Path, outputs: &[(&str, &Tensor)]) -> Result<()> {
     if tensor_io::has_extension(path, "npz") {
@@ -446,6 +547,8 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
         Command::Optimize(a) => run_optimize(a, out),
         Command::Extract(a) => run_extract(a, out),
         Command::Run(a) => run_graph(a, out),
+        Command::Import(a) => run_convert(a, false, out),
+        Command::Export(a) => run_convert(a, true, out),
         Command::Rules {
             command: RulesCommand::List(a),
         } => {

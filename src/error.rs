@@ -250,6 +250,90 @@ pub enum Error {
         /// What went wrong (boxed: it is large).
         source: Box<crate::eval::EvalError>,
     },
+    /// A file is not a decodable ONNX model.
+    #[error("{path}: not a valid ONNX model ({message}); the file may be truncated or not an ONNX protobuf")]
+    OnnxDecode {
+        /// The model file.
+        path: PathBuf,
+        /// What the protobuf decoder reported.
+        message: String,
+    },
+    /// The model imports an opset eqopt cannot read.
+    #[error("{path}: opset {version} of domain \"{domain}\" is not supported (eqopt reads opsets {min} to {max} of the default domain)")]
+    OnnxOpset {
+        /// The model file.
+        path: PathBuf,
+        /// The opset domain (`""` is the default ONNX domain).
+        domain: String,
+        /// The version the model imports.
+        version: i64,
+        /// Oldest supported version.
+        min: i64,
+        /// Newest supported version.
+        max: i64,
+    },
+    /// Nodes use op types the importer does not support; all of them are listed.
+    #[error(
+        "{path}: {} op type(s) eqopt cannot import: {}. Supported ops: {}",
+        .ops.len(),
+        .ops.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(", "),
+        .supported
+    )]
+    OnnxUnsupportedOps {
+        /// The model file.
+        path: PathBuf,
+        /// Each unsupported op type with the nodes using it.
+        ops: Vec<UnsupportedOp>,
+        /// The op types the importer supports, comma-separated.
+        supported: String,
+    },
+    /// A graph input has a dimension that is not a fixed number.
+    #[error(
+        "{path}: graph input \"{input}\" dim {dim} is {what}; eqopt needs static shapes: give them with --input-shape {input}={example}"
+    )]
+    SymbolicDim {
+        /// The model file.
+        path: PathBuf,
+        /// The input name.
+        input: String,
+        /// 0-based index of the dim.
+        dim: usize,
+        /// `symbolic ("batch")` or `unknown`.
+        what: String,
+        /// The input's shape with each unknown dim as `N`, e.g. `N,3,224,224`.
+        example: String,
+    },
+    /// An ONNX node cannot be imported as written (a non-constant shape, an unsupported mode, ...).
+    #[error("node \"{node}\" ({op}): {what}: expected {expected}, found {found}")]
+    OnnxNode {
+        /// Node name (its first output when the node has no name).
+        node: String,
+        /// ONNX op type.
+        op: String,
+        /// The input, output or attribute concerned, e.g. `input 1 (shape)`.
+        what: String,
+        /// What eqopt needs.
+        expected: String,
+        /// What the model has.
+        found: String,
+    },
+}
+
+/// An op type the ONNX importer does not support, with every node that uses it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnsupportedOp {
+    /// `TopK`, or `com.microsoft::FusedGemm` for a non-default domain.
+    pub op_type: String,
+    /// Names of the nodes using it, in model order.
+    pub nodes: Vec<String>,
+}
+
+impl std::fmt::Display for UnsupportedOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let quoted: Vec<String> = self.nodes.iter().map(|n| format!("\"{n}\"")).collect();
+        let noun = if self.nodes.len() == 1 { "node" } else { "nodes" };
+        write!(f, "{} ({noun} {})", self.op_type, quoted.join(", "))
+    }
 }
 
 /// Result alias for the library.

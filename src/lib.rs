@@ -23,6 +23,7 @@ pub mod extraction;
 pub mod graph;
 pub mod jsonfmt;
 pub mod lang;
+pub mod onnx;
 pub mod optimize;
 pub mod rules;
 pub mod saturate;

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod bin;
+pub mod python;
 
 use eqopt::dtype::{DType, TensorType};
 use eqopt::eval::{compare, random_inputs, run};
