@@ -34,8 +34,13 @@ if [[ -x "$venv/bin/python" && -f "$stamp" ]] && grep -qx "$want" "$stamp"; then
     exit 0
 fi
 [[ -x "$venv/bin/python" ]] || "$py" -m venv "$venv" >&2
-args=()
-for r in "${reqs[@]}"; do args+=(-r "$r"); done
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${args[@]}" >&2
+pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
+for r in "${reqs[@]}"; do
+    # Lines after a "--no-deps" line are installed without their dependencies.
+    "${pip[@]}" -r <(sed '/^--no-deps/,$d' "$r") >&2
+    if grep -q '^--no-deps' "$r"; then
+        "${pip[@]}" --no-deps -r <(sed '1,/^--no-deps/d' "$r") >&2
+    fi
+done
 echo "$want" >"$stamp"
 echo "$venv/bin/python"

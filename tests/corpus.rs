@@ -89,6 +89,9 @@ fn no_stale_snapshots() {
             expected.insert(format!("fail__{}.snap", stem(&p)));
         }
     }
+    for p in corpus("tests/onnx/bad", "onnx") {
+        expected.insert(format!("onnx_fail__{}.snap", stem(&p)));
+    }
     expected.insert("rules__inventory.snap".into());
     let dir = root().join("snapshots");
     let found: BTreeSet<String> = std::fs::read_dir(&dir)

@@ -10,15 +10,20 @@ use common::{corpus, rel};
 use eqopt::cost::HardwareProfile;
 use eqopt::dtype::DType;
 use eqopt::graph::Graph;
+use eqopt::graph::tensor::Tensor;
 use eqopt::optimize::{OptimizeOptions, optimize};
 use eqopt::rules::RuleSet;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Writes one ort_check case: the exported model, seeded inputs, and eqopt's outputs.
 fn write_case(dir: &Path, graph: &Graph, seed: u64) {
+    write_case_with(dir, graph, eqopt::eval::random_inputs(graph, seed));
+}
+
+fn write_case_with(dir: &Path, graph: &Graph, inputs: BTreeMap<String, Tensor>) {
     std::fs::create_dir_all(dir).unwrap();
     eqopt::onnx::export::save(graph, &dir.join("model.onnx")).unwrap();
-    let inputs = eqopt::eval::random_inputs(graph, seed);
     let outputs = eqopt::eval::run(graph, &inputs).unwrap();
     let ins: Vec<(&str, &_)> = inputs.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let outs: Vec<(&str, &_)> = graph.outputs.iter().map(|o| (o.as_str(), &outputs[o])).collect();
@@ -57,6 +62,23 @@ fn exported_graphs_run_in_onnx_runtime_with_eqopt_outputs() {
             write_case(&dir, &opt, 5);
             cases.push(dir);
         }
+    }
+    // The importer's fixtures (every supported ONNX op), imported and optimized, on
+    // their own inputs (some ops need positive inputs).
+    let opts = OptimizeOptions::new(HardwareProfile::load("cpu").unwrap());
+    for path in corpus("tests/onnx/ok", "onnx") {
+        let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let shapes = if stem == "symbolic_batch" {
+            eqopt::onnx::ImportOptions::default().input_shape("x", vec![2, 3, 4])
+        } else {
+            eqopt::onnx::ImportOptions::default()
+        };
+        let g = eqopt::onnx::import::load(&path, &shapes).unwrap();
+        let inputs = eqopt::tensor_io::read_npz(&path.with_file_name(format!("{stem}.inputs.npz"))).unwrap();
+        let (opt, _) = optimize(&g, &rules, &opts).unwrap();
+        let dir = tmp.path().join(format!("fixture.{stem}.cpu"));
+        write_case_with(&dir, &opt, inputs);
+        cases.push(dir);
     }
     let results = ort_check(&cases, 1e-4).expect("python is present");
     let mut failures = Vec::new();

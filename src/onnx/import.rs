@@ -254,7 +254,7 @@ impl<'m> Importer<'m> {
         for t in &graph.initializer {
             let origin = Origin {
                 model: self.path,
-                what: format!("initializer \"{}\"", t.name),
+                what: t.name.clone(),
             };
             let tensor = tensor_from_proto(t, &origin)?;
             let mut c = ConstVal::data(tensor);

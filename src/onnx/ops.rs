@@ -157,8 +157,10 @@ impl Ctx<'_, '_, '_> {
         Ok(self.attr(name, attr_type::INT)?.map_or(default, |a| a.i))
     }
 
+    /// A float attribute. ONNX stores f32; the value is widened through its shortest
+    /// decimal form, so `1e-5` reads as 1e-5 rather than 9.99999974e-6.
     fn float(&self, name: &str, default: f64) -> Result<f64> {
-        Ok(self.attr(name, attr_type::FLOAT)?.map_or(default, |a| a.f as f64))
+        Ok(self.attr(name, attr_type::FLOAT)?.map_or(default, |a| widen(a.f)))
     }
 
     fn ints(&self, name: &str) -> Result<Option<Vec<i64>>> {
@@ -184,7 +186,7 @@ impl Ctx<'_, '_, '_> {
     fn decode(&self, t: &TensorProto, attr: &str) -> Result<Tensor> {
         let origin = Origin {
             model: self.imp.path,
-            what: format!("node \"{}\" ({}) attribute \"{attr}\"", self.label, self.node.op_type),
+            what: format!("{}.{attr} (attribute of the {} node)", self.label, self.node.op_type),
         };
         tensor_from_proto(t, &origin)
     }
@@ -970,7 +972,7 @@ impl Ctx<'_, '_, '_> {
             return Ok(Value::Const(ConstVal::data(t)));
         }
         if let Some(a) = self.attr("value_float", attr_type::FLOAT)? {
-            return Ok(Value::scalar(DType::F32, a.f as f64));
+            return Ok(Value::scalar(DType::F32, widen(a.f)));
         }
         if let Some(a) = self.attr("value_int", attr_type::INT)? {
             return Ok(Value::scalar(DType::I64, a.i as f64));
@@ -987,6 +989,10 @@ impl Ctx<'_, '_, '_> {
         }
         Err(self.err("attributes", "one of value, value_float(s), value_int(s)", "none"))
     }
+}
+
+fn widen(f: f32) -> f64 {
+    f.to_string().parse().unwrap_or(f as f64)
 }
 
 fn attrs(pairs: &[(&str, Json)]) -> Map<String, Json> {

@@ -45,7 +45,7 @@ pub const SUPPORTED_DTYPES: &str = "FLOAT, DOUBLE, FLOAT16, BFLOAT16, INT8, INT3
 pub struct Origin<'a> {
     /// The model file.
     pub model: &'a Path,
-    /// `initializer "w"` or `node "c1" (Constant) attribute "value"`.
+    /// The initializer's name, or `node.attr (attribute of the Op node)`.
     pub what: String,
 }
 

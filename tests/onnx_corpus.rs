@@ -1,0 +1,138 @@
+//! The real-model corpus (`scripts/build_corpus.py`: the nine architectures of the
+//! `onnx` wheel's model zoo with seeded weights, and MiniLM-L6 with its trained
+//! weights). For each model: import, run the reference interpreter against ONNX
+//! Runtime's outputs, optimize for `cpu` and `h100`, check each optimized graph on
+//! the same inputs, export the optimized graph and have ONNX Runtime run it.
+//!
+//! The corpus lives in `corpus/` (git-ignored; `EQOPT_CORPUS` points elsewhere).
+//! `EQOPT_CORPUS_MODELS=a,b` picks models. Without a corpus the test says so and
+//! passes, unless `EQOPT_REQUIRE_CORPUS=1` (set by `.ci/run`, which builds it).
+//! With `--nocapture` it prints the per-model table of docs/onnx.md.
+
+mod common;
+
+use common::python::ort_check;
+use common::{normwise_rel_error, root};
+use eqopt::cost::HardwareProfile;
+use eqopt::graph::Graph;
+use eqopt::optimize::{OptimizeOptions, optimize};
+use eqopt::rules::RuleSet;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// ONNX Runtime against eqopt's reference interpreter, normwise relative.
+const TOLERANCE: f64 = 1e-4;
+
+fn corpus_dir() -> PathBuf {
+    std::env::var_os("EQOPT_CORPUS").map_or_else(|| root().join("corpus"), PathBuf::from)
+}
+
+fn models(dir: &std::path::Path) -> Vec<String> {
+    let index: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("index.json")).unwrap()).unwrap();
+    let all: Vec<String> = index["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["dir"].as_str().unwrap().to_string())
+        .collect();
+    match std::env::var("EQOPT_CORPUS_MODELS") {
+        Ok(pick) if !pick.is_empty() => {
+            let pick: Vec<String> = pick.split(',').map(str::to_string).collect();
+            for p in &pick {
+                assert!(all.contains(p), "EQOPT_CORPUS_MODELS names {p}, not in {}", dir.display());
+            }
+            pick
+        }
+        _ => all,
+    }
+}
+
+fn worst_error(
+    graph: &Graph,
+    inputs: &BTreeMap<String, eqopt::graph::tensor::Tensor>,
+    expected: &BTreeMap<String, eqopt::graph::tensor::Tensor>,
+) -> f64 {
+    let got = eqopt::eval::run(graph, inputs).unwrap_or_else(|e| panic!("{}: {e}", graph.name));
+    let mut worst: f64 = 0.0;
+    for (name, want) in expected {
+        assert_eq!(got[name].ty, want.ty, "{}: output {name} type", graph.name);
+        worst = worst.max(normwise_rel_error(&got[name], want));
+    }
+    worst
+}
+
+#[test]
+fn corpus_models_import_run_optimize_and_export() {
+    let dir = corpus_dir();
+    if !dir.join("index.json").exists() {
+        let msg = format!(
+            "no corpus at {}: build it with `$(scripts/pyenv.sh --corpus) scripts/build_corpus.py --out corpus`",
+            dir.display()
+        );
+        assert!(std::env::var("EQOPT_REQUIRE_CORPUS").is_err(), "{msg}");
+        eprintln!("SKIPPED: {msg}");
+        return;
+    }
+    let rules = RuleSet::defaults().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut rows = Vec::new();
+    let mut cases = Vec::new();
+    for m in models(&dir) {
+        let start = Instant::now();
+        let model = dir.join(&m).join("model.onnx");
+        let g = eqopt::onnx::import::load(&model, &Default::default()).unwrap_or_else(|e| panic!("{m}: {e}"));
+        let inputs = eqopt::tensor_io::read_npz(&dir.join(&m).join("inputs.npz")).unwrap();
+        let expected = eqopt::tensor_io::read_npz(&dir.join(&m).join("expected.npz")).unwrap();
+        let err = worst_error(&g, &inputs, &expected);
+        assert!(err < TOLERANCE, "{m}: eqopt run differs from ONNX Runtime by {err:.3e}");
+        let mut cells = vec![m.clone(), g.nodes.len().to_string()];
+        let params: usize = g.constants.iter().map(|c| c.ty.numel()).sum();
+        let mut gflop = String::new();
+        let mut errors = vec![format!("{err:.1e}")];
+        for target in ["cpu", "h100"] {
+            let opts = OptimizeOptions::new(HardwareProfile::load(target).unwrap());
+            let (opt, report) = optimize(&g, &rules, &opts).unwrap_or_else(|e| panic!("{m}: optimize for {target}: {e}"));
+            let e = worst_error(&opt, &inputs, &expected);
+            assert!(e < TOLERANCE, "{m}: optimized for {target}, differs from ONNX Runtime by {e:.3e}");
+            errors.push(format!("{e:.1e}"));
+            gflop = format!("{:.2}", report.before.flops as f64 / 1e9);
+            cells.push(format!(
+                "{:.2} → {:.2} ms ({} → {} kernels)",
+                report.before.latency_s * 1e3,
+                report.after.latency_s * 1e3,
+                report.before.kernels,
+                report.after.kernels
+            ));
+            if target == "cpu" {
+                let case = tmp.path().join(&m);
+                std::fs::create_dir_all(&case).unwrap();
+                eqopt::onnx::export::save(&opt, &case.join("model.onnx")).unwrap();
+                std::fs::copy(dir.join(&m).join("inputs.npz"), case.join("inputs.npz")).unwrap();
+                std::fs::copy(dir.join(&m).join("expected.npz"), case.join("expected.npz")).unwrap();
+                cases.push(case);
+            }
+        }
+        cells.insert(2, format!("{:.2}", params as f64 / 1e6));
+        cells.insert(3, gflop);
+        cells.push(errors.join(" / "));
+        cells.push(format!("{:.1} s", start.elapsed().as_secs_f64()));
+        eprintln!("{m}: done in {:.1} s", start.elapsed().as_secs_f64());
+        rows.push(format!("| {} |", cells.join(" | ")));
+    }
+    if let Some(results) = ort_check(&cases, TOLERANCE) {
+        for r in &results {
+            assert!(
+                r.ok,
+                "{}: ONNX Runtime on the exported optimized model: {}",
+                r.case,
+                r.error.clone().unwrap_or_default()
+            );
+        }
+    }
+    eprintln!(
+        "| model | nodes | params (M) | GFLOP | cpu: estimated latency before → after | h100: estimated latency before → after | error vs ORT (run / cpu / h100) | test time |"
+    );
+    eprintln!("|---|---|---|---|---|---|---|---|");
+    eprintln!("{}", rows.join("\n"));
+}
