@@ -86,7 +86,8 @@ fn corpus_models_import_run_optimize_and_export() {
         let expected = eqopt::tensor_io::read_npz(&dir.join(&m).join("expected.npz")).unwrap();
         let err = worst_error(&g, &inputs, &expected);
         assert!(err < TOLERANCE, "{m}: eqopt run differs from ONNX Runtime by {err:.3e}");
-        let mut cells = vec![m.clone(), g.nodes.len().to_string()];
+        let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join(&m).join("meta.json")).unwrap()).unwrap();
+        let mut cells = vec![m.clone(), format!("{} → {}", meta["nodes"], g.nodes.len())];
         let params: usize = g.constants.iter().map(|c| c.ty.numel()).sum();
         let mut gflop = String::new();
         let mut errors = vec![format!("{err:.1e}")];
