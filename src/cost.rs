@@ -130,15 +130,22 @@ pub fn op_count(op: &Op) -> usize {
     }
 }
 
+/// Saturating product: absurd shapes give huge costs, never an overflow.
+fn mul(factors: &[u64]) -> u64 {
+    factors.iter().fold(1u64, |a, &b| a.saturating_mul(b))
+}
+
 fn matmul_flops(a: &TensorType, out: &TensorType) -> u64 {
-    2 * out.numel() as u64 * *a.shape.last().unwrap_or(&1) as u64
+    mul(&[2, out.numel() as u64, *a.shape.last().unwrap_or(&1) as u64])
 }
 
 fn conv_flops(x: &TensorType, w: &TensorType, out: &TensorType, group: usize) -> u64 {
-    let per_out = (x.shape.get(1).copied().unwrap_or(1) / group.max(1)) as u64
-        * w.shape.get(2).copied().unwrap_or(1) as u64
-        * w.shape.get(3).copied().unwrap_or(1) as u64;
-    2 * out.numel() as u64 * per_out
+    let per_out = mul(&[
+        (x.shape.get(1).copied().unwrap_or(1) / group.max(1)) as u64,
+        w.shape.get(2).copied().unwrap_or(1) as u64,
+        w.shape.get(3).copied().unwrap_or(1) as u64,
+    ]);
+    mul(&[2, out.numel() as u64, per_out])
 }
 
 /// The work of `op` applied to inputs of types `inputs` (with const-ness `consts`)
@@ -148,7 +155,7 @@ pub fn work(op: &Op, inputs: &[&TensorType], consts: &[bool], out: &TensorType) 
     let n = out.numel() as u64;
     let mut w = Work {
         flops: 0,
-        bytes_read: inputs.iter().map(|t| t.size_bytes()).sum(),
+        bytes_read: inputs.iter().fold(0u64, |a, t| a.saturating_add(t.size_bytes())),
         bytes_written: out.size_bytes(),
         dtype,
         kind: ExecKind::Kernel,
@@ -172,24 +179,26 @@ pub fn work(op: &Op, inputs: &[&TensorType], consts: &[bool], out: &TensorType) 
         };
     }
     w.flops = match op {
-        Op::Unary(u) => n * u.flops_per_element(),
-        Op::Binary(b) => n * b.flops_per_element(),
-        Op::FusedElementwise { expr } => n * expr.flops_per_element(),
+        Op::Unary(u) => mul(&[n, u.flops_per_element()]),
+        Op::Binary(b) => mul(&[n, b.flops_per_element()]),
+        Op::FusedElementwise { expr } => mul(&[n, expr.flops_per_element()]),
         Op::MatMul => matmul_flops(inputs[0], out),
-        Op::FusedMatMul { epilogue } => matmul_flops(inputs[0], out) + n * epilogue.flops_per_element(),
-        Op::Conv(p) => conv_flops(inputs[0], inputs[1], out, p.group) + if inputs.len() > 2 { n } else { 0 },
-        Op::FusedConv { params, epilogue } => conv_flops(inputs[0], inputs[1], out, params.group) + n * epilogue.flops_per_element(),
-        Op::Pool(_, p) => n * (p.kernel[0] * p.kernel[1]) as u64,
+        Op::FusedMatMul { epilogue } => matmul_flops(inputs[0], out).saturating_add(mul(&[n, epilogue.flops_per_element()])),
+        Op::Conv(p) => conv_flops(inputs[0], inputs[1], out, p.group).saturating_add(if inputs.len() > 2 { n } else { 0 }),
+        Op::FusedConv { params, epilogue } => {
+            conv_flops(inputs[0], inputs[1], out, params.group).saturating_add(mul(&[n, epilogue.flops_per_element()]))
+        }
+        Op::Pool(_, p) => mul(&[n, p.kernel[0] as u64, p.kernel[1] as u64]),
         Op::GlobalPool(_) => inputs[0].numel() as u64,
-        Op::BatchNorm { .. } => 2 * n,
-        Op::Softmax { .. } => 5 * n,
-        Op::LayerNorm { .. } => 8 * n,
+        Op::BatchNorm { .. } => mul(&[2, n]),
+        Op::Softmax { .. } => mul(&[5, n]),
+        Op::LayerNorm { .. } => mul(&[8, n]),
         Op::Reduce { .. } => inputs[0].numel() as u64,
         Op::Cast { .. } | Op::Concat { .. } | Op::Transpose { .. } | Op::Slice { .. } | Op::Gather { .. } => 0,
         Op::Reshape { .. } | Op::Flatten { .. } => 0,
     };
     match op {
-        Op::Gather { .. } => w.bytes_read = out.size_bytes() + inputs[1].size_bytes(),
+        Op::Gather { .. } => w.bytes_read = out.size_bytes().saturating_add(inputs[1].size_bytes()),
         Op::Slice { .. } => w.bytes_read = out.size_bytes(),
         _ => {}
     }
@@ -232,8 +241,8 @@ pub fn graph_totals(graph: &crate::graph::Graph, target: &HardwareProfile) -> To
             t.ops += op_count(&n.op);
             t.kernels += 1;
         }
-        t.flops += w.flops;
-        t.bytes += w.bytes_read + w.bytes_written;
+        t.flops = t.flops.saturating_add(w.flops);
+        t.bytes = t.bytes.saturating_add(w.bytes_read).saturating_add(w.bytes_written);
         t.latency_s += target.kernel_time(&w);
     }
     t

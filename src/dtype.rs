@@ -125,14 +125,18 @@ impl fmt::Display for TensorType {
     }
 }
 
-/// Product of dims, or `None` when it overflows `u64` bytes for the given element size.
+/// Product of dims, or `None` when the byte size for the given element size, or
+/// the product of the non-zero dims (what array libraries index with), overflows
+/// `isize`. An empty tensor with a dim of 2^63 − 1 is therefore rejected too.
 pub fn checked_numel(shape: &[usize], elem_size: usize) -> Option<usize> {
-    let mut n: usize = 1;
+    let mut nonzero: usize = 1;
     for &d in shape {
-        n = n.checked_mul(d)?;
+        nonzero = nonzero.checked_mul(d.max(1))?;
     }
-    n.checked_mul(elem_size.max(1))?;
-    Some(n)
+    if nonzero.checked_mul(elem_size.max(1))? > isize::MAX as usize {
+        return None;
+    }
+    Some(if shape.contains(&0) { 0 } else { nonzero })
 }
 
 /// Displays a shape as `[1, 3, 224, 224]`.

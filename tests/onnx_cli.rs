@@ -90,3 +90,16 @@ fn wrong_extensions_and_bad_models_fail_cleanly() {
     ]));
     assert!(e.contains("--input-shape"), "{e}");
 }
+
+#[test]
+fn export_and_optimize_are_byte_deterministic() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |k: usize| {
+        let exported = dir.path().join(format!("e{k}.onnx"));
+        let optimized = dir.path().join(format!("o{k}.onnx"));
+        ok(&eqopt(&["export", "tests/onnx/ok/mini_transformer.onnx", "-o", s(&exported)]));
+        ok(&eqopt(&["optimize", "tests/onnx/ok/mini_transformer.onnx", "-o", s(&optimized)]));
+        (std::fs::read(exported).unwrap(), std::fs::read(optimized).unwrap())
+    };
+    assert_eq!(run(0), run(1));
+}

@@ -83,11 +83,12 @@ fn batch_offsets(out: &[usize], src: &[usize]) -> Vec<usize> {
 }
 
 /// Output positions `o` in `0..out_len` with `0 <= o·stride + offset < in_len`.
+/// Computed in i128 so that extreme strides and offsets cannot overflow.
 pub(super) fn valid_range(out_len: usize, stride: usize, offset: isize, in_len: usize) -> Range<usize> {
-    let s = stride as isize;
-    let lo = if offset >= 0 { 0 } else { (-offset + s - 1) / s };
-    let room = in_len as isize - offset;
-    let hi = if room <= 0 { 0 } else { ((room + s - 1) / s).min(out_len as isize) };
+    let (s, offset, out_len) = (stride as i128, offset as i128, out_len as i128);
+    let lo = if offset >= 0 { 0 } else { ((-offset + s - 1) / s).min(out_len) };
+    let room = in_len as i128 - offset;
+    let hi = if room <= 0 { 0 } else { ((room + s - 1) / s).min(out_len) };
     lo as usize..(hi.max(lo)) as usize
 }
 

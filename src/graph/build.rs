@@ -350,7 +350,7 @@ fn resolve_reshape(a: &Attrs<'_>, x: Option<&TensorType>) -> Result<Vec<usize>> 
         }
     }
     if let Some(i) = infer_at {
-        let known: usize = out.iter().product();
+        let known: usize = out.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).unwrap_or(0);
         if known == 0 || x.numel() % known != 0 {
             return Err(a.bad(
                 "shape",

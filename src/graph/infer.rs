@@ -264,7 +264,7 @@ pub fn infer(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, InferError> 
             Ok(TensorType::new(vec![outer, inner], x.dtype))
         }
         Op::Reshape { shape } => {
-            if shape.iter().product::<usize>() != x.numel() {
+            if crate::dtype::checked_numel(shape, 1) != Some(x.numel()) {
                 return fail(
                     format!("a shape with {} elements", x.numel()),
                     format!("{} for input {x}", ShapeDisplay(shape)),

@@ -284,6 +284,10 @@ impl<'m> Importer<'m> {
                 continue;
             }
             let ty = self.input_type(i, v, opts)?;
+            crate::graph::check_size(&v.name, &ty).map_err(|e| Error::InGraph {
+                path: self.path.to_path_buf(),
+                source: Box::new(e),
+            })?;
             self.taken.insert(v.name.clone());
             self.inputs.push(Input {
                 name: v.name.clone(),

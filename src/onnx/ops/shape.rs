@@ -102,7 +102,11 @@ impl Ctx<'_, '_, '_> {
             self.ints("split")?
         };
         let sizes: Vec<usize> = match given {
-            Some(s) if s.len() == n_out && s.iter().all(|&v| v >= 0) && s.iter().sum::<i64>() == dim as i64 => {
+            Some(s)
+                if s.len() == n_out
+                    && s.iter().all(|&v| v >= 0)
+                    && s.iter().try_fold(0i64, |a, &v| a.checked_add(v)) == Some(dim as i64) =>
+            {
                 s.iter().map(|&v| v as usize).collect()
             }
             Some(s) => return Err(self.err("split", format!("{n_out} non-negative sizes summing to {dim}"), format!("{s:?}"))),

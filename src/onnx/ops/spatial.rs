@@ -24,9 +24,12 @@ impl Ctx<'_, '_, '_> {
             "SAME_UPPER" | "SAME_LOWER" => {
                 let mut p = [0usize; 4];
                 for d in 0..2 {
-                    let out = hw[d].div_ceil(strides[d]);
-                    let span = (kernel[d] - 1) * dilations[d] + 1;
-                    let total = ((out - 1) * strides[d] + span).saturating_sub(hw[d]);
+                    // In u128: absurd kernels or strides cannot overflow.
+                    let (h, s, k, dl) = (hw[d] as u128, strides[d] as u128, kernel[d] as u128, dilations[d] as u128);
+                    let span = k.saturating_sub(1) * dl + 1;
+                    let total = ((h.div_ceil(s).saturating_sub(1)) * s + span).saturating_sub(h);
+                    let total =
+                        usize::try_from(total).map_err(|_| self.attr_err("auto_pad", "a window of addressable size", auto.clone()))?;
                     let small = total / 2;
                     let (begin, end) = if auto == "SAME_UPPER" {
                         (small, total - small)
