@@ -182,6 +182,9 @@ struct OptimizeArgs {
     /// Allow the output to be the input file.
     #[arg(long)]
     overwrite_input: bool,
+    /// List the rules whose rewrites the optimized graph uses, with the nodes each built.
+    #[arg(long)]
+    explain: bool,
 }
 
 #[derive(Args, Debug)]
@@ -276,6 +279,7 @@ fn run_optimize(a: &OptimizeArgs, out: &mut dyn Write) -> Result<()> {
         .with_multi_pattern_iters(a.multi_pattern_iters);
     let mut opts = OptimizeOptions::new(target).with_limits(limits).with_extractor(a.extractor.clone());
     opts.extract_time_limit_s = positive("--extract-time-limit", a.extract_time_limit)?;
+    opts.explain = a.explain;
     let (optimized, report) = optimize(&graph, &rules, &opts)?;
     crate::onnx::save_any(&optimized, &a.output)?;
     if let Some(r) = &a.report {

@@ -148,6 +148,26 @@ fn conv_flops(x: &TensorType, w: &TensorType, out: &TensorType, group: usize) ->
     mul(&[2, out.numel() as u64, per_out])
 }
 
+/// True when `op` is a `Slice` whose result is one contiguous block of its row-major
+/// input (e.g. a channel range of an NCHW tensor at batch 1): a view, not a kernel.
+/// That holds when, for some axis `i`, every earlier axis keeps one index, every
+/// later axis is kept whole, and axis `i` itself has step 1 (or keeps one index).
+pub fn is_contiguous_slice(op: &Op, x: &TensorType, out: &TensorType) -> bool {
+    let Op::Slice { axes, steps, .. } = op else {
+        return false;
+    };
+    if x.rank() != out.rank() {
+        return false;
+    }
+    let step = |a: usize| axes.iter().position(|&s| s == a).map_or(1, |k| steps[k]);
+    let r = x.rank();
+    (0..=r).any(|i| {
+        (0..i.min(r)).all(|a| out.shape[a] == 1)
+            && (i >= r || out.shape[i] <= 1 || step(i) == 1)
+            && ((i + 1).min(r)..r).all(|a| out.shape[a] == x.shape[a])
+    })
+}
+
 /// The work of `op` applied to inputs of types `inputs` (with const-ness `consts`)
 /// producing `out`.
 pub fn work(op: &Op, inputs: &[&TensorType], consts: &[bool], out: &TensorType) -> Work {
@@ -160,7 +180,7 @@ pub fn work(op: &Op, inputs: &[&TensorType], consts: &[bool], out: &TensorType) 
         dtype,
         kind: ExecKind::Kernel,
     };
-    if op.is_view() {
+    if op.is_view() || inputs.first().is_some_and(|x| is_contiguous_slice(op, x, out)) {
         return Work {
             flops: 0,
             bytes_read: 0,

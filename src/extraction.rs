@@ -101,6 +101,10 @@ pub struct ExtractStats {
     pub dag_cost_s: f64,
     /// Wall time of extraction in seconds.
     pub time_s: f64,
+    /// The e-node chosen for each node and constant of the rebuilt graph, by name
+    /// (before constant folding); `optimize --explain` traces them to rules.
+    #[serde(skip)]
+    pub chosen: BTreeMap<String, TNode>,
 }
 
 /// Extracts the cheapest graph equal to `original` from a saturated e-graph.
@@ -134,7 +138,7 @@ pub fn extract_graph_with(
             problem: "the cheapest term has infinite cost (an untypeable e-node was chosen)".into(),
         });
     }
-    let graph = rebuild(original, sat, &view, &extraction)?;
+    let (graph, chosen) = rebuild(original, sat, &view, &extraction)?;
     let graph = fold_constants(graph)?;
     Ok((
         graph,
@@ -142,11 +146,18 @@ pub fn extract_graph_with(
             extractor: ex.name().to_string(),
             dag_cost_s: dag.value(),
             time_s: start.elapsed().as_secs_f64(),
+            chosen,
         },
     ))
 }
 
-fn rebuild(original: &Graph, sat: &crate::saturate::Saturation, view: &CostedView, ex: &Extraction) -> Result<Graph> {
+/// The chosen term as a graph, and the e-node chosen for each of its names.
+fn rebuild(
+    original: &Graph,
+    sat: &crate::saturate::Saturation,
+    view: &CostedView,
+    ex: &Extraction,
+) -> Result<(Graph, BTreeMap<String, TNode>)> {
     let eg = &sat.egraph;
     // Original tensor names by class: the first in input, constant, node order.
     let mut orig_name: BTreeMap<Id, String> = BTreeMap::new();
@@ -172,6 +183,7 @@ fn rebuild(original: &Graph, sat: &crate::saturate::Saturation, view: &CostedVie
     let mut nodes: Vec<Node> = Vec::new();
     let mut consts: Vec<String> = Vec::new();
     let mut fresh = 0usize;
+    let mut chosen_by_name: BTreeMap<String, TNode> = BTreeMap::new();
     // Outputs first claim their own names for their classes.
     for o in &original.outputs {
         let id = eg.find(sat.classes[o]);
@@ -223,6 +235,7 @@ fn rebuild(original: &Graph, sat: &crate::saturate::Saturation, view: &CostedVie
                     })?;
                     if !consts.contains(&name) {
                         consts.push(name.clone());
+                        chosen_by_name.insert(name.clone(), n.clone());
                     }
                     names.insert(id, name);
                 }
@@ -253,6 +266,7 @@ fn rebuild(original: &Graph, sat: &crate::saturate::Saturation, view: &CostedVie
                     let ty = eg[id].data.ty().cloned().ok_or_else(|| Error::BadExtraction {
                         problem: format!("class of {name} is not a tensor"),
                     })?;
+                    chosen_by_name.insert(name.clone(), n.clone());
                     nodes.push(Node { name, op, inputs, ty });
                 }
             }
@@ -271,8 +285,9 @@ fn rebuild(original: &Graph, sat: &crate::saturate::Saturation, view: &CostedVie
     }
     let inputs: Vec<Input> = original.inputs.clone();
     let constants: Vec<Constant> = consts.iter().map(|c| eg.analysis.constants[c].clone()).collect();
-    Graph::new(original.name.clone(), inputs, constants, nodes, original.outputs.clone())
-        .map_err(|e| Error::BadExtraction { problem: e.to_string() })
+    let graph = Graph::new(original.name.clone(), inputs, constants, nodes, original.outputs.clone())
+        .map_err(|e| Error::BadExtraction { problem: e.to_string() })?;
+    Ok((graph, chosen_by_name))
 }
 
 /// Replaces every node whose inputs are all constants by a constant of the same

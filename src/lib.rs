@@ -19,6 +19,7 @@ pub mod dtype;
 pub mod error;
 pub mod eval;
 pub mod ewexpr;
+pub mod explain;
 pub mod extraction;
 pub mod graph;
 pub mod jsonfmt;

@@ -22,6 +22,8 @@ pub struct OptimizeOptions {
     pub extractor: String,
     /// Extraction time limit in seconds.
     pub extract_time_limit_s: f64,
+    /// Trace the result's nodes to the rules that built them (`Report::explain`).
+    pub explain: bool,
 }
 
 impl OptimizeOptions {
@@ -32,6 +34,7 @@ impl OptimizeOptions {
             limits: Limits::default(),
             extractor: eqopt_extract::DEFAULT_EXTRACTOR.to_string(),
             extract_time_limit_s: DEFAULT_EXTRACT_TIME_LIMIT_S,
+            explain: false,
         }
     }
     /// Sets the saturation limits.
@@ -73,6 +76,9 @@ pub struct Report {
     pub extraction: ExtractStats,
     /// Per-iteration statistics.
     pub per_iteration: Vec<IterationStats>,
+    /// Which rules built the result's nodes (with `OptimizeOptions::explain`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explain: Option<crate::explain::Explanation>,
 }
 
 /// Optimizes `graph` with `rules` for `opts.target`.
@@ -101,6 +107,9 @@ pub fn optimize(graph: &Graph, rules: &RuleSet, opts: &OptimizeOptions) -> Resul
         Duration::from_secs_f64(opts.extract_time_limit_s),
     )?;
     let after = graph_totals(&out, &opts.target);
+    let explain = opts
+        .explain
+        .then(|| crate::explain::explain(&sat.egraph, &sat.provenance, &extraction.chosen, &out));
     let report = Report {
         graph: graph.name.clone(),
         target: opts.target.name.clone(),
@@ -114,6 +123,7 @@ pub fn optimize(graph: &Graph, rules: &RuleSet, opts: &OptimizeOptions) -> Resul
         saturation_s: sat.time_s,
         extraction,
         per_iteration: sat.iterations,
+        explain,
     };
     Ok((out, report))
 }
@@ -170,6 +180,9 @@ impl Report {
             time(self.extraction.dag_cost_s),
             time(self.extraction.time_s)
         );
+        if let Some(e) = &self.explain {
+            s += &e.table();
+        }
         s
     }
 }

@@ -11,8 +11,9 @@ use crate::error::{Error, Result};
 use crate::graph::Graph;
 use crate::lang::{TNode, TOp, encode_op};
 use crate::rules::{RuleSet, build_rewrites};
-use egg::{BackoffScheduler, Id, Rewrite, RewriteScheduler, Runner, SearchMatches, Symbol};
+use egg::{Applier, BackoffScheduler, Id, PatternAst, Rewrite, RewriteScheduler, Runner, SearchMatches, Searcher, Subst, Symbol, Var};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Default e-node limit.
@@ -109,9 +110,10 @@ impl std::fmt::Display for StopReason {
 /// One iteration's statistics.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct IterationStats {
-    /// E-nodes after the iteration.
+    /// E-nodes at the start of the iteration (egg records sizes before applying rewrites;
+    /// the final size is `Report::egraph_nodes`).
     pub nodes: usize,
-    /// E-classes after the iteration.
+    /// E-classes at the start of the iteration.
     pub classes: usize,
     /// Successful applications per rule (sorted by name).
     pub applied: BTreeMap<String, usize>,
@@ -129,6 +131,92 @@ pub struct Saturation {
     pub iterations: Vec<IterationStats>,
     /// Wall time of saturation in seconds.
     pub time_s: f64,
+    /// Which rule added each e-node (for `optimize --explain`).
+    pub provenance: Provenance,
+}
+
+/// Which rule application added which e-nodes. E-node ids index `egraph.nodes()`,
+/// which egg appends to as nodes are added: ids below `initial_nodes` encode the
+/// input graph; each span records the ids one rule's matches added in one iteration.
+#[derive(Clone, Debug, Default)]
+pub struct Provenance {
+    /// Nodes of the input graph's encoding.
+    pub initial_nodes: usize,
+    /// `(first id, end id, rule)` for every application that added nodes, in order.
+    pub spans: Vec<(usize, usize, String)>,
+    /// Rule name → matches applied (including those that only merged classes).
+    pub applications: BTreeMap<String, usize>,
+}
+
+impl Provenance {
+    /// The rule that added e-node `id`, or `None` for the input graph's nodes.
+    pub fn rule_of(&self, id: usize) -> Option<&str> {
+        if id < self.initial_nodes {
+            return None;
+        }
+        let k = self.spans.partition_point(|(_, end, _)| *end <= id);
+        self.spans.get(k).filter(|(start, _, _)| *start <= id).map(|(_, _, r)| r.as_str())
+    }
+}
+
+/// A rule's searcher, shared with the rule it came from.
+struct SharedSearcher(Arc<dyn Searcher<TNode, TensorAnalysis> + Sync + Send>);
+
+impl Searcher<TNode, TensorAnalysis> for SharedSearcher {
+    fn search_eclass_with_limit(&self, egraph: &TEGraph, eclass: Id, limit: usize) -> Option<SearchMatches<'_, TNode>> {
+        self.0.search_eclass_with_limit(egraph, eclass, limit)
+    }
+
+    fn search_with_limit(&self, egraph: &TEGraph, limit: usize) -> Vec<SearchMatches<'_, TNode>> {
+        self.0.search_with_limit(egraph, limit)
+    }
+
+    fn get_pattern_ast(&self) -> Option<&PatternAst<TNode>> {
+        self.0.get_pattern_ast()
+    }
+
+    fn vars(&self) -> Vec<Var> {
+        self.0.vars()
+    }
+}
+
+/// Wraps a rule's applier to record which e-nodes its applications add.
+struct Recorder {
+    inner: Arc<dyn Applier<TNode, TensorAnalysis> + Sync + Send>,
+    log: Arc<Mutex<Provenance>>,
+}
+
+impl Applier<TNode, TensorAnalysis> for Recorder {
+    fn apply_matches(&self, egraph: &mut TEGraph, matches: &[SearchMatches<TNode>], rule_name: Symbol) -> Vec<Id> {
+        let before = egraph.nodes().len();
+        let ids = self.inner.apply_matches(egraph, matches, rule_name);
+        let after = egraph.nodes().len();
+        let mut log = self.log.lock().expect("the log is never poisoned: recording cannot panic");
+        *log.applications.entry(rule_name.to_string()).or_default() += matches.iter().map(|m| m.substs.len()).sum::<usize>();
+        if after > before {
+            log.spans.push((before, after, rule_name.to_string()));
+        }
+        ids
+    }
+
+    fn apply_one(
+        &self,
+        egraph: &mut TEGraph,
+        eclass: Id,
+        subst: &Subst,
+        searcher_ast: Option<&PatternAst<TNode>>,
+        rule_name: Symbol,
+    ) -> Vec<Id> {
+        self.inner.apply_one(egraph, eclass, subst, searcher_ast, rule_name)
+    }
+
+    fn get_pattern_ast(&self) -> Option<&PatternAst<TNode>> {
+        self.inner.get_pattern_ast()
+    }
+
+    fn vars(&self) -> Vec<Var> {
+        self.inner.vars()
+    }
 }
 
 /// Adds `graph` to a fresh e-graph; returns the e-graph and the class of every tensor name.
@@ -191,6 +279,20 @@ pub fn saturate(graph: &Graph, rules: &RuleSet, limits: &Limits) -> Result<Satur
         .map(|r| Symbol::from(r.name.as_str()))
         .collect();
     let (egraph, classes) = graph_to_egraph(graph);
+    let log = Arc::new(Mutex::new(Provenance {
+        initial_nodes: egraph.nodes().len(),
+        ..Provenance::default()
+    }));
+    let rewrites: Vec<Rewrite<TNode, TensorAnalysis>> = rewrites
+        .into_iter()
+        .map(|rw| {
+            let recorder = Recorder {
+                inner: rw.applier,
+                log: log.clone(),
+            };
+            Rewrite::new(rw.name, SharedSearcher(rw.searcher), recorder).expect("wrapping keeps the rule's variables bound")
+        })
+        .collect();
     let scheduler = GatedScheduler {
         inner: BackoffScheduler::default()
             .with_initial_match_limit(limits.match_limit)
@@ -241,11 +343,13 @@ pub fn saturate(graph: &Graph, rules: &RuleSet, limits: &Limits) -> Result<Satur
     let mut egraph = runner.egraph;
     egraph.rebuild();
     let classes = classes.into_iter().map(|(k, id)| (k, egraph.find(id))).collect();
+    let provenance = log.lock().expect("saturation is over: nothing else holds the log").clone();
     Ok(Saturation {
         egraph,
         classes,
         stop_reason,
         iterations,
         time_s,
+        provenance,
     })
 }

@@ -62,6 +62,28 @@ fn worst_error(
     worst
 }
 
+/// The rewrites each model is known to need, asserted on its optimized graph.
+fn assert_rewrites_found(model: &str, opt: &Graph) {
+    use eqopt::graph::op::Op;
+    let count = |f: &dyn Fn(&eqopt::graph::Node) -> bool| opt.nodes.iter().filter(|n| f(n)).count();
+    match model {
+        // Every batch norm folds into the convolution before it.
+        "resnet50" | "shufflenet" => {
+            let bn = count(&|n| matches!(n.op, Op::BatchNorm { .. }));
+            assert_eq!(bn, 0, "{model}: {bn} batch norms left unfolded");
+        }
+        // The sibling 1x1 convolutions of each inception block share one kernel.
+        "inception_v1" => {
+            let merged = count(&|n| matches!(n.op, Op::Conv(_) | Op::FusedConv { .. }) && n.inputs[1].contains('+'));
+            assert!(
+                merged >= 9,
+                "{model}: only {merged} merged sibling convolutions (one per inception block expected)"
+            );
+        }
+        _ => {}
+    }
+}
+
 #[test]
 fn corpus_models_import_run_optimize_and_export() {
     let dir = corpus_dir();
@@ -105,6 +127,7 @@ fn corpus_models_import_run_optimize_and_export() {
                 report.before.kernels,
                 report.after.kernels
             ));
+            assert_rewrites_found(&m, &opt);
             if target == "cpu" {
                 let case = tmp.path().join(&m);
                 std::fs::create_dir_all(&case).unwrap();

@@ -50,6 +50,11 @@ pub const BUILTIN_APPLIERS: &[BuiltinSpec] = &[
         doc: "(@fold-batchnorm ?eps ?params ?x ?w [?bias] ?scale ?shift ?mean ?var): a conv with the batch norm folded into constant weights and bias",
     },
     BuiltinSpec {
+        name: "merge-convs",
+        arities: &[6, 8],
+        doc: "(@merge-convs ?o1 ?o2 ?x ?params ?w1 [?b1] ?w2 [?b2]): one convolution of ?x with the constant weights (and biases) stacked along the output channels, sliced back into ?o1 and ?o2",
+    },
+    BuiltinSpec {
         name: "merge-matmuls",
         arities: &[5],
         doc: "(@merge-matmuls ?o1 ?o2 ?x ?w1 ?w2): one matmul of ?x with the concatenated constant weights, sliced back into ?o1 and ?o2",
@@ -129,6 +134,7 @@ pub fn apply_builtin(name: &str, egraph: &mut TEGraph, eclass: Id, args: &[Id]) 
         "compose-transpose" => compose_transpose(egraph, eclass, args).into_iter().collect(),
         "fold-batchnorm" => fold_batchnorm(egraph, eclass, args).into_iter().collect(),
         "merge-matmuls" => merge_matmuls(egraph, args).unwrap_or_default(),
+        "merge-convs" => merge_convs(egraph, args).unwrap_or_default(),
         _ => Vec::new(),
     }
 }
@@ -239,6 +245,63 @@ fn merge_matmuls(egraph: &mut TEGraph, args: &[Id]) -> Option<Vec<(Id, Id)>> {
     };
     let s1 = slice(0, a);
     let s2 = slice(a, a + b);
+    Some(vec![(o1, s1), (o2, s2)])
+}
+
+/// Constants stacked along axis 0 (row-major: the flat buffers one after the other).
+fn stack_axis0(egraph: &mut TEGraph, n1: &str, n2: &str, t1: &TensorType, t2: &TensorType) -> Option<Id> {
+    let merged_name = format!("{n1}+{n2}");
+    let mut shape = t1.shape.clone();
+    *shape.first_mut()? += t2.shape[0];
+    let dtype = t1.dtype;
+    let name = egraph.analysis.memo_constant(&format!("stack {merged_name}"), &merged_name, |an| {
+        let mut v = an.constant_data(n1)?.to_f64();
+        v.extend(an.constant_data(n2)?.to_f64());
+        Some(Tensor::from_f64(TensorType::new(shape, dtype), &v))
+    })?;
+    Some(add_const_node(egraph, &name))
+}
+
+/// Slices `[start, end)` of axis `axis` of class `x`.
+fn add_slice(egraph: &mut TEGraph, x: Id, axis: usize, start: usize, end: usize) -> Id {
+    let attrs = [vec![axis as i64], vec![start as i64], vec![end as i64], vec![1]].map(|v| add_attr(egraph, Attr::Ints(v)));
+    egraph.add(TNode {
+        op: TOp::Slice,
+        children: vec![attrs[0], attrs[1], attrs[2], attrs[3], x],
+    })
+}
+
+/// Two convolutions of one input with equal parameters and constant weights become
+/// one convolution with the weights (and biases) stacked along the output channels,
+/// and two channel slices (views for batch 1 in NCHW). Inception's sibling 1×1 convs.
+fn merge_convs(egraph: &mut TEGraph, args: &[Id]) -> Option<Vec<(Id, Id)>> {
+    let (o1, o2, x, params) = (args[0], args[1], args[2], args[3]);
+    let with_bias = args.len() == 8;
+    let (w1, w2) = if with_bias { (args[4], args[6]) } else { (args[4], args[5]) };
+    let (n1, n2) = (const_name(egraph, w1)?, const_name(egraph, w2)?);
+    let (t1, t2) = (ty_of(egraph, w1)?, ty_of(egraph, w2)?);
+    let (p1, p2): (Vec<&str>, Vec<&str>) = (n1.split('+').collect(), n2.split('+').collect());
+    let ordered = p1.iter().max() < p2.iter().min();
+    let p = crate::lang::conv_params(&attr_of(egraph, params)?)?;
+    if !ordered || p.group != 1 || t1.rank() != 4 || t1.shape[1..] != t2.shape[1..] || t1.dtype != t2.dtype {
+        return None;
+    }
+    let (c1, c2) = (t1.shape[0], t2.shape[0]);
+    let wid = stack_axis0(egraph, &n1, &n2, &t1, &t2)?;
+    let mut children = vec![params, x, wid];
+    if with_bias {
+        let (b1, b2) = (args[5], args[7]);
+        let (bn1, bn2) = (const_name(egraph, b1)?, const_name(egraph, b2)?);
+        let (bt1, bt2) = (ty_of(egraph, b1)?, ty_of(egraph, b2)?);
+        if bt1.shape != [c1] || bt2.shape != [c2] || bt1.dtype != bt2.dtype {
+            return None;
+        }
+        children.push(stack_axis0(egraph, &bn1, &bn2, &bt1, &bt2)?);
+    }
+    let conv = egraph.add(TNode { op: TOp::Conv, children });
+    ty_of(egraph, conv)?;
+    let s1 = add_slice(egraph, conv, 1, 0, c1);
+    let s2 = add_slice(egraph, conv, 1, c1, c1 + c2);
     Some(vec![(o1, s1), (o2, s2)])
 }
 

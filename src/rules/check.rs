@@ -274,6 +274,7 @@ fn trial(rule: &Rule, rewrite: &Rewrite<TNode, TensorAnalysis>, asts: &[&Pattern
         stop_reason: StopReason::Saturated,
         iterations: vec![],
         time_s: 0.0,
+        provenance: Default::default(),
     };
     let prefer_new = |eg: &crate::analysis::TEGraph, n: &TNode| -> Option<f64> {
         if matches!(n.op, TOp::Attr(_) | TOp::Input | TOp::Const) {

@@ -301,7 +301,19 @@ impl Gen<'_> {
             (TOp::Flatten, _) => Attr::Int(self.below(rank + 1) as i64),
             (TOp::Reduce(_), 0) => Attr::Ints(vec![self.below(rank.max(1)) as i64]),
             (TOp::Reduce(_), _) => Attr::Int(self.below(2) as i64),
-            (TOp::Slice, _) => Attr::Ints(vec![0]),
+            // A valid slice of the last axis: axes, starts (first half), ends (second half), steps.
+            (TOp::Slice, k) => {
+                let axis = rank.saturating_sub(1);
+                let dim = x.shape.get(axis).copied().unwrap_or(1);
+                let half = dim / 2;
+                let v = match k {
+                    0 => axis,
+                    1 => self.below(half.max(1)),
+                    2 => (half + 1 + self.below(dim - half)).min(dim),
+                    _ => 1 + self.below(2),
+                };
+                Attr::Ints(vec![v as i64])
+            }
             _ => Attr::Int(self.below(rank.max(1)) as i64),
         }
     }
