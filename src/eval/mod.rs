@@ -29,7 +29,7 @@ pub use compare::{Comparison, compare};
 use crate::dtype::{DType, TensorType};
 use crate::graph::Graph;
 use crate::graph::infer::{self, arity_text};
-use crate::graph::op::Op;
+use crate::graph::op::{Op, UnaryOp};
 use crate::graph::tensor::{Distribution, Tensor, TensorData, random_values};
 use ndarray::{ArrayD, IxDyn};
 use std::collections::BTreeMap;
@@ -135,6 +135,17 @@ pub fn eval_node(node: &str, op: &Op, inputs: &[&Tensor]) -> Result<Tensor, Eval
         check_data(node, t)?;
     }
     let ty = output_type(node, op, inputs)?;
+    // Pure data movement keeps the elements as they are: no trip through f64.
+    match op {
+        Op::Reshape { .. } | Op::Flatten { .. } | Op::Unary(UnaryOp::Identity | UnaryOp::Dropout) => {
+            return Ok(Tensor {
+                ty,
+                data: inputs[0].data.clone(),
+            });
+        }
+        Op::Transpose { perm } => return Ok(shape_ops::transpose_native(inputs[0], perm, ty)),
+        _ => {}
+    }
     let values = compute(node, op, inputs, &ty)?;
     debug_assert_eq!(
         values.shape(),

@@ -19,6 +19,52 @@ pub(super) fn transpose(x: &ArrayD<f64>, perm: &[usize]) -> ArrayD<f64> {
     x.view().permuted_axes(IxDyn(perm)).as_standard_layout().into_owned()
 }
 
+/// [`transpose`] on the tensor's own element type (exact for every dtype, and
+/// without widening: folding a transposed 100M-element weight stays cheap).
+pub(super) fn transpose_native(
+    x: &crate::graph::tensor::Tensor,
+    perm: &[usize],
+    ty: crate::dtype::TensorType,
+) -> crate::graph::tensor::Tensor {
+    use crate::graph::tensor::{Tensor, TensorData};
+    fn permute<T: Copy + Default>(v: &[T], shape: &[usize], perm: &[usize]) -> Vec<T> {
+        let r = shape.len();
+        // Swapping the last two axes (weights of a transposed Gemm, K of attention):
+        // a tiled loop, since element-by-element dynamic-rank iteration is slow on large weights.
+        if r >= 2 && perm[..r - 2].iter().enumerate().all(|(i, &p)| p == i) && perm[r - 2] == r - 1 && perm[r - 1] == r - 2 {
+            let (rows, cols) = (shape[r - 2], shape[r - 1]);
+            let mut out = vec![T::default(); v.len()];
+            const TILE: usize = 32;
+            for (src, dst) in v.chunks(rows * cols).zip(out.chunks_mut(rows * cols)) {
+                for i0 in (0..rows).step_by(TILE) {
+                    for j0 in (0..cols).step_by(TILE) {
+                        for i in i0..(i0 + TILE).min(rows) {
+                            for j in j0..(j0 + TILE).min(cols) {
+                                dst[j * rows + i] = src[i * cols + j];
+                            }
+                        }
+                    }
+                }
+            }
+            return out;
+        }
+        let a = ndarray::ArrayViewD::from_shape(IxDyn(shape), v).expect("data length checked against the type");
+        a.permuted_axes(IxDyn(perm)).iter().copied().collect()
+    }
+    let shape = &x.ty.shape;
+    let data = match &x.data {
+        TensorData::F32(v) => TensorData::F32(permute(v, shape, perm)),
+        TensorData::F64(v) => TensorData::F64(permute(v, shape, perm)),
+        TensorData::F16(v) => TensorData::F16(permute(v, shape, perm)),
+        TensorData::BF16(v) => TensorData::BF16(permute(v, shape, perm)),
+        TensorData::I8(v) => TensorData::I8(permute(v, shape, perm)),
+        TensorData::I32(v) => TensorData::I32(permute(v, shape, perm)),
+        TensorData::I64(v) => TensorData::I64(permute(v, shape, perm)),
+        TensorData::Bool(v) => TensorData::Bool(permute(v, shape, perm)),
+    };
+    Tensor { ty, data }
+}
+
 /// Elements `starts[i], starts[i] + steps[i], ... < ends[i]` along each `axes[i]`.
 pub(super) fn slice(x: &ArrayD<f64>, axes: &[usize], starts: &[usize], ends: &[usize], steps: &[usize]) -> ArrayD<f64> {
     let mut v = x.view();
@@ -110,5 +156,41 @@ mod tests {
         let a = iota(&[2, 1]);
         let b = iota(&[2, 2]).mapv(|v| v + 10.0);
         assert_close(&concat(&[a, b], 1), &arr(&[2, 3], &[0.0, 10.0, 11.0, 1.0, 12.0, 13.0]));
+    }
+}
+
+#[cfg(test)]
+mod native_tests {
+    use super::*;
+    use crate::dtype::{DType, TensorType};
+    use crate::graph::tensor::{Distribution, Tensor, random_values};
+
+    #[test]
+    fn native_transpose_matches_the_f64_transpose_for_every_perm() {
+        let cases: &[(&[usize], &[usize])] = &[
+            (&[3, 5, 7], &[0, 1, 2]),
+            (&[3, 5, 7], &[0, 2, 1]),
+            (&[3, 5, 7], &[1, 0, 2]),
+            (&[3, 5, 7], &[1, 2, 0]),
+            (&[3, 5, 7], &[2, 0, 1]),
+            (&[3, 5, 7], &[2, 1, 0]),
+            (&[2, 3, 33, 65], &[0, 1, 3, 2]),
+            (&[70, 37], &[1, 0]),
+        ];
+        for (shape, perm) in cases {
+            for dtype in [DType::F32, DType::I64, DType::F16] {
+                let ty = TensorType::new(shape.to_vec(), dtype);
+                let vals = random_values(&Distribution::Uniform { low: -100.0, high: 100.0 }, 3, ty.numel());
+                let x = Tensor::from_f64(ty.clone(), &vals);
+                let out_shape: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
+                let got = transpose_native(&x, perm, TensorType::new(out_shape.clone(), dtype));
+                let want = transpose(&crate::eval::to_array(&x), perm);
+                assert_eq!(
+                    got.to_f64(),
+                    want.iter().copied().collect::<Vec<f64>>(),
+                    "{shape:?} {perm:?} {dtype}"
+                );
+            }
+        }
     }
 }
