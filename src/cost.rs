@@ -126,6 +126,8 @@ pub fn op_count(op: &Op) -> usize {
     match op {
         Op::FusedElementwise { expr } => expr.num_ops(),
         Op::FusedMatMul { epilogue } | Op::FusedConv { epilogue, .. } => 1 + epilogue.num_ops(),
+        // matmul, scale, (mask), softmax, matmul
+        Op::FusedAttention { .. } => 5,
         _ => 1,
     }
 }
@@ -133,6 +135,17 @@ pub fn op_count(op: &Op) -> usize {
 /// Saturating product: absurd shapes give huge costs, never an overflow.
 fn mul(factors: &[u64]) -> u64 {
     factors.iter().fold(1u64, |a, &b| a.saturating_mul(b))
+}
+
+/// Q·Kᵀ, scaling, masking and softmax over the scores, and P·V. The scores are
+/// computed and consumed tile by tile: they add FLOPs but no memory traffic.
+fn attention_flops(inputs: &[&TensorType], out: &TensorType) -> u64 {
+    let (q, kt) = (inputs[0], inputs[1]);
+    let (d, t) = (*q.shape.last().unwrap_or(&1) as u64, *kt.shape.last().unwrap_or(&1) as u64);
+    let scores = (out.numel() as u64 / (*out.shape.last().unwrap_or(&1) as u64).max(1)).saturating_mul(t);
+    mul(&[2, scores, d])
+        .saturating_add(mul(&[7, scores]))
+        .saturating_add(mul(&[2, out.numel() as u64, t]))
 }
 
 fn matmul_flops(a: &TensorType, out: &TensorType) -> u64 {
@@ -212,6 +225,7 @@ pub fn work(op: &Op, inputs: &[&TensorType], consts: &[bool], out: &TensorType) 
         Op::GlobalPool(_) => inputs[0].numel() as u64,
         Op::BatchNorm { .. } => mul(&[2, n]),
         Op::Softmax { .. } => mul(&[5, n]),
+        Op::FusedAttention { .. } => attention_flops(inputs, out),
         Op::LayerNorm { .. } => mul(&[8, n]),
         Op::Reduce { .. } => inputs[0].numel() as u64,
         Op::Cast { .. } | Op::Concat { .. } | Op::Transpose { .. } | Op::Slice { .. } | Op::Gather { .. } => 0,

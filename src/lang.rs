@@ -156,6 +156,8 @@ pub enum TOp {
     FusedMatMul,
     /// `(fused_conv [params] EPILOGUE x w x1 ...)`
     FusedConv,
+    /// `(fused_attention DIVIDE q kt v s [mask])`, `DIVIDE` 0 (multiply by `s`) or 1
+    FusedAttention,
     /// A leaf holding an attribute value.
     Attr(Attr),
 }
@@ -191,6 +193,7 @@ impl TOp {
             TOp::FusedElementwise => "fused".into(),
             TOp::FusedMatMul => "fused_matmul".into(),
             TOp::FusedConv => "fused_conv".into(),
+            TOp::FusedAttention => "fused_attention".into(),
             TOp::Attr(a) => a.to_string(),
         }
     }
@@ -208,7 +211,7 @@ impl TOp {
         v.extend([TOp::BatchNorm, TOp::Concat, TOp::Flatten, TOp::Reshape, TOp::Transpose, TOp::Slice]);
         v.extend([TOp::Gather, TOp::Softmax, TOp::LayerNorm]);
         v.extend([ReduceKind::Sum, ReduceKind::Mean, ReduceKind::Max].map(TOp::Reduce));
-        v.extend([TOp::FusedElementwise, TOp::FusedMatMul, TOp::FusedConv]);
+        v.extend([TOp::FusedElementwise, TOp::FusedMatMul, TOp::FusedConv, TOp::FusedAttention]);
         v
     }
 
@@ -217,7 +220,7 @@ impl TOp {
         match self {
             TOp::Input | TOp::Const | TOp::Cast | TOp::Conv | TOp::Pool(_) | TOp::BatchNorm => 1,
             TOp::Concat | TOp::Flatten | TOp::Reshape | TOp::Transpose | TOp::Gather | TOp::Softmax => 1,
-            TOp::FusedElementwise | TOp::FusedMatMul => 1,
+            TOp::FusedElementwise | TOp::FusedMatMul | TOp::FusedAttention => 1,
             TOp::LayerNorm | TOp::Reduce(_) | TOp::FusedConv => 2,
             TOp::Slice => 4,
             TOp::Unary(_) | TOp::Binary(_) | TOp::MatMul | TOp::GlobalPool(_) | TOp::Attr(_) => 0,
@@ -236,6 +239,7 @@ impl TOp {
             TOp::LayerNorm => (3, 3),
             TOp::Concat | TOp::FusedElementwise => (1, usize::MAX),
             TOp::FusedMatMul | TOp::FusedConv => (2, usize::MAX),
+            TOp::FusedAttention => (4, 5),
         }
     }
 }
@@ -402,6 +406,7 @@ pub fn encode_op(op: &Op) -> (TOp, Vec<Attr>) {
         Op::FusedElementwise { expr } => (TOp::FusedElementwise, vec![Attr::Sym(expr.to_atom().into())]),
         Op::FusedMatMul { epilogue } => (TOp::FusedMatMul, vec![Attr::Sym(epilogue.to_atom().into())]),
         Op::FusedConv { params, epilogue } => (TOp::FusedConv, vec![conv_attr(params), Attr::Sym(epilogue.to_atom().into())]),
+        Op::FusedAttention { divide } => (TOp::FusedAttention, vec![Attr::Int(i64::from(*divide))]),
     }
 }
 
@@ -471,6 +476,13 @@ pub fn decode_op(op: &TOp, attrs: &[&Attr]) -> Option<Op> {
             params: conv_params(attrs.first()?)?,
             epilogue: expr(attrs.get(1)?)?,
         },
+        TOp::FusedAttention => Op::FusedAttention {
+            divide: match usize_of(attrs.first()?)? {
+                0 => false,
+                1 => true,
+                _ => return None,
+            },
+        },
     })
 }
 
@@ -516,6 +528,8 @@ mod tests {
             Op::FusedMatMul {
                 epilogue: EwExpr::parse("relu(add(x0, x1))").unwrap(),
             },
+            Op::FusedAttention { divide: true },
+            Op::FusedAttention { divide: false },
         ];
         for op in ops {
             let (top, attrs) = encode_op(&op);

@@ -87,3 +87,17 @@ fn deep_residual_chain_fuses_each_block_into_one_kernel() {
     assert!(opt.nodes.iter().all(|n| n.op.name() == "FusedElementwise" && n.inputs.len() == 1));
     assert_same_function(&g, &opt);
 }
+
+#[test]
+fn bert_layer_attention_becomes_one_fused_kernel() {
+    use eqopt::graph::op::Op;
+    let g = eqopt::graph::json::load(&common::root().join("examples/bert_layer.json")).unwrap();
+    for target in ["cpu", "h100"] {
+        let opts = OptimizeOptions::new(HardwareProfile::load(target).unwrap());
+        let (opt, _) = optimize(&g, &RuleSet::defaults().unwrap(), &opts).unwrap();
+        let fused: Vec<&eqopt::graph::Node> = opt.nodes.iter().filter(|n| matches!(n.op, Op::FusedAttention { .. })).collect();
+        assert_eq!(fused.len(), 1, "{target}: fused attention kernels");
+        // No score matrix remains: no softmax outside the fused kernel.
+        assert!(!opt.nodes.iter().any(|n| matches!(n.op, Op::Softmax { .. })), "{target}");
+    }
+}

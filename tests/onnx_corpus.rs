@@ -80,6 +80,11 @@ fn assert_rewrites_found(model: &str, opt: &Graph) {
                 "{model}: only {merged} merged sibling convolutions (one per inception block expected)"
             );
         }
+        // Each of the six layers' attention becomes one fused kernel.
+        "minilm" => {
+            let fused = count(&|n| matches!(n.op, Op::FusedAttention { .. }));
+            assert_eq!(fused, 6, "{model}: {fused} fused attention kernels");
+        }
         _ => {}
     }
 }

@@ -29,7 +29,7 @@ pub use compare::{Comparison, compare};
 use crate::dtype::{DType, TensorType};
 use crate::graph::Graph;
 use crate::graph::infer::{self, arity_text};
-use crate::graph::op::{Op, UnaryOp};
+use crate::graph::op::{BinaryOp, Op, UnaryOp};
 use crate::graph::tensor::{Distribution, Tensor, TensorData, random_values};
 use ndarray::{ArrayD, IxDyn};
 use std::collections::BTreeMap;
@@ -350,6 +350,17 @@ fn compute(node: &str, op: &Op, inputs: &[&Tensor], ty: &TensorType) -> Result<A
             })?
         }
         Op::Softmax { axis } => norm::softmax(&arr(0), *axis),
+        Op::FusedAttention { divide } => {
+            let scores = linalg::matmul(&arr(0), &arr(1));
+            let shape = scores.shape().to_vec();
+            let scale = if *divide { BinaryOp::Div } else { BinaryOp::Mul };
+            let mut s = elementwise::binary(scale, &scores, &arr(3), &shape);
+            if inputs.len() > 4 {
+                s = elementwise::binary(BinaryOp::Add, &s, &arr(4), &shape);
+            }
+            let probs = norm::softmax(&s, shape.len() - 1);
+            linalg::matmul(&probs, &arr(2))
+        }
         Op::LayerNorm { axis, epsilon } => norm::layer_norm(&arr(0), &arr(1), &arr(2), *axis, *epsilon),
         Op::Reduce { kind, axes, keepdims } => norm::reduce(*kind, &arr(0), axes, *keepdims),
         Op::FusedElementwise { expr } => {

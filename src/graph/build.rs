@@ -19,6 +19,7 @@ pub fn known_ops() -> Vec<&'static str> {
         "Concat",
         "Conv",
         "Flatten",
+        "FusedAttention",
         "FusedConv",
         "FusedElementwise",
         "FusedMatMul",
@@ -212,6 +213,7 @@ pub fn allowed_attrs(op: &str) -> &'static [&'static str] {
         "ReduceSum" | "ReduceMean" | "ReduceMax" => &["axes", "keepdims"],
         "FusedElementwise" => &["expr"],
         "FusedMatMul" => &["epilogue"],
+        "FusedAttention" => &["divide"],
         _ => &[],
     }
 }
@@ -310,6 +312,9 @@ fn build_op_unchecked(node: &str, op: &str, attrs: &Map<String, Value>, inputs: 
         "FusedElementwise" => Op::FusedElementwise { expr: a.expr("expr")? },
         "FusedMatMul" => Op::FusedMatMul {
             epilogue: a.expr("epilogue")?,
+        },
+        "FusedAttention" => Op::FusedAttention {
+            divide: a.int("divide", Some(0))? != 0,
         },
         "FusedConv" => Op::FusedConv {
             params: a.conv_params()?,
@@ -448,6 +453,7 @@ pub fn op_attrs(op: &Op) -> Map<String, Value> {
         }
         Op::FusedElementwise { expr } => put("expr", expr.to_string().into()),
         Op::FusedMatMul { epilogue } => put("epilogue", epilogue.to_string().into()),
+        Op::FusedAttention { divide } => put("divide", i64::from(*divide).into()),
         Op::FusedConv { params, epilogue } => {
             conv(params, &mut put);
             put("epilogue", epilogue.to_string().into());

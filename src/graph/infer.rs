@@ -364,6 +364,17 @@ pub fn infer(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, InferError> 
             let acc = conv_type(params, x, inputs[1])?;
             epilogue_type(acc, &inputs[2..])
         }
+        Op::FusedAttention { .. } => {
+            let d = same_dtype(inputs)?;
+            float_input(x)?;
+            let scores = TensorType::new(matmul_shape(x, inputs[1])?, d);
+            if scores.rank() < 2 || inputs[3].numel() != 1 {
+                return fail("q and kt of rank >= 2 and a one-element scale", list(inputs));
+            }
+            // The scale and the mask broadcast into the scores without growing them.
+            let scores = epilogue_type(scores, &inputs[3..])?;
+            Ok(TensorType::new(matmul_shape(&scores, inputs[2])?, d))
+        }
     }
 }
 

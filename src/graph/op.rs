@@ -355,6 +355,15 @@ pub enum Op {
         /// Epilogue expression.
         epilogue: crate::ewexpr::EwExpr,
     },
+    /// Attention whose score matrix is never materialized:
+    /// `softmax(q·kt ∘ s + mask, last axis) · v`, where `∘` multiplies (or, with
+    /// `divide`, divides) by the one-element `s`. Inputs `q [.., S, D]`,
+    /// `kt [.., D, T]`, `v [.., T, E]`, `s`, and an optional additive `mask`
+    /// that broadcasts to the scores `[.., S, T]`; output `[.., S, E]`.
+    FusedAttention {
+        /// Divide the scores by `s` instead of multiplying.
+        divide: bool,
+    },
     /// Convolution (no bias input) followed by an epilogue; inputs `x, w, x1, ...`.
     FusedConv {
         /// Convolution parameters.
@@ -394,6 +403,7 @@ impl Op {
             Op::FusedElementwise { .. } => "FusedElementwise",
             Op::FusedMatMul { .. } => "FusedMatMul",
             Op::FusedConv { .. } => "FusedConv",
+            Op::FusedAttention { .. } => "FusedAttention",
         }
     }
 
@@ -414,6 +424,7 @@ impl Op {
             Op::Conv(_) => (2, 3),
             Op::BatchNorm { .. } => (5, 5),
             Op::LayerNorm { .. } => (3, 3),
+            Op::FusedAttention { .. } => (4, 5),
             Op::Concat { .. } => (1, usize::MAX),
             Op::FusedElementwise { expr } => {
                 let n = expr.num_inputs().max(1);

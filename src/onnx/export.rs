@@ -273,6 +273,25 @@ impl Writer {
                 tys.extend(n.inputs[2..].iter().map(|i| graph.type_of(i).expect("inputs are defined")));
                 self.expression(name, epilogue, &args, &tys, &n.ty);
             }
+            Op::FusedAttention { divide } => {
+                // softmax(q·kt ∘ s + mask) · v with the standard ops.
+                let step = |w: &mut Writer, s: &str| w.fresh(&format!("{name}/{s}"));
+                let (scores, scaled, probs) = (step(self, "scores"), step(self, "scaled"), step(self, "probs"));
+                self.push("MatMul", &scores, n.inputs[..2].to_vec(), &scores, vec![]);
+                let op = if *divide { "Div" } else { "Mul" };
+                self.push(op, &scaled, vec![scores, n.inputs[3].clone()], &scaled, vec![]);
+                let logits = match n.inputs.get(4) {
+                    Some(mask) => {
+                        let masked = step(self, "masked");
+                        self.push("Add", &masked, vec![scaled, mask.clone()], &masked, vec![]);
+                        masked
+                    }
+                    None => scaled,
+                };
+                let axis = n.ty.rank() as i64 - 1;
+                self.push("Softmax", &probs, vec![logits], &probs, vec![int("axis", axis)]);
+                self.push("MatMul", name, vec![probs, n.inputs[2].clone()], name, vec![]);
+            }
             Op::FusedConv { params, epilogue } => {
                 let conv = self.fresh(&format!("{name}/conv"));
                 let attrs = self.conv_attrs(graph, &n.inputs[1], params);

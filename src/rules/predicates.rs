@@ -115,6 +115,21 @@ pub const PREDICATES: &[PredicateSpec] = &[
         doc: "the dtype attribute equals the tensor's dtype",
     },
     PredicateSpec {
+        name: "matmul-last-axis",
+        args: &[AttrVar, Tensor, Tensor],
+        doc: "the axis attribute is the last axis of (matmul a b)",
+    },
+    PredicateSpec {
+        name: "fits-matmul",
+        args: &[Tensor, Tensor, Tensor],
+        doc: "the first broadcasts to the shape of (matmul a b) without growing it",
+    },
+    PredicateSpec {
+        name: "one-element",
+        args: &[Tensor],
+        doc: "the tensor has exactly one element (a scalar, or any shape of ones)",
+    },
+    PredicateSpec {
         name: "channel-vector",
         args: &[Tensor, Tensor],
         doc: "the first is a vector as long as dim 1 of the second (a per-channel parameter)",
@@ -146,6 +161,12 @@ pub struct Condition {
 fn dim(shape: &[usize], i: i64) -> Option<usize> {
     let idx = if i < 0 { shape.len() as i64 + i } else { i };
     usize::try_from(idx).ok().and_then(|k| shape.get(k).copied())
+}
+
+/// The type of `(matmul a b)`, if it is well-typed and of rank >= 1.
+fn matmul_type(a: Option<&crate::analysis::TensorFacts>, b: Option<&crate::analysis::TensorFacts>) -> Option<crate::dtype::TensorType> {
+    let t = crate::graph::infer::infer(&crate::graph::op::Op::MatMul, &[&a?.ty, &b?.ty]).ok()?;
+    (t.rank() >= 1).then_some(t)
 }
 
 impl Condition {
@@ -199,6 +220,15 @@ impl Condition {
                 .and_then(Facts::attr)
                 .zip(tensor(1))
                 .map(|(a, t)| *a == Attr::DType(t.ty.dtype)),
+            "matmul-last-axis" => facts(0)
+                .and_then(Facts::attr)
+                .and_then(Attr::as_f64)
+                .zip(matmul_type(tensor(1), tensor(2)))
+                .map(|(a, t)| a == (t.rank() - 1) as f64),
+            "fits-matmul" => tensor(0)
+                .zip(matmul_type(tensor(1), tensor(2)))
+                .map(|(m, t)| broadcast(&m.ty.shape, &t.shape).as_deref() == Some(&t.shape[..])),
+            "one-element" => tensor(0).map(|t| t.ty.numel() == 1),
             "channel-vector" => tensor(0)
                 .zip(tensor(1))
                 .map(|(v, x)| v.ty.rank() == 1 && x.ty.rank() >= 2 && v.ty.shape[0] == x.ty.shape[1]),
