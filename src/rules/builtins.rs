@@ -21,7 +21,7 @@ pub const MAX_FUSED_OPS: usize = 16;
 /// Fused kernels read at most this many input tensors (epilogue extras included).
 pub const MAX_FUSED_INPUTS: usize = 8;
 /// A class holds at most this many fused e-nodes; fusion stops adding alternatives beyond.
-pub const MAX_FUSED_PER_CLASS: usize = 8;
+pub const MAX_FUSED_PER_CLASS: usize = 16;
 
 fn is_fused(n: &TNode) -> bool {
     matches!(n.op, TOp::FusedElementwise | TOp::FusedMatMul | TOp::FusedConv)
