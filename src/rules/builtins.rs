@@ -50,6 +50,16 @@ pub const BUILTIN_APPLIERS: &[BuiltinSpec] = &[
         doc: "(@fold-batchnorm ?eps ?params ?x ?w [?bias] ?scale ?shift ?mean ?var): a conv with the batch norm folded into constant weights and bias",
     },
     BuiltinSpec {
+        name: "softmax",
+        arities: &[2],
+        doc: "(@softmax ?axes ?x): softmax of ?x along the one axis of the reduction attribute ?axes",
+    },
+    BuiltinSpec {
+        name: "layernorm",
+        arities: &[5],
+        doc: "(@layernorm ?axes ?eps ?x ?scale ?bias): layer normalization of ?x over its last axis, with the epsilon taken from the one-element constant ?eps",
+    },
+    BuiltinSpec {
         name: "merge-convs",
         arities: &[6, 8],
         doc: "(@merge-convs ?o1 ?o2 ?x ?params ?w1 [?b1] ?w2 [?b2]): one convolution of ?x with the constant weights (and biases) stacked along the output channels, sliced back into ?o1 and ?o2",
@@ -135,6 +145,8 @@ pub fn apply_builtin(name: &str, egraph: &mut TEGraph, eclass: Id, args: &[Id]) 
         "fold-batchnorm" => fold_batchnorm(egraph, eclass, args).into_iter().collect(),
         "merge-matmuls" => merge_matmuls(egraph, args).unwrap_or_default(),
         "merge-convs" => merge_convs(egraph, args).unwrap_or_default(),
+        "layernorm" => layernorm(egraph, args).map(|n| (eclass, n)).into_iter().collect(),
+        "softmax" => softmax(egraph, args).map(|n| (eclass, n)).into_iter().collect(),
         _ => Vec::new(),
     }
 }
@@ -246,6 +258,38 @@ fn merge_matmuls(egraph: &mut TEGraph, args: &[Id]) -> Option<Vec<(Id, Id)>> {
     let s1 = slice(0, a);
     let s2 = slice(a, a + b);
     Some(vec![(o1, s1), (o2, s2)])
+}
+
+/// A softmax of `?x` along the single axis of a reduction's `?axes` attribute.
+fn softmax(egraph: &mut TEGraph, args: &[Id]) -> Option<Id> {
+    let [axis] = attr_of(egraph, args[0])?.as_usizes()?[..] else {
+        return None;
+    };
+    let a = add_attr(egraph, Attr::Int(axis as i64));
+    let s = egraph.add(TNode {
+        op: TOp::Softmax,
+        children: vec![a, args[1]],
+    });
+    ty_of(egraph, s)?;
+    Some(s)
+}
+
+/// A layer normalization over the last axis of `?x` whose epsilon is the value of
+/// the small constant `?eps` (a decomposed layer norm, recognized).
+fn layernorm(egraph: &mut TEGraph, args: &[Id]) -> Option<Id> {
+    let (axes, eps, x, g, b) = (args[0], args[1], args[2], args[3], args[4]);
+    let rank = ty_of(egraph, x)?.rank();
+    if rank == 0 || attr_of(egraph, axes)?.as_usizes()? != [rank - 1] {
+        return None;
+    }
+    let eps = *egraph[eps].data.tensor()?.value.as_ref()?.first()?;
+    let attrs = [Attr::Int(rank as i64 - 1), Attr::float(eps)].map(|a| add_attr(egraph, a));
+    let ln = egraph.add(TNode {
+        op: TOp::LayerNorm,
+        children: vec![attrs[0], attrs[1], x, g, b],
+    });
+    ty_of(egraph, ln)?;
+    Some(ln)
 }
 
 /// Constants stacked along axis 0 (row-major: the flat buffers one after the other).

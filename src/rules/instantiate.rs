@@ -53,6 +53,9 @@ struct Hint {
     shape_of: Option<Var>,
     dtype_of: Option<Var>,
     channels_of: Option<Var>,
+    last_dim_of: Option<Var>,
+    last_axis_of: Option<Var>,
+    one_element: bool,
     positive: bool,
 }
 
@@ -95,6 +98,9 @@ fn hints(conditions: &[Condition], asts: &[&PatternAst<TNode>]) -> BTreeMap<Var,
             "shape-is" => e.shape_of = v1,
             "dtype-attr-is" => e.dtype_of = v1,
             "channel-vector" => e.channels_of = v1,
+            "last-dim-vector" => e.last_dim_of = v1,
+            "last-axis" => e.last_axis_of = v1,
+            "one-element" => e.one_element = true,
             _ => {}
         }
     }
@@ -187,7 +193,10 @@ impl Gen<'_> {
         if let Some(x) = h.channels_of.and_then(|o| self.tensor_ty(o)) {
             shape = vec![x.shape.get(1).copied().unwrap_or(1)];
         }
-        if h.scalar_value.is_some() {
+        if let Some(x) = h.last_dim_of.and_then(|o| self.tensor_ty(o)) {
+            shape = vec![x.shape.last().copied().unwrap_or(1)];
+        }
+        if h.scalar_value.is_some() || h.one_element {
             shape = vec![];
         }
         let ty = TensorType::new(shape, DType::F32);
@@ -271,6 +280,14 @@ impl Gen<'_> {
         let rank = x.rank();
         if let Some(t) = self.hint(v).dtype_of.and_then(|o| self.tensor_ty(o)) {
             return Attr::DType(t.dtype);
+        }
+        if let Some(t) = self.hint(v).last_axis_of.and_then(|o| self.tensor_ty(o)) {
+            let last = t.rank().saturating_sub(1) as i64;
+            return if matches!(op, TOp::Reduce(_)) {
+                Attr::Ints(vec![last])
+            } else {
+                Attr::Int(last)
+            };
         }
         match (op, k) {
             (TOp::Transpose, _) => Attr::Ints(self.perm(v, rank).into_iter().map(|i| i as i64).collect()),

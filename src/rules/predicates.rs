@@ -125,6 +125,16 @@ pub const PREDICATES: &[PredicateSpec] = &[
         doc: "the first broadcasts to the shape of (matmul a b) without growing it",
     },
     PredicateSpec {
+        name: "last-axis",
+        args: &[AttrVar, Tensor],
+        doc: "the axis attribute (an integer or a one-element list) is the tensor's last axis",
+    },
+    PredicateSpec {
+        name: "last-dim-vector",
+        args: &[Tensor, Tensor],
+        doc: "the first is a vector as long as the second's last dim (a per-feature parameter)",
+    },
+    PredicateSpec {
         name: "one-element",
         args: &[Tensor],
         doc: "the tensor has exactly one element (a scalar, or any shape of ones)",
@@ -228,6 +238,14 @@ impl Condition {
             "fits-matmul" => tensor(0)
                 .zip(matmul_type(tensor(1), tensor(2)))
                 .map(|(m, t)| broadcast(&m.ty.shape, &t.shape).as_deref() == Some(&t.shape[..])),
+            "last-axis" => facts(0)
+                .and_then(Facts::attr)
+                .and_then(|a| a.as_usizes().or_else(|| a.as_f64().map(|f| vec![f as usize])))
+                .zip(tensor(1))
+                .map(|(axes, t)| t.ty.rank() >= 1 && axes == [t.ty.rank() - 1]),
+            "last-dim-vector" => tensor(0)
+                .zip(tensor(1))
+                .map(|(v, x)| v.ty.rank() == 1 && x.ty.rank() >= 1 && v.ty.shape[0] == x.ty.shape[x.ty.rank() - 1]),
             "one-element" => tensor(0).map(|t| t.ty.numel() == 1),
             "channel-vector" => tensor(0)
                 .zip(tensor(1))
