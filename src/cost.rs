@@ -161,6 +161,15 @@ fn conv_flops(x: &TensorType, w: &TensorType, out: &TensorType, group: usize) ->
     mul(&[2, out.numel() as u64, per_out])
 }
 
+/// True when `op` is a `Slice` with unit steps. The cost model treats it as a view:
+/// eqopt's kernels read their inputs through strides, so a slice (of a merged Q/K/V
+/// projection, of a merged conv's channels) costs nothing by itself and its consumer
+/// pays for reading the elements it selects. Backends must honour this (issue 6:
+/// kernels take strided inputs, or the memory planner copies only where one cannot).
+pub fn is_strided_view(op: &Op) -> bool {
+    matches!(op, Op::Slice { steps, .. } if steps.iter().all(|&s| s == 1))
+}
+
 /// True when `op` is a `Slice` whose result is one contiguous block of its row-major
 /// input (e.g. a channel range of an NCHW tensor at batch 1): a view, not a kernel.
 /// That holds when, for some axis `i`, every earlier axis keeps one index, every
@@ -193,7 +202,7 @@ pub fn work(op: &Op, inputs: &[&TensorType], consts: &[bool], out: &TensorType) 
         dtype,
         kind: ExecKind::Kernel,
     };
-    if op.is_view() || inputs.first().is_some_and(|x| is_contiguous_slice(op, x, out)) {
+    if op.is_view() || is_strided_view(op) || inputs.first().is_some_and(|x| is_contiguous_slice(op, x, out)) {
         return Work {
             flops: 0,
             bytes_read: 0,

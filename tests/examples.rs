@@ -89,7 +89,7 @@ fn deep_residual_chain_fuses_each_block_into_one_kernel() {
 }
 
 #[test]
-fn bert_layer_attention_becomes_one_fused_kernel() {
+fn bert_layer_gets_merged_qkv_and_one_fused_attention_kernel() {
     use eqopt::graph::op::Op;
     let g = eqopt::graph::json::load(&common::root().join("examples/bert_layer.json")).unwrap();
     for target in ["cpu", "h100"] {
@@ -97,6 +97,13 @@ fn bert_layer_attention_becomes_one_fused_kernel() {
         let (opt, _) = optimize(&g, &RuleSet::defaults().unwrap(), &opts).unwrap();
         let fused: Vec<&eqopt::graph::Node> = opt.nodes.iter().filter(|n| matches!(n.op, Op::FusedAttention { .. })).collect();
         assert_eq!(fused.len(), 1, "{target}: fused attention kernels");
+        // Q, K and V come from one merged projection (weights and biases concatenated).
+        let merged = opt
+            .nodes
+            .iter()
+            .filter(|n| n.op.name() == "FusedMatMul" && n.inputs[1].contains("attn.key.weight+attn.query.weight+attn.value.weight"))
+            .count();
+        assert_eq!(merged, 1, "{target}: merged QKV projections");
         // No score matrix remains: no softmax outside the fused kernel.
         assert!(!opt.nodes.iter().any(|n| matches!(n.op, Op::Softmax { .. })), "{target}");
     }

@@ -84,6 +84,9 @@ fn assert_rewrites_found(model: &str, opt: &Graph) {
         "minilm" => {
             let fused = count(&|n| matches!(n.op, Op::FusedAttention { .. }));
             assert_eq!(fused, 6, "{model}: {fused} fused attention kernels");
+            // Each layer's Q, K and V projections share one merged matmul.
+            let qkv = count(&|n| matches!(n.op, Op::MatMul | Op::FusedMatMul { .. }) && n.inputs[1].matches('+').count() == 2);
+            assert_eq!(qkv, 6, "{model}: {qkv} merged QKV projections");
             // Its 13 layer norms arrive decomposed and are recognized.
             let ln = count(&|n| matches!(n.op, Op::LayerNorm { .. }));
             assert_eq!(ln, 13, "{model}: {ln} recognized layer norms");

@@ -10,7 +10,7 @@
 use crate::analysis::{Facts, TEGraph, add_const_node};
 use crate::dtype::TensorType;
 use crate::ewexpr::EwExpr;
-use crate::graph::op::{ConvParams, UnaryOp};
+use crate::graph::op::{BinaryOp, ConvParams, UnaryOp};
 use crate::graph::tensor::Tensor;
 use crate::lang::{Attr, TNode, TOp, conv_attr, conv_params};
 use egg::Id;
@@ -66,8 +66,8 @@ pub const BUILTIN_APPLIERS: &[BuiltinSpec] = &[
     },
     BuiltinSpec {
         name: "merge-matmuls",
-        arities: &[5],
-        doc: "(@merge-matmuls ?o1 ?o2 ?x ?w1 ?w2): one matmul of ?x with the concatenated constant weights, sliced back into ?o1 and ?o2",
+        arities: &[5, 7],
+        doc: "(@merge-matmuls ?o1 ?o2 ?x ?w1 ?w2 [?b1 ?b2]): one matmul of ?x with the concatenated constant weights (plus the concatenated bias vectors), sliced back into ?o1 and ?o2",
     },
 ];
 
@@ -243,10 +243,23 @@ fn merge_matmuls(egraph: &mut TEGraph, args: &[Id]) -> Option<Vec<(Id, Id)>> {
             Some(Tensor::from_f64(TensorType::new(vec![k, a + b], t1.dtype), &merged))
         })?;
     let wid = add_const_node(egraph, &name);
-    let mm = egraph.add(TNode {
+    let mut mm = egraph.add(TNode {
         op: TOp::MatMul,
         children: vec![x, wid],
     });
+    if args.len() == 7 {
+        let (b1, b2) = (args[5], args[6]);
+        let (bn1, bn2) = (const_name(egraph, b1)?, const_name(egraph, b2)?);
+        let (bt1, bt2) = (ty_of(egraph, b1)?, ty_of(egraph, b2)?);
+        if bt1.shape != [a] || bt2.shape != [b] || bt1.dtype != t1.dtype || bt2.dtype != t1.dtype {
+            return None;
+        }
+        let bid = stack_axis0(egraph, &bn1, &bn2, &bt1, &bt2)?;
+        mm = egraph.add(TNode {
+            op: TOp::Binary(BinaryOp::Add),
+            children: vec![mm, bid],
+        });
+    }
     let rank = ty_of(egraph, mm)?.rank();
     let mut slice = |start: usize, end: usize| {
         let attrs = [vec![rank as i64 - 1], vec![start as i64], vec![end as i64], vec![1]].map(|v| add_attr(egraph, Attr::Ints(v)));
