@@ -28,12 +28,12 @@ pub enum Error {
         /// What serde_json reported.
         message: String,
     },
-    /// A graph.json field has the wrong value.
+    /// A field of a model file (graph.json, or an ONNX model's graph) has the wrong value.
     #[error("{path}: {location}: expected {expected}, found {found}")]
     Format {
         /// The file.
         path: PathBuf,
-        /// Where in the document, e.g. `nodes[3] "fc1"` or `inputs[0].dtype`.
+        /// Where in the document, e.g. `nodes[3] "fc1"`, `inputs[0].dtype` or `graph.input[0] "x" element type`.
         location: String,
         /// What was expected.
         expected: String,
