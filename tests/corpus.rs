@@ -101,3 +101,27 @@ fn no_stale_snapshots() {
     let stale: Vec<&String> = found.difference(&expected).collect();
     assert!(stale.is_empty(), "stale or pending snapshot files in snapshots/: {stale:?}");
 }
+
+#[test]
+fn every_default_rule_fires_in_some_test_graph() {
+    let rules = RuleSet::defaults().unwrap();
+    let opts = OptimizeOptions::new(HardwareProfile::load("cpu").unwrap());
+    let mut fired: BTreeSet<String> = BTreeSet::new();
+    for path in corpus("tests/graphs", "json") {
+        let g = json::load(&path).unwrap();
+        let (_, report) = optimize(&g, &rules, &opts).unwrap();
+        for it in &report.per_iteration {
+            fired.extend(it.applied.iter().filter(|(_, n)| **n > 0).map(|(r, _)| r.clone()));
+        }
+    }
+    let all: BTreeSet<String> = eqopt::rules::build_rewrites(&rules)
+        .unwrap()
+        .iter()
+        .map(|r| r.name.to_string())
+        .collect();
+    let silent: Vec<&String> = all.difference(&fired).collect();
+    assert!(
+        silent.is_empty(),
+        "rules that fire in no tests/graphs/*.json (add a graph for each): {silent:?}"
+    );
+}
