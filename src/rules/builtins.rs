@@ -65,6 +65,16 @@ pub const BUILTIN_APPLIERS: &[BuiltinSpec] = &[
         doc: "(@merge-convs ?o1 ?o2 ?x ?params ?w1 [?b1] ?w2 [?b2]): one convolution of ?x with the constant weights (and biases) stacked along the output channels, sliced back into ?o1 and ?o2",
     },
     BuiltinSpec {
+        name: "merge-convs-enlarge",
+        arities: &[9],
+        doc: "(@merge-convs-enlarge ?o1 ?o2 ?x ?p1 ?w1 ?b1 ?p2 ?w2 ?b2): a 1x1 convolution's constant weights zero-padded to the k x k kernel of a sibling convolution with 'same' padding and the same stride, then both merged as by @merge-convs",
+    },
+    BuiltinSpec {
+        name: "join-slices",
+        arities: &[7],
+        doc: "(@join-slices ?axis ?axes ?s1 ?e1 ?s2 ?e2 ?x): the concatenation along ?axis of two adjacent unit-step slices of ?x along that axis, as one slice (or ?x itself when they cover it)",
+    },
+    BuiltinSpec {
         name: "merge-matmuls",
         arities: &[5, 7],
         doc: "(@merge-matmuls ?o1 ?o2 ?x ?w1 ?w2 [?b1 ?b2]): one matmul of ?x with the concatenated constant weights (plus the concatenated bias vectors), sliced back into ?o1 and ?o2",
@@ -144,7 +154,9 @@ pub fn apply_builtin(name: &str, egraph: &mut TEGraph, eclass: Id, args: &[Id]) 
         "compose-transpose" => compose_transpose(egraph, eclass, args).into_iter().collect(),
         "fold-batchnorm" => fold_batchnorm(egraph, eclass, args).into_iter().collect(),
         "merge-matmuls" => merge_matmuls(egraph, args).unwrap_or_default(),
-        "merge-convs" => merge_convs(egraph, args).unwrap_or_default(),
+        "merge-convs" => merge_convs(egraph, args, true).unwrap_or_default(),
+        "merge-convs-enlarge" => merge_convs_enlarge(egraph, args).unwrap_or_default(),
+        "join-slices" => join_slices(egraph, args).map(|n| (eclass, n)).into_iter().collect(),
         "layernorm" => layernorm(egraph, args).map(|n| (eclass, n)).into_iter().collect(),
         "softmax" => softmax(egraph, args).map(|n| (eclass, n)).into_iter().collect(),
         _ => Vec::new(),
@@ -305,6 +317,82 @@ fn layernorm(egraph: &mut TEGraph, args: &[Id]) -> Option<Id> {
     Some(ln)
 }
 
+/// A 1×1 convolution (no padding) and a sibling k×k convolution with "same" padding
+/// and the same stride compute on the same input grid: the 1×1 weights zero-padded
+/// to k×k (centered) give the same output under the k×k parameters, and the two
+/// then merge into one convolution (TASO's enlarge-and-merge; it trades FLOPs for
+/// a launch and a concatenation, which extraction weighs).
+fn merge_convs_enlarge(egraph: &mut TEGraph, args: &[Id]) -> Option<Vec<(Id, Id)>> {
+    let (o1, o2, x, p1_id, w1, b1, p2_id, w2, b2) = (args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7], args[8]);
+    let p1 = crate::lang::conv_params(&attr_of(egraph, p1_id)?)?;
+    let p2 = crate::lang::conv_params(&attr_of(egraph, p2_id)?)?;
+    let (t1, t2) = (ty_of(egraph, w1)?, ty_of(egraph, w2)?);
+    let k = *t2.shape.get(2)?;
+    let same_pad = (k - 1) / 2;
+    let fits = t1.rank() == 4
+        && t2.rank() == 4
+        && t1.shape[2..] == [1, 1]
+        && k > 1
+        && k % 2 == 1
+        && t2.shape[3] == k
+        && t1.shape[1] == t2.shape[1]
+        && p1.pads == [0; 4]
+        && p2.pads == [same_pad; 4]
+        && p1.strides == p2.strides
+        && p1.dilations == [1, 1]
+        && p2.dilations == [1, 1]
+        && p1.group == 1
+        && p2.group == 1;
+    if !fits {
+        return None;
+    }
+    let n1 = const_name(egraph, w1)?;
+    let (o, c) = (t1.shape[0], t1.shape[1]);
+    let padded_ty = TensorType::new(vec![o, c, k, k], t1.dtype);
+    let base = format!("{n1}@{k}x{k}");
+    let name = egraph.analysis.memo_constant(&format!("enlarge {base}"), &base, |an| {
+        let v = an.constant_data(&n1)?.to_f64();
+        let mut out = vec![0.0; o * c * k * k];
+        for (i, &x) in v.iter().enumerate() {
+            out[i * k * k + same_pad * k + same_pad] = x;
+        }
+        Some(Tensor::from_f64(padded_ty, &out))
+    })?;
+    let padded = add_const_node(egraph, &name);
+    merge_convs(egraph, &[o1, o2, x, p2_id, padded, b1, w2, b2], false)
+}
+
+/// `concat(slice(x, [s1, e1)), slice(x, [e1, e2)))` along the sliced axis is one slice
+/// `[s1, e2)` of `x`, or `x` itself when that covers the axis. The steps must be 1
+/// (checked by the rule's shared step attribute and here).
+fn join_slices(egraph: &mut TEGraph, args: &[Id]) -> Option<Id> {
+    let one = |egraph: &TEGraph, id: Id| -> Option<usize> {
+        match attr_of(egraph, id)?.as_usizes()?[..] {
+            [v] => Some(v),
+            _ => None,
+        }
+    };
+    let axis = attr_of(egraph, args[0])?.as_f64()? as usize;
+    let (slice_axis, s1, e1, s2, e2) = (
+        one(egraph, args[1])?,
+        one(egraph, args[2])?,
+        one(egraph, args[3])?,
+        one(egraph, args[4])?,
+        one(egraph, args[5])?,
+    );
+    let x = args[6];
+    let dim = *ty_of(egraph, x)?.shape.get(axis)?;
+    if slice_axis != axis || e1 != s2 || s1 > e1 || e2 < s2 {
+        return None;
+    }
+    if s1 == 0 && e2 == dim {
+        return Some(x);
+    }
+    let s = add_slice(egraph, x, axis, s1, e2);
+    ty_of(egraph, s)?;
+    Some(s)
+}
+
 /// Constants stacked along axis 0 (row-major: the flat buffers one after the other).
 fn stack_axis0(egraph: &mut TEGraph, n1: &str, n2: &str, t1: &TensorType, t2: &TensorType) -> Option<Id> {
     let merged_name = format!("{n1}+{n2}");
@@ -331,16 +419,18 @@ fn add_slice(egraph: &mut TEGraph, x: Id, axis: usize, start: usize, end: usize)
 /// Two convolutions of one input with equal parameters and constant weights become
 /// one convolution with the weights (and biases) stacked along the output channels,
 /// and two channel slices (views for batch 1 in NCHW). Inception's sibling 1×1 convs.
-fn merge_convs(egraph: &mut TEGraph, args: &[Id]) -> Option<Vec<(Id, Id)>> {
+/// `ordered` merges only weight sets whose names are in increasing order, so that
+/// each union of weights appears once whatever order the pairs are matched in.
+fn merge_convs(egraph: &mut TEGraph, args: &[Id], ordered: bool) -> Option<Vec<(Id, Id)>> {
     let (o1, o2, x, params) = (args[0], args[1], args[2], args[3]);
     let with_bias = args.len() == 8;
     let (w1, w2) = if with_bias { (args[4], args[6]) } else { (args[4], args[5]) };
     let (n1, n2) = (const_name(egraph, w1)?, const_name(egraph, w2)?);
     let (t1, t2) = (ty_of(egraph, w1)?, ty_of(egraph, w2)?);
     let (p1, p2): (Vec<&str>, Vec<&str>) = (n1.split('+').collect(), n2.split('+').collect());
-    let ordered = p1.iter().max() < p2.iter().min();
+    let in_order = !ordered || p1.iter().max() < p2.iter().min();
     let p = crate::lang::conv_params(&attr_of(egraph, params)?)?;
-    if !ordered || p.group != 1 || t1.rank() != 4 || t1.shape[1..] != t2.shape[1..] || t1.dtype != t2.dtype {
+    if !in_order || p.group != 1 || t1.rank() != 4 || t1.shape[1..] != t2.shape[1..] || t1.dtype != t2.dtype {
         return None;
     }
     let (c1, c2) = (t1.shape[0], t2.shape[0]);

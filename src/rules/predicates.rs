@@ -135,6 +135,11 @@ pub const PREDICATES: &[PredicateSpec] = &[
         doc: "the first is a vector as long as the second's last dim (a per-feature parameter)",
     },
     PredicateSpec {
+        name: "unit-steps",
+        args: &[AttrVar],
+        doc: "the slice steps attribute is all ones",
+    },
+    PredicateSpec {
         name: "one-element",
         args: &[Tensor],
         doc: "the tensor has exactly one element (a scalar, or any shape of ones)",
@@ -246,6 +251,7 @@ impl Condition {
             "last-dim-vector" => tensor(0)
                 .zip(tensor(1))
                 .map(|(v, x)| v.ty.rank() == 1 && x.ty.rank() >= 1 && v.ty.shape[0] == x.ty.shape[x.ty.rank() - 1]),
+            "unit-steps" => perm(0).map(|s| s.iter().all(|&x| x == 1)),
             "one-element" => tensor(0).map(|t| t.ty.numel() == 1),
             "channel-vector" => tensor(0)
                 .zip(tensor(1))
