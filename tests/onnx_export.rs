@@ -68,13 +68,8 @@ fn exported_graphs_run_in_onnx_runtime_with_eqopt_outputs() {
     let opts = OptimizeOptions::new(HardwareProfile::load("cpu").unwrap());
     for path in corpus("tests/onnx/ok", "onnx") {
         let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
-        let shapes = if stem == "symbolic_batch" {
-            eqopt::onnx::ImportOptions::default().input_shape("x", vec![2, 3, 4])
-        } else {
-            eqopt::onnx::ImportOptions::default()
-        };
-        let g = eqopt::onnx::import::load(&path, &shapes).unwrap();
-        let inputs = eqopt::tensor_io::read_npz(&path.with_file_name(format!("{stem}.inputs.npz"))).unwrap();
+        let g = eqopt::onnx::import::load(&path, &common::fixture_import_options(&path)).unwrap();
+        let inputs = eqopt::tensor_io::read_npz(&common::fixture_file(&path, "inputs.npz")).unwrap();
         let (opt, _) = optimize(&g, &rules, &opts).unwrap();
         let dir = tmp.path().join(format!("fixture.{stem}.cpu"));
         write_case_with(&dir, &opt, inputs);

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{normwise_rel_error, rel, root};
+use common::{fixture_file, fixture_import_options, normwise_rel_error, rel, root};
 use eqopt::cost::HardwareProfile;
 use eqopt::onnx::ImportOptions;
 use eqopt::optimize::{OptimizeOptions, optimize};
@@ -26,21 +26,6 @@ fn fixtures(dir: &str) -> Vec<PathBuf> {
     v
 }
 
-/// Import options a fixture needs: symbolic-dim fixtures get their static shape.
-fn options_for(path: &Path) -> ImportOptions {
-    let stem = path.file_stem().unwrap().to_string_lossy();
-    if stem == "symbolic_batch" {
-        ImportOptions::default().input_shape("x", vec![2, 3, 4])
-    } else {
-        ImportOptions::default()
-    }
-}
-
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let stem = path.file_stem().unwrap().to_string_lossy();
-    path.with_file_name(format!("{stem}.{suffix}"))
-}
-
 #[test]
 fn fixtures_import_and_match_onnx_runtime() {
     let rules = RuleSet::defaults().unwrap();
@@ -48,9 +33,9 @@ fn fixtures_import_and_match_onnx_runtime() {
     let mut report = Vec::new();
     for path in fixtures("ok") {
         let name = rel(&path);
-        let g = eqopt::onnx::import::load(&path, &options_for(&path)).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let inputs = eqopt::tensor_io::read_npz(&with_suffix(&path, "inputs.npz")).unwrap();
-        let expected = eqopt::tensor_io::read_npz(&with_suffix(&path, "expected.npz")).unwrap();
+        let g = eqopt::onnx::import::load(&path, &fixture_import_options(&path)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let inputs = eqopt::tensor_io::read_npz(&fixture_file(&path, "inputs.npz")).unwrap();
+        let expected = eqopt::tensor_io::read_npz(&fixture_file(&path, "expected.npz")).unwrap();
         let got = eqopt::eval::run(&g, &inputs).unwrap_or_else(|e| panic!("{name}: {e}"));
         let (opt, _) = optimize(&g, &rules, &opts).unwrap_or_else(|e| panic!("{name}: optimize: {e}"));
         let got_opt = eqopt::eval::run(&opt, &inputs).unwrap_or_else(|e| panic!("{name}: optimized: {e}"));
@@ -122,7 +107,7 @@ fn import_export_import_keeps_the_graph() {
     use eqopt::graph::op::{Op, UnaryOp};
     for path in fixtures("ok") {
         let name = rel(&path);
-        let g = eqopt::onnx::import::load(&path, &options_for(&path)).unwrap();
+        let g = eqopt::onnx::import::load(&path, &fixture_import_options(&path)).unwrap();
         let model = eqopt::onnx::export::to_model(&g).unwrap();
         let back = eqopt::onnx::import::import_model(&model, &path, &ImportOptions::default()).unwrap();
         assert_eq!(g.outputs, back.outputs, "{name}");
@@ -137,7 +122,7 @@ fn import_export_import_keeps_the_graph() {
             };
             assert_eq!(ops(&g), ops(&back), "{name}");
         }
-        let inputs = eqopt::tensor_io::read_npz(&with_suffix(&path, "inputs.npz")).unwrap();
+        let inputs = eqopt::tensor_io::read_npz(&fixture_file(&path, "inputs.npz")).unwrap();
         let (a, b) = (eqopt::eval::run(&g, &inputs).unwrap(), eqopt::eval::run(&back, &inputs).unwrap());
         for (out, t) in &a {
             let e = normwise_rel_error(&b[out], t);

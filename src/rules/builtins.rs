@@ -272,16 +272,9 @@ fn merge_matmuls(egraph: &mut TEGraph, args: &[Id]) -> Option<Vec<(Id, Id)>> {
             children: vec![mm, bid],
         });
     }
-    let rank = ty_of(egraph, mm)?.rank();
-    let mut slice = |start: usize, end: usize| {
-        let attrs = [vec![rank as i64 - 1], vec![start as i64], vec![end as i64], vec![1]].map(|v| add_attr(egraph, Attr::Ints(v)));
-        egraph.add(TNode {
-            op: TOp::Slice,
-            children: vec![attrs[0], attrs[1], attrs[2], attrs[3], mm],
-        })
-    };
-    let s1 = slice(0, a);
-    let s2 = slice(a, a + b);
+    let last = ty_of(egraph, mm)?.rank().checked_sub(1)?;
+    let s1 = add_slice(egraph, mm, last, 0, a);
+    let s2 = add_slice(egraph, mm, last, a, a + b);
     Some(vec![(o1, s1), (o2, s2)])
 }
 

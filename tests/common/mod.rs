@@ -124,3 +124,20 @@ pub fn widen_inputs(inputs: &BTreeMap<String, Tensor>) -> BTreeMap<String, Tenso
         })
         .collect()
 }
+
+/// Import options an ONNX fixture of `tests/onnx/ok` needs: the symbolic-dim
+/// fixture gets its static shape.
+pub fn fixture_import_options(path: &Path) -> eqopt::onnx::ImportOptions {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    if stem == "symbolic_batch" {
+        eqopt::onnx::ImportOptions::default().input_shape("x", vec![2, 3, 4])
+    } else {
+        eqopt::onnx::ImportOptions::default()
+    }
+}
+
+/// `dir/<stem>.<suffix>` for a fixture `dir/<stem>.onnx` (its `inputs.npz`, `expected.npz`).
+pub fn fixture_file(path: &Path, suffix: &str) -> PathBuf {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!("{stem}.{suffix}"))
+}
