@@ -8,7 +8,7 @@
 
 use crate::dtype::{DType, TensorType};
 use crate::error::{Error, Result};
-use crate::graph::op::Op;
+use crate::graph::op::{AttentionLayout, ConvParams, Layout, Op};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -34,6 +34,13 @@ pub struct HardwareProfile {
     pub memory_bandwidth: f64,
     /// Fixed cost per kernel launch, in seconds.
     pub launch_overhead: f64,
+    /// The activation layout this target's convolutions run natively (`"NCHW"` or
+    /// `"NHWC"`), if it has one. A convolution in the other layout is charged the
+    /// traffic of converting its input and output (what cuDNN does internally for
+    /// tensor cores, which want NHWC); without a preference neither layout is
+    /// charged, so the `layout/*-nhwc` rules never pay and extraction keeps NCHW.
+    #[serde(default)]
+    pub conv_layout: Option<Layout>,
 }
 
 impl HardwareProfile {
@@ -83,7 +90,11 @@ impl HardwareProfile {
             return 0.0;
         }
         let compute = w.flops as f64 / self.peak(w.dtype);
-        let memory = (w.bytes_read + w.bytes_written) as f64 / self.memory_bandwidth;
+        let relayout = match (self.conv_layout, w.conv_layout) {
+            (Some(native), Some(layout)) if native != layout => w.relayout_bytes,
+            _ => 0,
+        };
+        let memory = (w.bytes_read.saturating_add(w.bytes_written).saturating_add(relayout)) as f64 / self.memory_bandwidth;
         compute.max(memory) + self.launch_overhead
     }
 }
@@ -112,6 +123,12 @@ pub struct Work {
     pub dtype: DType,
     /// How it runs.
     pub kind: ExecKind,
+    /// For a convolution, its activation layout.
+    pub conv_layout: Option<Layout>,
+    /// For a convolution, the bytes moved to run it in the other layout: its input
+    /// and output each read and written once more. Charged by
+    /// [`HardwareProfile::kernel_time`] on a target whose `conv_layout` differs.
+    pub relayout_bytes: u64,
 }
 
 impl Work {
@@ -139,9 +156,14 @@ fn mul(factors: &[u64]) -> u64 {
 
 /// Q·Kᵀ, scaling, masking and softmax over the scores, and P·V. The scores are
 /// computed and consumed tile by tile: they add FLOPs but no memory traffic.
-fn attention_flops(inputs: &[&TensorType], out: &TensorType) -> u64 {
-    let (q, kt) = (inputs[0], inputs[1]);
-    let (d, t) = (*q.shape.last().unwrap_or(&1) as u64, *kt.shape.last().unwrap_or(&1) as u64);
+fn attention_flops(inputs: &[&TensorType], out: &TensorType, layout: AttentionLayout) -> u64 {
+    let (q, k) = (inputs[0], inputs[1]);
+    let d = *q.shape.last().unwrap_or(&1) as u64;
+    let t = match layout {
+        AttentionLayout::Bhsd => k.shape.last(),
+        AttentionLayout::Bshd => k.shape.get(1),
+    };
+    let t = *t.unwrap_or(&1) as u64;
     let scores = (out.numel() as u64 / (*out.shape.last().unwrap_or(&1) as u64).max(1)).saturating_mul(t);
     mul(&[2, scores, d])
         .saturating_add(mul(&[7, scores]))
@@ -152,12 +174,14 @@ fn matmul_flops(a: &TensorType, out: &TensorType) -> u64 {
     mul(&[2, out.numel() as u64, *a.shape.last().unwrap_or(&1) as u64])
 }
 
-fn conv_flops(x: &TensorType, w: &TensorType, out: &TensorType, group: usize) -> u64 {
-    let per_out = mul(&[
-        (x.shape.get(1).copied().unwrap_or(1) / group.max(1)) as u64,
-        w.shape.get(2).copied().unwrap_or(1) as u64,
-        w.shape.get(3).copied().unwrap_or(1) as u64,
-    ]);
+/// Multiply-adds of a convolution, two FLOPs each: every output element sums
+/// `I/g · KH · KW` products (weights OIHW or HWIO as the layout says).
+fn conv_flops(w: &TensorType, out: &TensorType, p: &ConvParams) -> u64 {
+    let dim = |i: usize| w.shape.get(i).copied().unwrap_or(1) as u64;
+    let per_out = match p.layout {
+        Layout::Nchw => mul(&[dim(1), dim(2), dim(3)]),
+        Layout::Nhwc => mul(&[dim(2), dim(0), dim(1)]),
+    };
     mul(&[2, out.numel() as u64, per_out])
 }
 
@@ -168,6 +192,17 @@ fn conv_flops(x: &TensorType, w: &TensorType, out: &TensorType, group: usize) ->
 /// kernels take strided inputs, or the memory planner copies only where one cannot).
 pub fn is_strided_view(op: &Op) -> bool {
     matches!(op, Op::Slice { steps, .. } if steps.iter().all(|&s| s == 1))
+}
+
+/// True when `op` is a `Transpose` of `x` that keeps the order of every axis longer
+/// than 1 (it only moves unit axes, e.g. NHWC `[N,1,1,C]` to NCHW `[N,C,1,1]`): the
+/// bytes do not move, so it is a reshape and costs nothing.
+pub fn is_unit_axes_transpose(op: &Op, x: &TensorType) -> bool {
+    let Op::Transpose { perm } = op else {
+        return false;
+    };
+    let moved: Vec<usize> = perm.iter().copied().filter(|&a| x.shape.get(a).is_some_and(|&d| d != 1)).collect();
+    moved.windows(2).all(|w| w[0] < w[1])
 }
 
 /// True when `op` is a `Slice` whose result is one contiguous block of its row-major
@@ -201,14 +236,23 @@ pub fn work(op: &Op, inputs: &[&TensorType], consts: &[bool], out: &TensorType) 
         bytes_written: out.size_bytes(),
         dtype,
         kind: ExecKind::Kernel,
+        conv_layout: None,
+        relayout_bytes: 0,
     };
-    if op.is_view() || is_strided_view(op) || inputs.first().is_some_and(|x| is_contiguous_slice(op, x, out)) {
+    if op.is_view()
+        || is_strided_view(op)
+        || inputs
+            .first()
+            .is_some_and(|x| is_contiguous_slice(op, x, out) || is_unit_axes_transpose(op, x))
+    {
         return Work {
             flops: 0,
             bytes_read: 0,
             bytes_written: 0,
             dtype,
             kind: ExecKind::View,
+            conv_layout: None,
+            relayout_bytes: 0,
         };
     }
     if !consts.is_empty() && consts.iter().all(|&c| c) {
@@ -218,6 +262,8 @@ pub fn work(op: &Op, inputs: &[&TensorType], consts: &[bool], out: &TensorType) 
             bytes_written: 0,
             dtype,
             kind: ExecKind::Folded,
+            conv_layout: None,
+            relayout_bytes: 0,
         };
     }
     w.flops = match op {
@@ -226,20 +272,22 @@ pub fn work(op: &Op, inputs: &[&TensorType], consts: &[bool], out: &TensorType) 
         Op::FusedElementwise { expr } => mul(&[n, expr.flops_per_element()]),
         Op::MatMul => matmul_flops(inputs[0], out),
         Op::FusedMatMul { epilogue } => matmul_flops(inputs[0], out).saturating_add(mul(&[n, epilogue.flops_per_element()])),
-        Op::Conv(p) => conv_flops(inputs[0], inputs[1], out, p.group).saturating_add(if inputs.len() > 2 { n } else { 0 }),
-        Op::FusedConv { params, epilogue } => {
-            conv_flops(inputs[0], inputs[1], out, params.group).saturating_add(mul(&[n, epilogue.flops_per_element()]))
-        }
+        Op::Conv(p) => conv_flops(inputs[1], out, p).saturating_add(if inputs.len() > 2 { n } else { 0 }),
+        Op::FusedConv { params, epilogue } => conv_flops(inputs[1], out, params).saturating_add(mul(&[n, epilogue.flops_per_element()])),
         Op::Pool(_, p) => mul(&[n, p.kernel[0] as u64, p.kernel[1] as u64]),
         Op::GlobalPool(_) => inputs[0].numel() as u64,
         Op::BatchNorm { .. } => mul(&[2, n]),
         Op::Softmax { .. } => mul(&[5, n]),
-        Op::FusedAttention { .. } => attention_flops(inputs, out),
+        Op::FusedAttention { layout, .. } => attention_flops(inputs, out, *layout),
         Op::LayerNorm { .. } => mul(&[8, n]),
         Op::Reduce { .. } => inputs[0].numel() as u64,
         Op::Cast { .. } | Op::Concat { .. } | Op::Transpose { .. } | Op::Slice { .. } | Op::Gather { .. } => 0,
         Op::Reshape { .. } | Op::Flatten { .. } => 0,
     };
+    if let Op::Conv(p) | Op::FusedConv { params: p, .. } = op {
+        w.conv_layout = Some(p.layout);
+        w.relayout_bytes = inputs[0].size_bytes().saturating_add(out.size_bytes()).saturating_mul(2);
+    }
     match op {
         Op::Gather { .. } => w.bytes_read = out.size_bytes().saturating_add(inputs[1].size_bytes()),
         Op::Slice { .. } => w.bytes_read = out.size_bytes(),

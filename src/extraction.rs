@@ -290,32 +290,68 @@ fn rebuild(
     Ok((graph, chosen_by_name))
 }
 
-/// Replaces every node whose inputs are all constants by a constant of the same
-/// name holding its value (computed by the reference interpreter).
+/// The name of a folded constant: a convolution weight transposed to HWIO is
+/// `W.hwio`, anything else keeps its node's name. `taken` holds every name in use.
+fn folded_name(n: &crate::graph::Node, taken: &BTreeSet<String>) -> String {
+    let base = match &n.op {
+        crate::graph::op::Op::Transpose { perm } if perm[..] == crate::graph::op::OIHW_TO_HWIO[..] => format!("{}.hwio", n.inputs[0]),
+        _ => return n.name.clone(),
+    };
+    let mut name = base.clone();
+    let mut k = 2;
+    while taken.contains(&name) {
+        name = format!("{base}#{k}");
+        k += 1;
+    }
+    name
+}
+
+/// Replaces every node whose inputs are all constants by a constant holding its
+/// value (computed by the reference interpreter), named as the node was (weights
+/// transposed for an NHWC convolution are named `W.hwio`).
 pub fn fold_constants(graph: Graph) -> Result<Graph> {
     let mut consts: BTreeMap<String, Constant> = graph.constants.iter().map(|c| (c.name.clone(), c.clone())).collect();
     let mut order: Vec<String> = graph.constants.iter().map(|c| c.name.clone()).collect();
     let mut nodes = Vec::new();
     let outputs: BTreeSet<&String> = graph.outputs.iter().collect();
+    let mut taken: BTreeSet<String> = graph
+        .inputs
+        .iter()
+        .map(|i| i.name.clone())
+        .chain(graph.constants.iter().map(|c| c.name.clone()))
+        .chain(graph.nodes.iter().map(|n| n.name.clone()))
+        .collect();
+    let mut renamed: BTreeMap<String, String> = BTreeMap::new();
     for n in &graph.nodes {
+        let mut n = n.clone();
+        for i in &mut n.inputs {
+            if let Some(new) = renamed.get(i) {
+                *i = new.clone();
+            }
+        }
         let all_const = !n.inputs.is_empty() && n.inputs.iter().all(|i| consts.contains_key(i));
         if all_const && !outputs.contains(&n.name) {
+            let name = folded_name(&n, &taken);
+            if name != n.name {
+                taken.insert(name.clone());
+                renamed.insert(n.name.clone(), name.clone());
+            }
             let vals: Vec<Arc<crate::graph::tensor::Tensor>> = n.inputs.iter().map(|i| consts[i].init.materialize(&consts[i].ty)).collect();
             let refs: Vec<&crate::graph::tensor::Tensor> = vals.iter().map(|v| v.as_ref()).collect();
             let t = crate::eval::eval_node(&n.name, &n.op, &refs).map_err(|e| Error::BadExtraction {
                 problem: format!("constant folding: {e}"),
             })?;
             consts.insert(
-                n.name.clone(),
+                name.clone(),
                 Constant {
-                    name: n.name.clone(),
+                    name: name.clone(),
                     ty: n.ty.clone(),
                     init: ConstInit::Data(Arc::new(t)),
                 },
             );
-            order.push(n.name.clone());
+            order.push(name);
         } else {
-            nodes.push(n.clone());
+            nodes.push(n);
         }
     }
     let used: BTreeSet<&String> = nodes.iter().flat_map(|n| n.inputs.iter()).chain(graph.outputs.iter()).collect();

@@ -7,7 +7,7 @@
 
 use crate::dtype::DType;
 use crate::ewexpr::EwExpr;
-use crate::graph::op::{BinaryOp, ConvParams, Op, PoolKind, PoolParams, ReduceKind, UnaryOp};
+use crate::graph::op::{AttentionLayout, BinaryOp, ConvParams, Layout, Op, PoolKind, PoolParams, ReduceKind, UnaryOp};
 use egg::{Id, Language, Symbol};
 use std::fmt;
 use std::str::FromStr;
@@ -220,7 +220,8 @@ impl TOp {
         match self {
             TOp::Input | TOp::Const | TOp::Cast | TOp::Conv | TOp::Pool(_) | TOp::BatchNorm => 1,
             TOp::Concat | TOp::Flatten | TOp::Reshape | TOp::Transpose | TOp::Gather | TOp::Softmax => 1,
-            TOp::FusedElementwise | TOp::FusedMatMul | TOp::FusedAttention => 1,
+            TOp::FusedElementwise | TOp::FusedMatMul => 1,
+            TOp::FusedAttention => 2,
             TOp::LayerNorm | TOp::Reduce(_) | TOp::FusedConv => 2,
             TOp::Slice => 4,
             TOp::Unary(_) | TOp::Binary(_) | TOp::MatMul | TOp::GlobalPool(_) | TOp::Attr(_) => 0,
@@ -340,42 +341,57 @@ impl egg::FromOp for TNode {
     }
 }
 
-/// Packs convolution parameters as `[sh,sw,pt,pl,pb,pr,dh,dw,group]`.
+/// Packs convolution parameters as `[sh,sw,pt,pl,pb,pr,dh,dw,group]`, with a tenth
+/// entry `1` for [`Layout::Nhwc`] (NCHW, the ONNX layout, keeps the nine-entry form).
 pub fn conv_attr(p: &ConvParams) -> Attr {
     let mut v: Vec<i64> = p.strides.iter().chain(&p.pads).chain(&p.dilations).map(|&x| x as i64).collect();
     v.push(p.group as i64);
+    if p.layout == Layout::Nhwc {
+        v.push(1);
+    }
     Attr::Ints(v)
 }
 
 /// Unpacks [`conv_attr`].
 pub fn conv_params(a: &Attr) -> Option<ConvParams> {
     let v = a.as_usizes()?;
-    if v.len() != 9 {
-        return None;
-    }
+    let layout = match v.len() {
+        9 => Layout::Nchw,
+        10 if v[9] == 1 => Layout::Nhwc,
+        _ => return None,
+    };
     Some(ConvParams {
         strides: [v[0], v[1]],
         pads: [v[2], v[3], v[4], v[5]],
         dilations: [v[6], v[7]],
         group: v[8],
+        layout,
     })
 }
 
-/// Packs pooling parameters as `[kh,kw,sh,sw,pt,pl,pb,pr]`.
+/// Packs pooling parameters as `[kh,kw,sh,sw,pt,pl,pb,pr]`, with a ninth entry `1`
+/// for [`Layout::Nhwc`].
 pub fn pool_attr(p: &PoolParams) -> Attr {
-    Attr::Ints(p.kernel.iter().chain(&p.strides).chain(&p.pads).map(|&x| x as i64).collect())
+    let mut v: Vec<i64> = p.kernel.iter().chain(&p.strides).chain(&p.pads).map(|&x| x as i64).collect();
+    if p.layout == Layout::Nhwc {
+        v.push(1);
+    }
+    Attr::Ints(v)
 }
 
 /// Unpacks [`pool_attr`].
 pub fn pool_params(a: &Attr) -> Option<PoolParams> {
     let v = a.as_usizes()?;
-    if v.len() != 8 {
-        return None;
-    }
+    let layout = match v.len() {
+        8 => Layout::Nchw,
+        9 if v[8] == 1 => Layout::Nhwc,
+        _ => return None,
+    };
     Some(PoolParams {
         kernel: [v[0], v[1]],
         strides: [v[2], v[3]],
         pads: [v[4], v[5], v[6], v[7]],
+        layout,
     })
 }
 
@@ -406,7 +422,10 @@ pub fn encode_op(op: &Op) -> (TOp, Vec<Attr>) {
         Op::FusedElementwise { expr } => (TOp::FusedElementwise, vec![Attr::Sym(expr.to_atom().into())]),
         Op::FusedMatMul { epilogue } => (TOp::FusedMatMul, vec![Attr::Sym(epilogue.to_atom().into())]),
         Op::FusedConv { params, epilogue } => (TOp::FusedConv, vec![conv_attr(params), Attr::Sym(epilogue.to_atom().into())]),
-        Op::FusedAttention { divide } => (TOp::FusedAttention, vec![Attr::Int(i64::from(*divide))]),
+        Op::FusedAttention { divide, layout } => (
+            TOp::FusedAttention,
+            vec![Attr::Int(i64::from(*divide)), Attr::Sym(layout.name().into())],
+        ),
     }
 }
 
@@ -482,6 +501,7 @@ pub fn decode_op(op: &TOp, attrs: &[&Attr]) -> Option<Op> {
                 1 => true,
                 _ => return None,
             },
+            layout: AttentionLayout::from_name(attrs.get(1)?.as_sym()?)?,
         },
     })
 }
@@ -517,6 +537,7 @@ mod tests {
                 pads: [1, 1, 1, 1],
                 dilations: [1, 1],
                 group: 4,
+                layout: Layout::Nchw,
             }),
             Op::Slice {
                 axes: vec![1],
@@ -528,8 +549,14 @@ mod tests {
             Op::FusedMatMul {
                 epilogue: EwExpr::parse("relu(add(x0, x1))").unwrap(),
             },
-            Op::FusedAttention { divide: true },
-            Op::FusedAttention { divide: false },
+            Op::FusedAttention {
+                divide: true,
+                layout: AttentionLayout::Bhsd,
+            },
+            Op::FusedAttention {
+                divide: false,
+                layout: AttentionLayout::Bshd,
+            },
         ];
         for op in ops {
             let (top, attrs) = encode_op(&op);

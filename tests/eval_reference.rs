@@ -3,7 +3,7 @@
 use eqopt::dtype::{DType, TensorType};
 use eqopt::eval::{EvalError, compare, eval_node, eval_op, random_inputs, run};
 use eqopt::ewexpr::EwExpr;
-use eqopt::graph::op::{BinaryOp, ConvParams, Op, UnaryOp};
+use eqopt::graph::op::{BinaryOp, ConvParams, Layout, NCHW_TO_NHWC, NHWC_TO_NCHW, OIHW_TO_HWIO, Op, UnaryOp};
 use eqopt::graph::tensor::{ConstInit, Distribution, Tensor, TensorData, random_values};
 use eqopt::graph::{Constant, Graph, Input, Node};
 use std::collections::BTreeMap;
@@ -273,6 +273,7 @@ fn fused_conv_equals_conv_then_epilogue() {
         pads: [1, 1, 0, 1],
         dilations: [1, 2],
         group: 2,
+        layout: Layout::Nchw,
     };
     let ins = || {
         vec![
@@ -451,6 +452,7 @@ fn pooling_and_layernorm_through_eval_op() {
         kernel: [2, 2],
         strides: [1, 1],
         pads: [1, 1, 0, 0],
+        layout: Layout::Nchw,
     };
     let ex = eval_op(&Op::Pool(PoolKind::AvgExcludePad, p.clone()), &[&x]).unwrap();
     let inc = eval_op(&Op::Pool(PoolKind::AvgIncludePad, p.clone()), &[&x]).unwrap();
@@ -478,6 +480,7 @@ fn empty_tensors_evaluate_without_panicking() {
         kernel: [2, 2],
         strides: [1, 1],
         pads: [1, 1, 1, 1],
+        layout: Layout::Nchw,
     };
     // The 1x1 output window covers only padding: max is -inf, the averages 0/0 and 0/4.
     let mx = eval_op(&Op::Pool(PoolKind::Max, p.clone()), &[&empty]).unwrap();
@@ -508,4 +511,52 @@ fn empty_tensors_evaluate_without_panicking() {
     let z = tensor(&[2, 0], DType::F32, &[]);
     let s = tensor(&[0], DType::F32, &[]);
     assert_eq!(eval_op(&ln, &[&z, &s, &s]).unwrap().ty, ty(&[2, 0], DType::F32));
+}
+
+/// An NHWC convolution (HWIO weights) and NHWC pooling compute the NCHW results,
+/// permuted: checked on odd sizes with strides, asymmetric pads, dilation and groups.
+#[test]
+fn nhwc_conv_and_pool_equal_nchw_permuted() {
+    use eqopt::graph::op::{PoolKind, PoolParams};
+    let permute = |t: &Tensor, perm: &[usize]| eval_op(&Op::Transpose { perm: perm.to_vec() }, &[t]).unwrap();
+    let x = tensor(
+        &[2, 4, 7, 5],
+        DType::F64,
+        &(0..280).map(|i| ((i * 37 % 101) as f64 - 50.0) / 25.0).collect::<Vec<_>>(),
+    );
+    let w = tensor(
+        &[6, 2, 3, 2],
+        DType::F64,
+        &(0..72).map(|i| ((i * 13 % 29) as f64 - 14.0) / 10.0).collect::<Vec<_>>(),
+    );
+    let b = tensor(&[6], DType::F64, &[0.5, -1.0, 0.25, 2.0, 0.0, -0.75]);
+    let nchw = ConvParams {
+        strides: [2, 1],
+        pads: [1, 0, 2, 1],
+        dilations: [1, 2],
+        group: 2,
+        layout: Layout::Nchw,
+    };
+    let nhwc = ConvParams {
+        layout: Layout::Nhwc,
+        ..nchw.clone()
+    };
+    let want = eval_op(&Op::Conv(nchw), &[&x, &w, &b]).unwrap();
+    let (xt, wt) = (permute(&x, &NCHW_TO_NHWC), permute(&w, &OIHW_TO_HWIO));
+    let got = eval_op(&Op::Conv(nhwc), &[&xt, &wt, &b]).unwrap();
+    let c = compare(&permute(&got, &NHWC_TO_NCHW), &want);
+    assert!(c.shape_equal && c.max_abs < 1e-12, "conv: {c:?}");
+    for kind in [PoolKind::Max, PoolKind::AvgExcludePad, PoolKind::AvgIncludePad] {
+        let p = PoolParams {
+            kernel: [3, 2],
+            strides: [2, 1],
+            pads: [1, 0, 1, 1],
+            layout: Layout::Nchw,
+        };
+        let want = eval_op(&Op::Pool(kind, p.clone()), &[&x]).unwrap();
+        let p = PoolParams { layout: Layout::Nhwc, ..p };
+        let got = eval_op(&Op::Pool(kind, p), &[&xt]).unwrap();
+        let c = compare(&permute(&got, &NHWC_TO_NCHW), &want);
+        assert!(c.shape_equal && c.max_abs < 1e-12, "{kind:?}: {c:?}");
+    }
 }

@@ -64,8 +64,29 @@ fn worst_error(
 
 /// The rewrites each model is known to need, asserted on its optimized graph.
 fn assert_rewrites_found(model: &str, target: &str, opt: &Graph) {
-    use eqopt::graph::op::Op;
+    use eqopt::graph::op::{AttentionLayout, Layout, Op};
     let count = |f: &dyn Fn(&eqopt::graph::Node) -> bool| opt.nodes.iter().filter(|n| f(n)).count();
+    // Channels last where the target's convolutions want it: on h100 every
+    // convolution of ResNet-50, SqueezeNet and Inception v2 runs NHWC with a single
+    // conversion kernel at the input; on cpu (no layout preference) none does.
+    let nhwc = count(&|n| matches!(&n.op, Op::Conv(p) | Op::FusedConv { params: p, .. } if p.layout == Layout::Nhwc));
+    let convs = count(&|n| matches!(n.op, Op::Conv(_) | Op::FusedConv { .. }));
+    match (target, model) {
+        ("cpu", _) => assert_eq!(nhwc, 0, "{model} on cpu: {nhwc} NHWC convolutions"),
+        ("h100", "resnet50" | "squeezenet" | "inception_v2") => {
+            assert_eq!(nhwc, convs, "{model} on h100: {nhwc} of {convs} convolutions NHWC");
+            // Other transposes only move unit axes (after global pooling): views.
+            let copies: Vec<&eqopt::graph::Node> = opt
+                .nodes
+                .iter()
+                .filter(|n| !eqopt::cost::is_unit_axes_transpose(&n.op, opt.type_of(&n.inputs[0]).unwrap()))
+                .filter(|n| matches!(n.op, Op::Transpose { .. }))
+                .collect();
+            let from_input = copies.iter().filter(|n| opt.inputs.iter().any(|i| i.name == n.inputs[0])).count();
+            assert!(copies.len() == 1 && from_input == 1, "{model} on h100: transposes {copies:?}");
+        }
+        _ => {}
+    }
     match model {
         // Every batch norm folds into the convolution before it.
         "resnet50" | "shufflenet" => {
@@ -92,6 +113,19 @@ fn assert_rewrites_found(model: &str, target: &str, opt: &Graph) {
         "minilm" => {
             let fused = count(&|n| matches!(n.op, Op::FusedAttention { .. }));
             assert_eq!(fused, 6, "{model}: {fused} fused attention kernels");
+            // ...reading its heads straight from the projection: no transpose is left.
+            let bshd = count(&|n| {
+                matches!(
+                    n.op,
+                    Op::FusedAttention {
+                        layout: AttentionLayout::Bshd,
+                        ..
+                    }
+                )
+            });
+            assert_eq!(bshd, 6, "{model}: {bshd} heads-interleaved attention kernels");
+            let transposes = count(&|n| matches!(n.op, Op::Transpose { .. }));
+            assert_eq!(transposes, 0, "{model}: {transposes} transposes left");
             // Each layer's Q, K and V projections share one merged matmul.
             let qkv = count(&|n| matches!(n.op, Op::MatMul | Op::FusedMatMul { .. }) && n.inputs[1].matches('+').count() == 2);
             assert_eq!(qkv, 6, "{model}: {qkv} merged QKV projections");

@@ -2,7 +2,7 @@
 //! loops over contiguous row-major slices.
 
 use crate::graph::infer::broadcast;
-use crate::graph::op::ConvParams;
+use crate::graph::op::{ConvParams, HWIO_TO_OIHW, Layout, NCHW_TO_NHWC, NHWC_TO_NCHW};
 use ndarray::{ArrayD, IxDyn};
 use std::ops::Range;
 
@@ -92,13 +92,28 @@ pub(super) fn valid_range(out_len: usize, stride: usize, offset: isize, in_len: 
     lo as usize..(hi.max(lo)) as usize
 }
 
+/// `x` with its axes permuted, in standard layout.
+pub(super) fn permuted(x: &ArrayD<f64>, perm: &[usize]) -> ArrayD<f64> {
+    x.view().permuted_axes(IxDyn(perm)).as_standard_layout().into_owned()
+}
+
 /// Output size of a strided, dilated, padded window (checked by shape inference).
 pub(super) fn out_size(n: usize, k: usize, stride: usize, dil: usize, pad: usize) -> usize {
     (n + pad - (dil * (k - 1) + 1)) / stride + 1
 }
 
-/// ONNX `Conv` on NCHW `x` with OIHW weights `w`, zero padding, optional bias `[O]`.
+/// ONNX `Conv` on NCHW `x` with OIHW weights `w` (NHWC `x` with HWIO `w` when
+/// `p.layout` says so), zero padding, optional bias `[O]`.
 pub(super) fn conv(x: &ArrayD<f64>, w: &ArrayD<f64>, bias: Option<&[f64]>, p: &ConvParams) -> ArrayD<f64> {
+    if p.layout == Layout::Nhwc {
+        let nchw = ConvParams {
+            layout: Layout::Nchw,
+            ..p.clone()
+        };
+        let x = permuted(x, &NHWC_TO_NCHW);
+        let w = permuted(w, &HWIO_TO_OIHW);
+        return permuted(&conv(&x, &w, bias, &nchw), &NCHW_TO_NHWC);
+    }
     let (n, c, h, wd) = (x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3]);
     let (o, cg, kh, kw) = (w.shape()[0], w.shape()[1], w.shape()[2], w.shape()[3]);
     let [sh, sw] = p.strides;
@@ -194,6 +209,7 @@ mod tests {
             pads: [1, 1, 1, 1],
             dilations: [1, 1],
             group: 1,
+            layout: Layout::Nchw,
         };
         // windows centered at (0,0), (0,2), (2,0), (2,2):
         // (0,0): 1+2+5+6 = 14; (0,2): 2+3+4+6+7+8 = 30; (2,0): 5+6+9+10+13+14 = 57;
@@ -212,6 +228,7 @@ mod tests {
             pads: [0, 0, 0, 2],
             dilations: [1, 2],
             group: 1,
+            layout: Layout::Nchw,
         };
         let got = conv(&x, &w, None, &p);
         assert_close(&got, &arr(&[1, 1, 1, 5], &[-8.0, -12.0, -16.0, 16.0, 25.0]));
@@ -227,6 +244,7 @@ mod tests {
             pads: [1, 0, 1, 2],
             dilations: [1, 1],
             group: 2,
+            layout: Layout::Nchw,
         };
         let got = conv(&x, &w, Some(&bias), &p);
         let p1 = ConvParams { group: 1, ..p.clone() };
@@ -252,6 +270,7 @@ mod tests {
             pads: [0; 4],
             dilations: [1, 1],
             group: 2,
+            layout: Layout::Nchw,
         };
         let got = conv(&x, &w, None, &p);
         // channel 0 is 0..9: window sums 0+1+3+4=8, 12, 20, 24; channel 1 is 9..18.

@@ -29,7 +29,7 @@ pub use compare::{Comparison, compare};
 use crate::dtype::{DType, TensorType};
 use crate::graph::Graph;
 use crate::graph::infer::{self, arity_text};
-use crate::graph::op::{BinaryOp, Op, UnaryOp};
+use crate::graph::op::{AttentionLayout, BinaryOp, KEYS_TO_KT, Op, SWAP_HEADS, UnaryOp};
 use crate::graph::tensor::{Distribution, Tensor, TensorData, random_values};
 use ndarray::{ArrayD, IxDyn};
 use std::collections::BTreeMap;
@@ -350,7 +350,23 @@ fn compute(node: &str, op: &Op, inputs: &[&Tensor], ty: &TensorType) -> Result<A
             })?
         }
         Op::Softmax { axis } => norm::softmax(&arr(0), *axis),
-        Op::FusedAttention { divide } => {
+        Op::FusedAttention {
+            divide,
+            layout: AttentionLayout::Bshd,
+        } => {
+            let (q, k, v) = (arr(0), arr(1), arr(2));
+            let bhsd = |t: &ArrayD<f64>, perm: &[usize]| linalg::permuted(t, perm);
+            let scores = linalg::matmul(&bhsd(&q, &SWAP_HEADS), &bhsd(&k, &KEYS_TO_KT));
+            let shape = scores.shape().to_vec();
+            let scale = if *divide { BinaryOp::Div } else { BinaryOp::Mul };
+            let mut s = elementwise::binary(scale, &scores, &arr(3), &shape);
+            if inputs.len() > 4 {
+                s = elementwise::binary(BinaryOp::Add, &s, &arr(4), &shape);
+            }
+            let probs = norm::softmax(&s, shape.len() - 1);
+            bhsd(&linalg::matmul(&probs, &bhsd(&v, &SWAP_HEADS)), &SWAP_HEADS)
+        }
+        Op::FusedAttention { divide, .. } => {
             let scores = linalg::matmul(&arr(0), &arr(1));
             let shape = scores.shape().to_vec();
             let scale = if *divide { BinaryOp::Div } else { BinaryOp::Mul };

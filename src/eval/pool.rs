@@ -1,7 +1,7 @@
-//! Windowed and global pooling over NCHW tensors.
+//! Windowed and global pooling over NCHW tensors (NHWC windowed pooling by permutation).
 
-use super::linalg::out_size;
-use crate::graph::op::{PoolKind, PoolParams};
+use super::linalg::{out_size, permuted};
+use crate::graph::op::{Layout, NCHW_TO_NHWC, NHWC_TO_NCHW, PoolKind, PoolParams};
 use ndarray::{ArrayD, IxDyn};
 
 /// Max that propagates NaN (as NumPy's `max` reduction does).
@@ -13,6 +13,13 @@ pub(super) fn nan_max(a: f64, b: f64) -> f64 {
 /// `AvgExcludePad` divides by the number of real cells in the window,
 /// `AvgIncludePad` by `kernel[0] · kernel[1]`.
 pub(super) fn pool(kind: PoolKind, p: &PoolParams, x: &ArrayD<f64>) -> ArrayD<f64> {
+    if p.layout == Layout::Nhwc {
+        let nchw = PoolParams {
+            layout: Layout::Nchw,
+            ..p.clone()
+        };
+        return permuted(&pool(kind, &nchw, &permuted(x, &NHWC_TO_NCHW)), &NCHW_TO_NHWC);
+    }
     let (n, c, h, w) = (x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3]);
     let [kh, kw] = p.kernel;
     let [sh, sw] = p.strides;
@@ -72,6 +79,7 @@ mod tests {
             kernel: [k, k],
             strides: [s, s],
             pads,
+            layout: Layout::Nchw,
         }
     }
 

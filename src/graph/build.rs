@@ -4,7 +4,7 @@
 //! non-negative, `Reshape`'s 0 and -1 are resolved, `Slice` bounds are clamped as
 //! ONNX does. The resulting [`Op`] is then typed by [`super::infer`].
 
-use super::op::{BinaryOp, ConvParams, Op, PoolKind, PoolParams, ReduceKind, UnaryOp};
+use super::op::{AttentionLayout, BinaryOp, ConvParams, Layout, Op, PoolKind, PoolParams, ReduceKind, UnaryOp};
 use crate::dtype::{DType, TensorType};
 use crate::error::{Error, Result};
 use crate::ewexpr::EwExpr;
@@ -161,7 +161,18 @@ impl<'a> Attrs<'a> {
                     Err(self.bad("group", "an integer >= 1", g.to_string()))
                 }
             })?,
+            layout: self.layout()?,
         })
+    }
+
+    fn layout(&self) -> Result<Layout> {
+        match self.map.get("layout") {
+            None => Ok(Layout::Nchw),
+            Some(v) => v
+                .as_str()
+                .and_then(Layout::from_name)
+                .ok_or_else(|| self.bad("layout", "\"NCHW\" or \"NHWC\"", v.to_string())),
+        }
     }
 
     fn pool_params(&self) -> Result<PoolParams> {
@@ -170,6 +181,7 @@ impl<'a> Attrs<'a> {
             kernel,
             strides: self.fixed("strides", Some([1, 1]))?,
             pads: self.fixed("pads", Some([0; 4]))?,
+            layout: self.layout()?,
         })
     }
 }
@@ -199,10 +211,10 @@ pub fn build_op(node: &str, op: &str, attrs: &Map<String, Value>, inputs: &[&Ten
 pub fn allowed_attrs(op: &str) -> &'static [&'static str] {
     match op {
         "Cast" => &["to"],
-        "Conv" => &["strides", "pads", "dilations", "group"],
-        "FusedConv" => &["strides", "pads", "dilations", "group", "epilogue"],
-        "MaxPool" => &["kernel_shape", "strides", "pads"],
-        "AveragePool" => &["kernel_shape", "strides", "pads", "count_include_pad"],
+        "Conv" => &["strides", "pads", "dilations", "group", "layout"],
+        "FusedConv" => &["strides", "pads", "dilations", "group", "layout", "epilogue"],
+        "MaxPool" => &["kernel_shape", "strides", "pads", "layout"],
+        "AveragePool" => &["kernel_shape", "strides", "pads", "count_include_pad", "layout"],
         "BatchNormalization" => &["epsilon"],
         "Concat" | "Flatten" | "Gather" | "Softmax" => &["axis"],
         "Reshape" => &["shape"],
@@ -213,7 +225,7 @@ pub fn allowed_attrs(op: &str) -> &'static [&'static str] {
         "ReduceSum" | "ReduceMean" | "ReduceMax" => &["axes", "keepdims"],
         "FusedElementwise" => &["expr"],
         "FusedMatMul" => &["epilogue"],
-        "FusedAttention" => &["divide"],
+        "FusedAttention" => &["divide", "layout"],
         _ => &[],
     }
 }
@@ -315,6 +327,13 @@ fn build_op_unchecked(node: &str, op: &str, attrs: &Map<String, Value>, inputs: 
         },
         "FusedAttention" => Op::FusedAttention {
             divide: a.int("divide", Some(0))? != 0,
+            layout: match attrs.get("layout") {
+                None => AttentionLayout::Bhsd,
+                Some(v) => v
+                    .as_str()
+                    .and_then(AttentionLayout::from_name)
+                    .ok_or_else(|| a.bad("layout", "\"BHSD\" or \"BSHD\"", v.to_string()))?,
+            },
         },
         "FusedConv" => Op::FusedConv {
             params: a.conv_params()?,
@@ -420,6 +439,9 @@ pub fn op_attrs(op: &Op) -> Map<String, Value> {
         put("pads", p.pads.to_vec().into());
         put("dilations", p.dilations.to_vec().into());
         put("group", p.group.into());
+        if p.layout != Layout::Nchw {
+            put("layout", p.layout.name().into());
+        }
     };
     match op {
         Op::Unary(_) | Op::Binary(_) | Op::MatMul | Op::GlobalPool(_) => {}
@@ -431,6 +453,9 @@ pub fn op_attrs(op: &Op) -> Map<String, Value> {
             put("pads", p.pads.to_vec().into());
             if *kind == PoolKind::AvgIncludePad {
                 put("count_include_pad", 1.into());
+            }
+            if p.layout != Layout::Nchw {
+                put("layout", p.layout.name().into());
             }
         }
         Op::BatchNorm { epsilon } => put("epsilon", (*epsilon).into()),
@@ -453,7 +478,12 @@ pub fn op_attrs(op: &Op) -> Map<String, Value> {
         }
         Op::FusedElementwise { expr } => put("expr", expr.to_string().into()),
         Op::FusedMatMul { epilogue } => put("epilogue", epilogue.to_string().into()),
-        Op::FusedAttention { divide } => put("divide", i64::from(*divide).into()),
+        Op::FusedAttention { divide, layout } => {
+            put("divide", i64::from(*divide).into());
+            if *layout != AttentionLayout::Bhsd {
+                put("layout", layout.name().to_uppercase().into());
+            }
+        }
         Op::FusedConv { params, epilogue } => {
             conv(params, &mut put);
             put("epilogue", epilogue.to_string().into());

@@ -3,7 +3,7 @@
 //! [`infer`] is the single source of truth for output types: graph loading, the
 //! e-graph analysis and rule checking all call it.
 
-use super::op::{ConvParams, Op, PoolParams};
+use super::op::{AttentionLayout, ConvParams, Layout, Op, PoolParams};
 use crate::dtype::{DType, ShapeDisplay, TensorType};
 use crate::error::Error;
 
@@ -111,12 +111,34 @@ fn window_out(n: usize, k: usize, stride: usize, dil: usize, pad: usize) -> Opti
     Some((padded - span) / stride + 1)
 }
 
+/// `[n, c, h, w]` of a 4-D activation in `layout`.
+fn nchw_dims(x: &TensorType, layout: Layout) -> [usize; 4] {
+    let [h, w] = layout.spatial_axes();
+    [x.shape[0], x.shape[layout.channel_axis()], x.shape[h], x.shape[w]]
+}
+
+/// The 4-D activation shape of `[n, c, h, w]` in `layout`.
+fn in_layout(dims: [usize; 4], layout: Layout) -> Vec<usize> {
+    let [n, c, h, w] = dims;
+    match layout {
+        Layout::Nchw => vec![n, c, h, w],
+        Layout::Nhwc => vec![n, h, w, c],
+    }
+}
+
 fn conv_type(p: &ConvParams, x: &TensorType, w: &TensorType) -> Result<TensorType, InferError> {
     if x.rank() != 4 || w.rank() != 4 {
-        return fail("x of rank 4 (NCHW) and w of rank 4 (OIHW)", list(&[x, w]));
+        let expected = match p.layout {
+            Layout::Nchw => "x of rank 4 (NCHW) and w of rank 4 (OIHW)",
+            Layout::Nhwc => "x of rank 4 (NHWC) and w of rank 4 (HWIO)",
+        };
+        return fail(expected, list(&[x, w]));
     }
-    let (n, c, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
-    let (o, ci, kh, kw) = (w.shape[0], w.shape[1], w.shape[2], w.shape[3]);
+    let [n, c, h, wd] = nchw_dims(x, p.layout);
+    let (o, ci, kh, kw) = match p.layout {
+        Layout::Nchw => (w.shape[0], w.shape[1], w.shape[2], w.shape[3]),
+        Layout::Nhwc => (w.shape[3], w.shape[2], w.shape[0], w.shape[1]),
+    };
     if p.strides.contains(&0) || p.dilations.contains(&0) {
         return fail(
             "strides and dilations >= 1",
@@ -124,9 +146,13 @@ fn conv_type(p: &ConvParams, x: &TensorType, w: &TensorType) -> Result<TensorTyp
         );
     }
     if p.group == 0 || c % p.group != 0 || o % p.group != 0 || ci * p.group != c {
+        let wdim = match p.layout {
+            Layout::Nchw => "w.shape[1]",
+            Layout::Nhwc => "w.shape[2]",
+        };
         return fail(
             format!(
-                "input channels = w.shape[1] · group ({}) and output channels divisible by group",
+                "input channels = {wdim} · group ({}) and output channels divisible by group",
                 p.group
             ),
             list(&[x, w]),
@@ -135,14 +161,14 @@ fn conv_type(p: &ConvParams, x: &TensorType, w: &TensorType) -> Result<TensorTyp
     let oh = window_out(h, kh, p.strides[0], p.dilations[0], p.pads[0] + p.pads[2]);
     let ow = window_out(wd, kw, p.strides[1], p.dilations[1], p.pads[1] + p.pads[3]);
     match (oh, ow) {
-        (Some(oh), Some(ow)) if oh > 0 && ow > 0 => Ok(TensorType::new(vec![n, o, oh, ow], x.dtype)),
+        (Some(oh), Some(ow)) if oh > 0 && ow > 0 => Ok(TensorType::new(in_layout([n, o, oh, ow], p.layout), x.dtype)),
         _ => fail("a kernel window that fits the padded input", list(&[x, w])),
     }
 }
 
 fn pool_type(p: &PoolParams, x: &TensorType) -> Result<TensorType, InferError> {
     if x.rank() != 4 {
-        return fail("x of rank 4 (NCHW)", x.to_string());
+        return fail(format!("x of rank 4 ({})", p.layout.name()), x.to_string());
     }
     if p.strides.contains(&0) || p.kernel.contains(&0) {
         return fail("kernel and strides >= 1", format!("kernel {:?} strides {:?}", p.kernel, p.strides));
@@ -150,10 +176,11 @@ fn pool_type(p: &PoolParams, x: &TensorType) -> Result<TensorType, InferError> {
     if p.pads[0] >= p.kernel[0] || p.pads[2] >= p.kernel[0] || p.pads[1] >= p.kernel[1] || p.pads[3] >= p.kernel[1] {
         return fail("pads smaller than the kernel", format!("pads {:?} kernel {:?}", p.pads, p.kernel));
     }
-    let oh = window_out(x.shape[2], p.kernel[0], p.strides[0], 1, p.pads[0] + p.pads[2]);
-    let ow = window_out(x.shape[3], p.kernel[1], p.strides[1], 1, p.pads[1] + p.pads[3]);
+    let [n, c, h, w] = nchw_dims(x, p.layout);
+    let oh = window_out(h, p.kernel[0], p.strides[0], 1, p.pads[0] + p.pads[2]);
+    let ow = window_out(w, p.kernel[1], p.strides[1], 1, p.pads[1] + p.pads[3]);
     match (oh, ow) {
-        (Some(oh), Some(ow)) => Ok(TensorType::new(vec![x.shape[0], x.shape[1], oh, ow], x.dtype)),
+        (Some(oh), Some(ow)) => Ok(TensorType::new(in_layout([n, c, oh, ow], p.layout), x.dtype)),
         _ => fail("a pooling window that fits the padded input", x.to_string()),
     }
 }
@@ -212,8 +239,9 @@ pub fn infer(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, InferError> 
             float_input(x)?;
             let out = conv_type(p, x, inputs[1])?;
             if let Some(b) = inputs.get(2) {
-                if b.shape != [out.shape[1]] {
-                    return fail(format!("bias of shape [{}]", out.shape[1]), b.to_string());
+                let channels = out.shape[p.layout.channel_axis()];
+                if b.shape != [channels] {
+                    return fail(format!("bias of shape [{channels}]"), b.to_string());
                 }
             }
             Ok(TensorType::new(out.shape, d))
@@ -363,6 +391,30 @@ pub fn infer(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, InferError> 
             float_input(x)?;
             let acc = conv_type(params, x, inputs[1])?;
             epilogue_type(acc, &inputs[2..])
+        }
+        Op::FusedAttention {
+            layout: AttentionLayout::Bshd,
+            ..
+        } => {
+            let d = same_dtype(inputs)?;
+            float_input(x)?;
+            let (q, k, v) = (x, inputs[1], inputs[2]);
+            let fits = q.rank() == 4
+                && k.rank() == 4
+                && v.rank() == 4
+                && inputs[3].numel() == 1
+                && k.shape[0] == q.shape[0]
+                && v.shape[0] == q.shape[0]
+                && k.shape[2] == q.shape[2]
+                && v.shape[2] == q.shape[2]
+                && k.shape[3] == q.shape[3]
+                && v.shape[1] == k.shape[1];
+            if !fits {
+                return fail("q [B,S,H,D], k [B,T,H,D], v [B,T,H,E] and a one-element scale", list(inputs));
+            }
+            let scores = TensorType::new(vec![q.shape[0], q.shape[2], q.shape[1], k.shape[1]], d);
+            epilogue_type(scores, &inputs[3..])?;
+            Ok(TensorType::new(vec![q.shape[0], q.shape[1], q.shape[2], v.shape[3]], d))
         }
         Op::FusedAttention { .. } => {
             let d = same_dtype(inputs)?;

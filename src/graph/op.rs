@@ -205,7 +205,109 @@ impl BinaryOp {
     }
 }
 
-/// 2-D convolution parameters (NCHW input, OIHW weights), ONNX `Conv` semantics.
+/// Memory layout of the 4-D activations of a convolution or pooling.
+///
+/// ONNX knows only [`Layout::Nchw`]; [`Layout::Nhwc`] ops are created by the
+/// `layout/*-nhwc` rules for targets that prefer channels-last (see
+/// `HardwareProfile::conv_layout`), and are exported to ONNX wrapped in transposes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Deserialize)]
+pub enum Layout {
+    /// Batch, channels, height, width; convolution weights OIHW `[O, I/g, KH, KW]`.
+    #[default]
+    #[serde(rename = "NCHW")]
+    Nchw,
+    /// Batch, height, width, channels; convolution weights HWIO `[KH, KW, I/g, O]`.
+    #[serde(rename = "NHWC")]
+    Nhwc,
+}
+
+impl Layout {
+    /// `"NCHW"` or `"NHWC"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::Nchw => "NCHW",
+            Layout::Nhwc => "NHWC",
+        }
+    }
+
+    /// Parses [`Layout::name`].
+    pub fn from_name(s: &str) -> Option<Layout> {
+        match s {
+            "NCHW" => Some(Layout::Nchw),
+            "NHWC" => Some(Layout::Nhwc),
+            _ => None,
+        }
+    }
+
+    /// The axis of the channels in a 4-D activation.
+    pub fn channel_axis(self) -> usize {
+        match self {
+            Layout::Nchw => 1,
+            Layout::Nhwc => 3,
+        }
+    }
+
+    /// The axes of height and width in a 4-D activation.
+    pub fn spatial_axes(self) -> [usize; 2] {
+        match self {
+            Layout::Nchw => [2, 3],
+            Layout::Nhwc => [1, 2],
+        }
+    }
+}
+
+/// Operand layout of a fused attention.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AttentionLayout {
+    /// Heads as a batch axis before the sequence: `q [.., S, D]`, `kt [.., D, T]`
+    /// (keys already transposed), `v [.., T, E]`, output `[.., S, E]`; the scores
+    /// `[.., S, T]`.
+    #[default]
+    Bhsd,
+    /// Rank 4, heads interleaved after the sequence, as a projection's output
+    /// reshaped to heads leaves them: `q [B, S, H, D]`, `k [B, T, H, D]` (keys not
+    /// transposed), `v [B, T, H, E]`, output `[B, S, H, E]`; the mask still
+    /// broadcasts to the scores `[B, H, S, T]`. It is `Bhsd` on
+    /// `q`ᵀ`[0,2,1,3]`, `k`ᵀ`[0,2,3,1]`, `v`ᵀ`[0,2,1,3]` with the output transposed
+    /// by `[0,2,1,3]`, without the four transposes (the kernel reads through strides).
+    Bshd,
+}
+
+impl AttentionLayout {
+    /// `"bhsd"` or `"bshd"` (the e-graph atom).
+    pub fn name(self) -> &'static str {
+        match self {
+            AttentionLayout::Bhsd => "bhsd",
+            AttentionLayout::Bshd => "bshd",
+        }
+    }
+
+    /// Parses [`AttentionLayout::name`], in either case.
+    pub fn from_name(s: &str) -> Option<AttentionLayout> {
+        match s {
+            "bhsd" | "BHSD" => Some(AttentionLayout::Bhsd),
+            "bshd" | "BSHD" => Some(AttentionLayout::Bshd),
+            _ => None,
+        }
+    }
+}
+
+/// The permutation that takes `[B, S, H, D]` to `[B, H, S, D]` and back.
+pub const SWAP_HEADS: [usize; 4] = [0, 2, 1, 3];
+/// The permutation that takes keys `[B, T, H, D]` to transposed keys `[B, H, D, T]`.
+pub const KEYS_TO_KT: [usize; 4] = [0, 2, 3, 1];
+
+/// The permutation that turns an NCHW tensor into NHWC.
+pub const NCHW_TO_NHWC: [usize; 4] = [0, 2, 3, 1];
+/// The permutation that turns an NHWC tensor into NCHW.
+pub const NHWC_TO_NCHW: [usize; 4] = [0, 3, 1, 2];
+/// The permutation that turns OIHW convolution weights into HWIO.
+pub const OIHW_TO_HWIO: [usize; 4] = [2, 3, 1, 0];
+/// The permutation that turns HWIO convolution weights into OIHW.
+pub const HWIO_TO_OIHW: [usize; 4] = [3, 2, 0, 1];
+
+/// 2-D convolution parameters, ONNX `Conv` semantics; activations and weights in
+/// the layout [`ConvParams::layout`] names (NCHW/OIHW unless the rules chose NHWC/HWIO).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ConvParams {
     /// Stride along H and W.
@@ -216,6 +318,8 @@ pub struct ConvParams {
     pub dilations: [usize; 2],
     /// Number of groups; input and output channels are both divisible by it.
     pub group: usize,
+    /// Layout of the activations (and, with it, of the weights).
+    pub layout: Layout,
 }
 
 impl Default for ConvParams {
@@ -225,6 +329,7 @@ impl Default for ConvParams {
             pads: [0; 4],
             dilations: [1, 1],
             group: 1,
+            layout: Layout::Nchw,
         }
     }
 }
@@ -238,6 +343,8 @@ pub struct PoolParams {
     pub strides: [usize; 2],
     /// Padding: top, left, bottom, right.
     pub pads: [usize; 4],
+    /// Layout of the activations.
+    pub layout: Layout,
 }
 
 /// Which pooling reduction a [`Op::Pool`] performs.
@@ -357,12 +464,15 @@ pub enum Op {
     },
     /// Attention whose score matrix is never materialized:
     /// `softmax(q·kt ∘ s + mask, last axis) · v`, where `∘` multiplies (or, with
-    /// `divide`, divides) by the one-element `s`. Inputs `q [.., S, D]`,
-    /// `kt [.., D, T]`, `v [.., T, E]`, `s`, and an optional additive `mask`
-    /// that broadcasts to the scores `[.., S, T]`; output `[.., S, E]`.
+    /// `divide`, divides) by the one-element `s`. With [`AttentionLayout::Bhsd`]
+    /// the inputs are `q [.., S, D]`, `kt [.., D, T]`, `v [.., T, E]`, `s`, and an
+    /// optional additive `mask` that broadcasts to the scores `[.., S, T]`; output
+    /// `[.., S, E]`. [`AttentionLayout::Bshd`] takes the heads interleaved instead.
     FusedAttention {
         /// Divide the scores by `s` instead of multiplying.
         divide: bool,
+        /// Where the heads axis sits in the operands and the output.
+        layout: AttentionLayout,
     },
     /// Convolution (no bias input) followed by an epilogue; inputs `x, w, x1, ...`.
     FusedConv {

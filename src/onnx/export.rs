@@ -17,7 +17,10 @@ use super::tensor::{dtype_to_onnx, tensor_to_proto};
 use crate::dtype::{DType, TensorType};
 use crate::error::{Error, Result};
 use crate::ewexpr::EwExpr;
-use crate::graph::op::{BinaryOp, Op, PoolKind, ReduceKind, UnaryOp};
+use crate::graph::op::{
+    AttentionLayout, BinaryOp, ConvParams, HWIO_TO_OIHW, KEYS_TO_KT, Layout, NCHW_TO_NHWC, NHWC_TO_NCHW, Op, PoolKind, ReduceKind,
+    SWAP_HEADS, UnaryOp,
+};
 use crate::graph::tensor::Tensor;
 use crate::graph::{Graph, Node};
 use prost::Message;
@@ -196,10 +199,7 @@ impl Writer {
             Op::Binary(b) => self.push(b.onnx_name(), name, n.inputs.clone(), name, vec![]),
             Op::Cast { to } => self.push("Cast", name, n.inputs.clone(), name, vec![int("to", dtype_to_onnx(*to) as i64)]),
             Op::MatMul => self.push("MatMul", name, n.inputs.clone(), name, vec![]),
-            Op::Conv(p) => {
-                let attrs = self.conv_attrs(graph, &n.inputs[1], p);
-                self.push("Conv", name, n.inputs.clone(), name, attrs);
-            }
+            Op::Conv(p) => self.conv(graph, name, n.inputs.clone(), name, p),
             Op::Pool(kind, p) => {
                 let mut attrs = vec![ints("kernel_shape", &p.kernel), ints("strides", &p.strides), ints("pads", &p.pads)];
                 let op = match kind {
@@ -210,7 +210,15 @@ impl Writer {
                         "AveragePool"
                     }
                 };
-                self.push(op, name, n.inputs.clone(), name, attrs);
+                match p.layout {
+                    Layout::Nchw => self.push(op, name, n.inputs.clone(), name, attrs),
+                    Layout::Nhwc => {
+                        let x = self.transposed(name, &n.inputs[0], "input_nchw", &NHWC_TO_NCHW);
+                        let pooled = self.fresh(&format!("{name}/nchw"));
+                        self.push(op, &pooled, vec![x], &pooled, attrs);
+                        self.push("Transpose", name, vec![pooled], name, vec![ints("perm", &NCHW_TO_NHWC)]);
+                    }
+                }
             }
             Op::GlobalPool(kind) => {
                 let op = if *kind == PoolKind::Max {
@@ -273,11 +281,21 @@ impl Writer {
                 tys.extend(n.inputs[2..].iter().map(|i| graph.type_of(i).expect("inputs are defined")));
                 self.expression(name, epilogue, &args, &tys, &n.ty);
             }
-            Op::FusedAttention { divide } => {
-                // softmax(q·kt ∘ s + mask) · v with the standard ops.
+            Op::FusedAttention { divide, layout } => {
+                // softmax(q·kt ∘ s + mask) · v with the standard ops; heads-interleaved
+                // operands transposed to [B, H, S, D] first, and the output back.
                 let step = |w: &mut Writer, s: &str| w.fresh(&format!("{name}/{s}"));
                 let (scores, scaled, probs) = (step(self, "scores"), step(self, "scaled"), step(self, "probs"));
-                self.push("MatMul", &scores, n.inputs[..2].to_vec(), &scores, vec![]);
+                let (mut q, mut kt, mut v) = (n.inputs[0].clone(), n.inputs[1].clone(), n.inputs[2].clone());
+                let out = if *layout == AttentionLayout::Bshd {
+                    q = self.transposed(name, &q, "q_bhsd", &SWAP_HEADS);
+                    kt = self.transposed(name, &kt, "kt_bhsd", &KEYS_TO_KT);
+                    v = self.transposed(name, &v, "v_bhsd", &SWAP_HEADS);
+                    step(self, "out_bhsd")
+                } else {
+                    name.to_string()
+                };
+                self.push("MatMul", &scores, vec![q, kt], &scores, vec![]);
                 let op = if *divide { "Div" } else { "Mul" };
                 self.push(op, &scaled, vec![scores, n.inputs[3].clone()], &scaled, vec![]);
                 let logits = match n.inputs.get(4) {
@@ -290,12 +308,14 @@ impl Writer {
                 };
                 let axis = n.ty.rank() as i64 - 1;
                 self.push("Softmax", &probs, vec![logits], &probs, vec![int("axis", axis)]);
-                self.push("MatMul", name, vec![probs, n.inputs[2].clone()], name, vec![]);
+                self.push("MatMul", &out, vec![probs, v], &out, vec![]);
+                if *layout == AttentionLayout::Bshd {
+                    self.push("Transpose", name, vec![out], name, vec![ints("perm", &SWAP_HEADS)]);
+                }
             }
             Op::FusedConv { params, epilogue } => {
                 let conv = self.fresh(&format!("{name}/conv"));
-                let attrs = self.conv_attrs(graph, &n.inputs[1], params);
-                self.push("Conv", &conv, n.inputs[..2].to_vec(), &conv, attrs);
+                self.conv(graph, &conv.clone(), n.inputs[..2].to_vec(), &conv, params);
                 let conv_ty = inner_type(graph, n, Op::Conv(params.clone()));
                 let mut args = vec![conv];
                 args.extend(n.inputs[2..].iter().cloned());
@@ -307,10 +327,39 @@ impl Writer {
         Ok(())
     }
 
-    fn conv_attrs(&self, graph: &Graph, weight: &str, p: &crate::graph::op::ConvParams) -> Vec<AttributeProto> {
+    /// `Transpose(perm)` of `input`, named after `node` and `what`; returns its output.
+    fn transposed(&mut self, node: &str, input: &str, what: &str, perm: &[usize]) -> String {
+        let out = self.fresh(&format!("{node}/{what}"));
+        self.push("Transpose", &out, vec![input.to_string()], &out, vec![ints("perm", perm)]);
+        out
+    }
+
+    /// An ONNX `Conv` computing `output` from `inputs` (x, w, optional bias). ONNX
+    /// convolutions are NCHW/OIHW only: an NHWC convolution is written between
+    /// transposes of its input, weights and output.
+    fn conv(&mut self, graph: &Graph, node: &str, inputs: Vec<String>, output: &str, p: &ConvParams) {
+        let attrs = self.conv_attrs(graph, &inputs[1], p);
+        if p.layout == Layout::Nchw {
+            self.push("Conv", node, inputs, output, attrs);
+            return;
+        }
+        let mut nchw = inputs.clone();
+        nchw[0] = self.transposed(node, &inputs[0], "input_nchw", &NHWC_TO_NCHW);
+        nchw[1] = self.transposed(node, &inputs[1], "weight_oihw", &HWIO_TO_OIHW);
+        let conv = self.fresh(&format!("{node}/conv_nchw"));
+        self.push("Conv", &conv, nchw, &conv, attrs);
+        let out_name = self.fresh(&format!("{node}/to_nhwc"));
+        self.push("Transpose", &out_name, vec![conv], output, vec![ints("perm", &NCHW_TO_NHWC)]);
+    }
+
+    fn conv_attrs(&self, graph: &Graph, weight: &str, p: &ConvParams) -> Vec<AttributeProto> {
         let w = graph.type_of(weight).expect("conv weights are defined");
+        let kernel = match p.layout {
+            Layout::Nchw => &w.shape[2..],
+            Layout::Nhwc => &w.shape[..2],
+        };
         vec![
-            ints("kernel_shape", &w.shape[2..]),
+            ints("kernel_shape", kernel),
             ints("strides", &p.strides),
             ints("pads", &p.pads),
             ints("dilations", &p.dilations),

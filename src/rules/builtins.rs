@@ -10,7 +10,7 @@
 use crate::analysis::{Facts, TEGraph, add_const_node};
 use crate::dtype::TensorType;
 use crate::ewexpr::EwExpr;
-use crate::graph::op::{BinaryOp, ConvParams, UnaryOp};
+use crate::graph::op::{BinaryOp, ConvParams, Layout, UnaryOp};
 use crate::graph::tensor::Tensor;
 use crate::lang::{Attr, TNode, TOp, conv_attr, conv_params};
 use egg::Id;
@@ -50,6 +50,11 @@ pub const BUILTIN_APPLIERS: &[BuiltinSpec] = &[
         doc: "(@fold-batchnorm ?eps ?params ?x ?w [?bias] ?scale ?shift ?mean ?var): a conv with the batch norm folded into constant weights and bias",
     },
     BuiltinSpec {
+        name: "batchnorm-affine",
+        arities: &[6],
+        doc: "(@batchnorm-affine ?eps ?x ?scale ?shift ?mean ?var): the batch norm as x·k + t with constants k and t computed at compile time",
+    },
+    BuiltinSpec {
         name: "softmax",
         arities: &[2],
         doc: "(@softmax ?axes ?x): softmax of ?x along the one axis of the reduction attribute ?axes",
@@ -73,6 +78,21 @@ pub const BUILTIN_APPLIERS: &[BuiltinSpec] = &[
         name: "join-slices",
         arities: &[7],
         doc: "(@join-slices ?axis ?axes ?s1 ?e1 ?s2 ?e2 ?x): the concatenation along ?axis of two adjacent unit-step slices of ?x along that axis, as one slice (or ?x itself when they cover it)",
+    },
+    BuiltinSpec {
+        name: "conv-nhwc",
+        arities: &[3, 4],
+        doc: "(@conv-nhwc ?params ?x ?w [?b]): the NCHW convolution as an NHWC one (weights transposed to HWIO) between transposes of its input and output",
+    },
+    BuiltinSpec {
+        name: "pool-nhwc",
+        arities: &[2],
+        doc: "(@pool-nhwc ?params ?x), matched on (POOL ?params (transpose [0,3,1,2] ?x)): the pooling of the NHWC tensor ?x, transposed back to NCHW",
+    },
+    BuiltinSpec {
+        name: "binary-const-nhwc",
+        arities: &[3],
+        doc: "(@binary-const-nhwc ?p ?a ?c), matched on (OP (transpose ?p ?a) ?c) with ?c constant: (transpose ?p (OP ?a ?c')) where ?c' is ?c transposed the inverse way (folded at compile time)",
     },
     BuiltinSpec {
         name: "merge-matmuls",
@@ -123,7 +143,7 @@ impl FuseKind {
     }
 }
 
-fn attr_of(egraph: &TEGraph, id: Id) -> Option<Attr> {
+pub(super) fn attr_of(egraph: &TEGraph, id: Id) -> Option<Attr> {
     egraph[id].data.attr().cloned()
 }
 
@@ -131,7 +151,7 @@ fn ty_of(egraph: &TEGraph, id: Id) -> Option<TensorType> {
     egraph[id].data.ty().cloned()
 }
 
-fn add_attr(egraph: &mut TEGraph, a: Attr) -> Id {
+pub(super) fn add_attr(egraph: &mut TEGraph, a: Attr) -> Id {
     egraph.add(TNode::attr(a))
 }
 
@@ -159,6 +179,19 @@ pub fn apply_builtin(name: &str, egraph: &mut TEGraph, eclass: Id, args: &[Id]) 
         "join-slices" => join_slices(egraph, args).map(|n| (eclass, n)).into_iter().collect(),
         "layernorm" => layernorm(egraph, args).map(|n| (eclass, n)).into_iter().collect(),
         "softmax" => softmax(egraph, args).map(|n| (eclass, n)).into_iter().collect(),
+        "batchnorm-affine" => batchnorm_affine(egraph, args).map(|n| (eclass, n)).into_iter().collect(),
+        "conv-nhwc" => super::layout_builtins::conv_nhwc(egraph, args)
+            .map(|n| (eclass, n))
+            .into_iter()
+            .collect(),
+        "binary-const-nhwc" => super::layout_builtins::binary_const_nhwc(egraph, eclass, args)
+            .into_iter()
+            .map(|n| (eclass, n))
+            .collect(),
+        "pool-nhwc" => super::layout_builtins::pool_nhwc(egraph, eclass, args)
+            .into_iter()
+            .map(|n| (eclass, n))
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -183,6 +216,9 @@ fn compose_transpose(egraph: &mut TEGraph, eclass: Id, args: &[Id]) -> Option<(I
 fn fold_batchnorm(egraph: &mut TEGraph, eclass: Id, args: &[Id]) -> Option<(Id, Id)> {
     let eps = attr_of(egraph, args[0])?.as_f64()?;
     let params: ConvParams = conv_params(&attr_of(egraph, args[1])?)?;
+    if params.layout != Layout::Nchw {
+        return None;
+    }
     let x = args[2];
     let names: Vec<String> = args[3..].iter().map(|&c| const_name(egraph, c)).collect::<Option<_>>()?;
     let key = format!("fold-batchnorm {eps:?} {}", names.join(" "));
@@ -204,6 +240,46 @@ fn fold_batchnorm(egraph: &mut TEGraph, eclass: Id, args: &[Id]) -> Option<(Id, 
         children: vec![p, x, wid, bid],
     });
     Some((eclass, new))
+}
+
+/// `(@batchnorm-affine ?eps ?x ?scale ?shift ?mean ?var)`: inference batch norm of a
+/// rank-`r` `x` as `x·k + t`, with `k = scale/√(var+ε)` and `t = shift − mean·k`
+/// computed at compile time as constants of shape `[C, 1, ...]` (broadcasting along
+/// axis 1). The two binary ops then fuse with their neighbours like any others.
+fn batchnorm_affine(egraph: &mut TEGraph, args: &[Id]) -> Option<Id> {
+    let eps = attr_of(egraph, args[0])?.as_f64()?;
+    let x = args[1];
+    let rank = ty_of(egraph, x)?.rank();
+    let names: Vec<String> = args[2..].iter().map(|&c| const_name(egraph, c)).collect::<Option<_>>()?;
+    let key = format!("batchnorm-affine {eps:?} {rank} {}", names.join(" "));
+    let mut shift: Option<Tensor> = None;
+    let kname = egraph.analysis.memo_constant(&key, &format!("{}.bn_scale", names[0]), |a| {
+        let [s, b, m, v] = [0, 1, 2, 3].map(|i| a.constant_data(&names[i]).map(|t| t.to_f64()));
+        let (s, b, m, v) = (s?, b?, m?, v?);
+        let c = s.len();
+        if [b.len(), m.len(), v.len()] != [c; 3] || rank < 2 {
+            return None;
+        }
+        let k: Vec<f64> = (0..c).map(|i| s[i] / (v[i] + eps).sqrt()).collect();
+        let t: Vec<f64> = (0..c).map(|i| b[i] - m[i] * k[i]).collect();
+        let mut shape = vec![c];
+        shape.resize(rank - 1, 1);
+        let dtype = a.constant_data(&names[0])?.ty.dtype;
+        shift = Some(Tensor::from_f64(TensorType::new(shape.clone(), dtype), &t));
+        Some(Tensor::from_f64(TensorType::new(shape, dtype), &k))
+    })?;
+    let tname = egraph
+        .analysis
+        .memo_constant(&format!("{key} shift"), &format!("{}.bn_shift", names[0]), |_| shift)?;
+    let (k, t) = (add_const_node(egraph, &kname), add_const_node(egraph, &tname));
+    let scaled = egraph.add(TNode {
+        op: TOp::Binary(BinaryOp::Mul),
+        children: vec![x, k],
+    });
+    Some(egraph.add(TNode {
+        op: TOp::Binary(BinaryOp::Add),
+        children: vec![scaled, t],
+    }))
 }
 
 /// Folded weights and bias from `[w, (bias,) scale, shift, mean, var]`.
@@ -335,7 +411,9 @@ fn merge_convs_enlarge(egraph: &mut TEGraph, args: &[Id]) -> Option<Vec<(Id, Id)
         && p1.dilations == [1, 1]
         && p2.dilations == [1, 1]
         && p1.group == 1
-        && p2.group == 1;
+        && p2.group == 1
+        && p1.layout == Layout::Nchw
+        && p2.layout == Layout::Nchw;
     if !fits {
         return None;
     }
@@ -423,7 +501,7 @@ fn merge_convs(egraph: &mut TEGraph, args: &[Id], ordered: bool) -> Option<Vec<(
     let (p1, p2): (Vec<&str>, Vec<&str>) = (n1.split('+').collect(), n2.split('+').collect());
     let in_order = !ordered || p1.iter().max() < p2.iter().min();
     let p = crate::lang::conv_params(&attr_of(egraph, params)?)?;
-    if !in_order || p.group != 1 || t1.rank() != 4 || t1.shape[1..] != t2.shape[1..] || t1.dtype != t2.dtype {
+    if !in_order || p.group != 1 || p.layout != Layout::Nchw || t1.rank() != 4 || t1.shape[1..] != t2.shape[1..] || t1.dtype != t2.dtype {
         return None;
     }
     let (c1, c2) = (t1.shape[0], t2.shape[0]);
@@ -508,12 +586,19 @@ fn producer(egraph: &mut TEGraph, n: &TNode, kind: FuseKind) -> Option<Producer>
                     extras: vec![],
                 }),
                 Some(&b) => {
-                    let o = ty_of(egraph, b)?.shape[0];
-                    let shape = add_attr(egraph, Attr::Ints(vec![o as i64, 1, 1]));
-                    let rb = egraph.add(TNode {
-                        op: TOp::Reshape,
-                        children: vec![shape, b],
-                    });
+                    // The bias [O] broadcast along the channel axis: as [O,1,1] in NCHW,
+                    // as itself in NHWC (channels last).
+                    let rb = match conv_params(&attr_of(egraph, params)?)?.layout {
+                        Layout::Nhwc => b,
+                        Layout::Nchw => {
+                            let o = ty_of(egraph, b)?.shape[0];
+                            let shape = add_attr(egraph, Attr::Ints(vec![o as i64, 1, 1]));
+                            egraph.add(TNode {
+                                op: TOp::Reshape,
+                                children: vec![shape, b],
+                            })
+                        }
+                    };
                     let add = EwExpr::Binary(
                         crate::graph::op::BinaryOp::Add,
                         Box::new(EwExpr::Input(0)),

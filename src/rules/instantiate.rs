@@ -11,7 +11,7 @@
 use super::predicates::{Arg, Condition, PREDICATES};
 use crate::dtype::{DType, TensorType};
 use crate::graph::infer::infer;
-use crate::graph::op::{BinaryOp, ConvParams, PoolParams, UnaryOp};
+use crate::graph::op::{BinaryOp, ConvParams, Layout, PoolParams, UnaryOp};
 use crate::graph::tensor::{Distribution, SplitMix64, Tensor, random_values};
 use crate::lang::{Attr, TNode, TOp, conv_attr, decode_op, pool_attr};
 use egg::{ENodeOrVar, Id, PatternAst, Var};
@@ -147,6 +147,10 @@ struct Gen<'g> {
     rng: SplitMix64,
     vars: BTreeMap<Var, VarValue>,
     hints: &'g BTreeMap<Var, Hint>,
+    /// Shapes already given to unconstrained variables: a later one often takes a
+    /// near copy, so that siblings under different parents (the inputs of a
+    /// concatenation of transposes, say) can fit together.
+    free_shapes: Vec<Vec<usize>>,
 }
 
 impl Gen<'_> {
@@ -220,7 +224,19 @@ impl Gen<'_> {
     /// A generic shape for tensor variable `v` when nothing constrains it.
     fn free_shape(&mut self, v: Var, default_rank: usize) -> Vec<usize> {
         let rank = self.hint(v).rank.unwrap_or(default_rank);
-        self.shape(rank)
+        let earlier: Vec<Vec<usize>> = self.free_shapes.iter().filter(|s| s.len() == rank).cloned().collect();
+        let shape = if !earlier.is_empty() && self.chance(0.5) {
+            let mut s = earlier[self.below(earlier.len())].clone();
+            if rank > 0 && self.chance(0.5) {
+                let axis = self.below(rank);
+                s[axis] = self.dim();
+            }
+            s
+        } else {
+            self.shape(rank)
+        };
+        self.free_shapes.push(shape.clone());
+        shape
     }
 
     fn perm(&mut self, v: Var, rank: usize) -> Vec<usize> {
@@ -304,6 +320,7 @@ impl Gen<'_> {
                     pads: [pad; 4],
                     dilations: [1, 1],
                     group,
+                    layout: Layout::Nchw,
                 })
             }
             (TOp::Pool(_), _) => {
@@ -313,6 +330,7 @@ impl Gen<'_> {
                     kernel: [kernel, kernel],
                     strides: [1 + self.below(2); 2],
                     pads: [pad; 4],
+                    layout: Layout::Nchw,
                 })
             }
             (TOp::Flatten, _) => Attr::Int(self.below(rank + 1) as i64),
@@ -430,6 +448,7 @@ impl<'a> Instantiator<'a> {
             rng: SplitMix64::new(seed),
             vars: BTreeMap::new(),
             hints: &self.hints,
+            free_shapes: Vec::new(),
         };
         for ast in &self.asts {
             let items = ast.as_ref();

@@ -9,6 +9,7 @@
 pub mod builtins;
 pub mod check;
 pub mod instantiate;
+mod layout_builtins;
 pub mod parse;
 pub mod predicates;
 mod rewrite;

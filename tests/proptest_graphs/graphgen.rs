@@ -3,7 +3,7 @@
 //! compatible shapes and the op's attributes.
 
 use eqopt::dtype::{DType, TensorType};
-use eqopt::graph::op::{BinaryOp, ConvParams, PoolKind, PoolParams, ReduceKind, UnaryOp};
+use eqopt::graph::op::{BinaryOp, ConvParams, Layout, PoolKind, PoolParams, ReduceKind, UnaryOp};
 use eqopt::graph::tensor::{ConstInit, Distribution};
 use eqopt::graph::{Constant, Graph, Input, Node, Op, infer};
 use std::collections::{BTreeMap, BTreeSet};
@@ -486,6 +486,7 @@ impl Builder {
                     pads,
                     dilations,
                     group,
+                    layout: Layout::Nchw,
                 };
                 let y = match self.node(Op::Conv(params.clone()), &refs) {
                     Some(y) => y,
@@ -521,7 +522,18 @@ impl Builder {
                 let kernel = [1 + p.below(3.min(s[2])), 1 + p.below(3.min(s[3]))];
                 let pads = [p.below(kernel[0]), p.below(kernel[1]), p.below(kernel[0]), p.below(kernel[1])];
                 let strides = [1 + p.below(2), 1 + p.below(2)];
-                self.node(Op::Pool(kind, PoolParams { kernel, strides, pads }), &[&x]);
+                self.node(
+                    Op::Pool(
+                        kind,
+                        PoolParams {
+                            kernel,
+                            strides,
+                            pads,
+                            layout: Layout::Nchw,
+                        },
+                    ),
+                    &[&x],
+                );
             }
             // Softmax.
             15 => {

@@ -3,7 +3,7 @@
 
 use super::{Ctx, attrs};
 use crate::error::Result;
-use crate::graph::op::{BinaryOp, Op, PoolKind, PoolParams};
+use crate::graph::op::{BinaryOp, Layout, Op, PoolKind, PoolParams};
 use crate::graph::tensor::ConstInit;
 use crate::onnx::import::{ConstVal, Value};
 use serde_json::json;
@@ -140,7 +140,12 @@ impl Ctx<'_, '_, '_> {
         } else {
             PoolKind::AvgExcludePad
         };
-        let params = PoolParams { kernel, strides, pads };
+        let params = PoolParams {
+            kernel,
+            strides,
+            pads,
+            layout: Layout::Nchw,
+        };
         self.apply(out, Op::Pool(kind, params), &[x])
     }
 
@@ -215,6 +220,7 @@ impl Ctx<'_, '_, '_> {
             kernel: [size, 1],
             strides: [1, 1],
             pads: [(size - 1) / 2, 0, size / 2, 0],
+            layout: Layout::Nchw,
         };
         let mean = self.apply(&format!("{out}/window_mean"), Op::Pool(PoolKind::AvgIncludePad, params), &[flat])?;
         let mean = self.apply(&format!("{out}/unflatten"), Op::Reshape { shape: ty.shape.clone() }, &[mean])?;
