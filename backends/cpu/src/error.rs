@@ -25,4 +25,42 @@ pub enum KernelError {
         /// What did not fit, with the numbers.
         what: String,
     },
+    /// An index operand (say, of a gather) points outside its axis.
+    #[error("{kernel}: index {index} at position {position} is out of range for an axis of {bound} elements")]
+    IndexOutOfRange {
+        /// The kernel that checked.
+        kernel: &'static str,
+        /// The offending index value.
+        index: i64,
+        /// Where it sits in the index operand (flat position).
+        position: usize,
+        /// Size of the indexed axis (valid: `-bound..bound`).
+        bound: usize,
+    },
+    /// A strided view reaches element offsets outside its buffer.
+    #[error("{kernel}: {operand} #{index} reaches element offsets {min}..={max}, its buffer holds {len}")]
+    ViewOutOfBounds {
+        /// The kernel that checked.
+        kernel: &'static str,
+        /// Which operand (for indexed operands, the kind; see `index`).
+        operand: &'static str,
+        /// The operand's index among operands of its kind (0 if unique).
+        index: usize,
+        /// Smallest offset reached.
+        min: i64,
+        /// Largest offset reached.
+        max: i64,
+        /// Elements in the buffer.
+        len: usize,
+    },
+    /// An elementwise program is malformed.
+    #[error("{kernel}: instruction {instr}: {reason}")]
+    InvalidProgram {
+        /// The kernel that checked.
+        kernel: &'static str,
+        /// Index of the offending instruction.
+        instr: usize,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
 }

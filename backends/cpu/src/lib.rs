@@ -10,6 +10,14 @@
 //! time by feature detection.
 #![warn(missing_docs)]
 
+pub mod attention;
+pub mod conv;
+pub mod elementwise;
 pub mod error;
+pub mod gemm;
+pub mod layout;
+pub mod pool;
+pub mod reduce;
+pub mod simd;
 
 pub use error::KernelError;

@@ -1,0 +1,128 @@
+//! Direct kernel for grouped convolutions with few channels per group
+//! (depthwise included): no im2col, inner loops along contiguous memory.
+
+use rayon::prelude::*;
+
+use super::{ConvEpilogue, Geom};
+use crate::gemm::mv::{axpy, wide};
+use crate::gemm::{Epilogue, Tile};
+
+/// Output columns `ow` (of `out_w`) whose input column `ow·stride + off` is in `0..in_w`.
+#[inline(always)]
+fn valid_range(out_w: usize, in_w: usize, stride: usize, off: isize) -> (usize, usize) {
+    // lo = ceil(-off / stride) clamped at 0; hi = floor((in_w - 1 - off) / stride) + 1.
+    let lo = if off >= 0 { 0 } else { (-off) as usize }.div_ceil(stride);
+    let last = in_w as isize - 1 - off;
+    let hi = if last < 0 { 0 } else { (last as usize / stride + 1).min(out_w) };
+    (lo.min(hi), hi)
+}
+
+fn par_chunks(out: &mut [f32], chunk: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+    if rayon::current_num_threads() <= 1 {
+        out.chunks_mut(chunk).enumerate().for_each(|(t, c)| f(t, c));
+    } else {
+        out.par_chunks_mut(chunk).enumerate().for_each(|(t, c)| f(t, c));
+    }
+}
+
+/// `NCHW` with `[O, I/g, KH, KW]` weights: one task per output plane `(n, o)`,
+/// the inner loop an axpy along the output row.
+pub(super) fn nchw(g: &Geom, input: &[f32], w: &[f32], output: &mut [f32], epi: &ConvEpilogue<'_>) {
+    let p = &g.p;
+    let (h, wd, khw, pixels) = (p.in_h, p.in_w, p.kernel_h * p.kernel_w, g.pixels());
+    par_chunks(output, pixels, |t, plane_out| {
+        let (n, o) = (t / p.out_channels, t % p.out_channels);
+        let grp = o / g.og;
+        plane_out.fill(0.0);
+        wide(|| {
+            for (oh, orow) in plane_out.chunks_exact_mut(g.ow).enumerate() {
+                for i in 0..g.ig {
+                    let plane = &input[(n * p.in_channels + grp * g.ig + i) * h * wd..][..h * wd];
+                    let wk = &w[(o * g.ig + i) * khw..][..khw];
+                    for kh in 0..p.kernel_h {
+                        let ih = (oh * p.stride_h + kh * p.dilation_h) as isize - p.pads[0] as isize;
+                        if ih < 0 || ih >= h as isize {
+                            continue;
+                        }
+                        let xrow = &plane[ih as usize * wd..][..wd];
+                        for kw in 0..p.kernel_w {
+                            let wv = wk[kh * p.kernel_w + kw];
+                            let off = (kw * p.dilation_w) as isize - p.pads[1] as isize;
+                            let (lo, hi) = valid_range(g.ow, wd, p.stride_w, off);
+                            if lo >= hi {
+                                continue;
+                            }
+                            let start = (lo as isize * p.stride_w as isize + off) as usize;
+                            if p.stride_w == 1 {
+                                axpy(&mut orow[lo..hi], wv, &xrow[start..start + (hi - lo)]);
+                            } else {
+                                let src = &xrow[start..];
+                                for (j, y) in orow[lo..hi].iter_mut().enumerate() {
+                                    *y += wv * src[j * p.stride_w];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        let tile = if epi.is_noop() {
+            None
+        } else {
+            Tile::from_slice(plane_out, pixels, n, o, 1, 0, pixels)
+        };
+        if let Some(mut tile) = tile {
+            epi.apply(&mut tile);
+        }
+    });
+}
+
+/// `NHWC` with `[KH, KW, I/g, O]` weights: one task per output row `(n, oh)`,
+/// the inner loop along the channels.
+pub(super) fn nhwc(g: &Geom, input: &[f32], w: &[f32], output: &mut [f32], epi: &ConvEpilogue<'_>) {
+    let p = &g.p;
+    let (ci, co) = (p.in_channels, p.out_channels);
+    let depthwise1 = g.ig == 1 && g.og == 1;
+    par_chunks(output, g.ow * co, |t, row_out| {
+        let (n, oh) = (t / g.oh, t % g.oh);
+        row_out.fill(0.0);
+        wide(|| {
+            for (ow, opix) in row_out.chunks_exact_mut(co).enumerate() {
+                for kh in 0..p.kernel_h {
+                    let ih = (oh * p.stride_h + kh * p.dilation_h) as isize - p.pads[0] as isize;
+                    if ih < 0 || ih >= p.in_h as isize {
+                        continue;
+                    }
+                    for kw in 0..p.kernel_w {
+                        let iw = (ow * p.stride_w + kw * p.dilation_w) as isize - p.pads[1] as isize;
+                        if iw < 0 || iw >= p.in_w as isize {
+                            continue;
+                        }
+                        let xpix = &input[((n * p.in_h + ih as usize) * p.in_w + iw as usize) * ci..][..ci];
+                        let wk = &w[(kh * p.kernel_w + kw) * g.ig * co..][..g.ig * co];
+                        if depthwise1 {
+                            for ((y, x), wv) in opix.iter_mut().zip(xpix).zip(wk) {
+                                *y += x * wv;
+                            }
+                        } else {
+                            for grp in 0..p.groups {
+                                let yg = &mut opix[grp * g.og..(grp + 1) * g.og];
+                                for i in 0..g.ig {
+                                    axpy(yg, xpix[grp * g.ig + i], &wk[i * co + grp * g.og..][..g.og]);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        let tile = if epi.is_noop() {
+            None
+        } else {
+            Tile::from_slice(row_out, co, n, oh * g.ow, g.ow, 0, co)
+        };
+        if let Some(mut tile) = tile {
+            epi.apply(&mut tile);
+        }
+    });
+}

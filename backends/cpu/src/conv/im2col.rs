@@ -1,0 +1,163 @@
+//! General convolution: im2col of a block of output pixels, then a GEMM.
+
+use rayon::prelude::*;
+
+use super::{ConvEpilogue, Geom};
+use crate::gemm::{Epilogue, SendPtr, Tile, sgemm_raw, with_scratch};
+
+/// Target scratch size of one im2col block, in `f32` elements (1 MiB).
+const SCRATCH_ELEMS: usize = 1 << 18;
+
+/// How a convolution's output is cut into tasks.
+struct Blocks {
+    /// Output pixels per block.
+    pb: usize,
+    pblocks: usize,
+    /// Output channels (within a group) per block.
+    obk: usize,
+    oblocks: usize,
+}
+
+fn blocks(g: &Geom) -> Blocks {
+    let threads = rayon::current_num_threads();
+    let (pixels, depth) = (g.pixels(), g.depth());
+    let pb_max = (SCRATCH_ELEMS / depth.max(1)).max(16) / 16 * 16;
+    let mut pblocks = pixels.div_ceil(pb_max);
+    let images = g.p.batch * g.p.groups;
+    if threads > 1 && images < 4 * threads {
+        // Few images: balance the pixel blocks over the threads.
+        pblocks = pblocks.div_ceil(threads) * threads;
+    }
+    let pb = (pixels.div_ceil(pblocks).div_ceil(16) * 16).clamp(1, pixels);
+    let pblocks = pixels.div_ceil(pb);
+    let mut oblocks = 1;
+    let tasks = images * pblocks;
+    if threads > 1 && tasks < threads {
+        // Too few pixels (late layers, batch 1): also split the output channels.
+        oblocks = threads.div_ceil(tasks).min(g.og.div_ceil(16)).max(1);
+    }
+    let obk = (g.og.div_ceil(oblocks).div_ceil(16) * 16).clamp(1, g.og);
+    Blocks {
+        pb,
+        pblocks,
+        obk,
+        oblocks: g.og.div_ceil(obk),
+    }
+}
+
+/// Runs `task(n, group, pixel block, channel block)` over the grid.
+fn for_tasks(g: &Geom, b: &Blocks, task: impl Fn(usize, usize, usize, usize) + Sync) {
+    let per_image = b.pblocks * b.oblocks;
+    let total = g.p.batch * g.p.groups * per_image;
+    let run = |t: usize| {
+        let (img, rest) = (t / per_image, t % per_image);
+        task(img / g.p.groups, img % g.p.groups, rest / b.oblocks, rest % b.oblocks);
+    };
+    if rayon::current_num_threads() <= 1 || total == 1 {
+        (0..total).for_each(run);
+    } else {
+        (0..total).into_par_iter().with_max_len(1).for_each(run);
+    }
+}
+
+/// Fills `dst[j] = row[ow·stride + off]` for output columns `ow = ow0 + j`,
+/// zero where the input column falls outside `0..row.len()`.
+#[inline(always)]
+fn fill_segment(dst: &mut [f32], row: &[f32], ow0: usize, stride: usize, off: isize) {
+    let w = row.len() as isize;
+    for (j, d) in dst.iter_mut().enumerate() {
+        let iw = ((ow0 + j) * stride) as isize + off;
+        *d = if iw >= 0 && iw < w { row[iw as usize] } else { 0.0 };
+    }
+}
+
+/// `NCHW`: per (image, group) `Y[O_g, P] = W_g[O_g, D] · col[D, P]`, `D = ig·KH·KW`.
+pub(super) fn nchw(g: &Geom, input: &[f32], w: &[f32], output: &mut [f32], epi: &ConvEpilogue<'_>) {
+    let p = &g.p;
+    let b = blocks(g);
+    let (pixels, depth) = (g.pixels(), g.depth());
+    let (h, wd, khw) = (p.in_h, p.in_w, p.kernel_h * p.kernel_w);
+    let out = SendPtr(output.as_mut_ptr());
+    for_tasks(g, &b, |n, grp, pbi, obi| {
+        let (p0, o0) = (pbi * b.pb, obi * b.obk);
+        let (np, no) = (b.pb.min(pixels - p0), b.obk.min(g.og - o0));
+        with_scratch(depth * np, |col| {
+            crate::gemm::mv::wide(|| {
+                for (r, dst) in col.chunks_exact_mut(np).enumerate() {
+                    let (i, kk) = (r / khw, r % khw);
+                    let (kh, kw) = (kk / p.kernel_w, kk % p.kernel_w);
+                    let plane = &input[((n * p.in_channels) + grp * g.ig + i) * h * wd..][..h * wd];
+                    let off_w = (kw * p.dilation_w) as isize - p.pads[1] as isize;
+                    let mut j = 0;
+                    while j < np {
+                        let (oh, ow0) = ((p0 + j) / g.ow, (p0 + j) % g.ow);
+                        let run = (g.ow - ow0).min(np - j);
+                        let ih = (oh * p.stride_h + kh * p.dilation_h) as isize - p.pads[0] as isize;
+                        let seg = &mut dst[j..j + run];
+                        if ih < 0 || ih >= h as isize {
+                            seg.fill(0.0);
+                        } else {
+                            fill_segment(seg, &plane[ih as usize * wd..][..wd], ow0, p.stride_w, off_w);
+                        }
+                        j += run;
+                    }
+                }
+            });
+            let oc = grp * g.og + o0;
+            let c_off = (n * p.out_channels + oc) * pixels + p0;
+            // SAFETY: the weight rows oc..oc+no hold `depth` elements each (weight
+            // length validated); `col` is a dense depth × np buffer; the output block
+            // (rows oc.., columns p0..p0+np, stride `pixels`) is inside `output` and
+            // disjoint from every other task's block.
+            unsafe {
+                let c = out.get().add(c_off);
+                sgemm_raw(no, depth, np, w.as_ptr().add(oc * depth), depth, 1, col.as_ptr(), np, 1, c, pixels);
+                if !epi.is_noop() {
+                    epi.apply(&mut Tile::from_raw(c, pixels, n, oc, no, p0, np));
+                }
+            }
+        });
+    });
+}
+
+/// `NHWC`: per (image, group) `Y[P, O_g] = col[P, D] · W_g[D, O_g]`, with `D`
+/// ordered `(kh, kw, i)` to match `[KH, KW, I/g, O]` weights.
+pub(super) fn nhwc(g: &Geom, input: &[f32], w: &[f32], output: &mut [f32], epi: &ConvEpilogue<'_>) {
+    let p = &g.p;
+    let b = blocks(g);
+    let (pixels, depth, ci, co) = (g.pixels(), g.depth(), p.in_channels, p.out_channels);
+    let out = SendPtr(output.as_mut_ptr());
+    for_tasks(g, &b, |n, grp, pbi, obi| {
+        let (p0, o0) = (pbi * b.pb, obi * b.obk);
+        let (np, no) = (b.pb.min(pixels - p0), b.obk.min(g.og - o0));
+        with_scratch(depth * np, |col| {
+            for (j, dst) in col.chunks_exact_mut(depth).enumerate() {
+                let (oh, ow) = ((p0 + j) / g.ow, (p0 + j) % g.ow);
+                for (kk, seg) in dst.chunks_exact_mut(g.ig).enumerate() {
+                    let (kh, kw) = (kk / p.kernel_w, kk % p.kernel_w);
+                    let ih = (oh * p.stride_h + kh * p.dilation_h) as isize - p.pads[0] as isize;
+                    let iw = (ow * p.stride_w + kw * p.dilation_w) as isize - p.pads[1] as isize;
+                    if ih < 0 || iw < 0 || ih >= p.in_h as isize || iw >= p.in_w as isize {
+                        seg.fill(0.0);
+                    } else {
+                        let at = ((n * p.in_h + ih as usize) * p.in_w + iw as usize) * ci + grp * g.ig;
+                        seg.copy_from_slice(&input[at..at + g.ig]);
+                    }
+                }
+            }
+            let oc = grp * g.og + o0;
+            let c_off = (n * pixels + p0) * co + oc;
+            // SAFETY: weight columns oc..oc+no of the [depth, co] matrix are in bounds
+            // (weight length validated); `col` is dense np × depth; the output block
+            // (rows p0..p0+np, columns oc..oc+no, stride co) is inside `output` and
+            // disjoint from every other task's block.
+            unsafe {
+                let c = out.get().add(c_off);
+                sgemm_raw(np, depth, no, col.as_ptr(), depth, 1, w.as_ptr().add(oc), co, 1, c, co);
+                if !epi.is_noop() {
+                    epi.apply(&mut Tile::from_raw(c, co, n, p0, np, oc, no));
+                }
+            }
+        });
+    });
+}

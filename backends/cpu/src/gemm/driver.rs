@@ -1,0 +1,228 @@
+//! Blocking and threading of the `m > 1` GEMM path.
+
+use rayon::prelude::*;
+
+use super::epilogue::{Epilogue, Tile};
+use super::weights::{WeightRef, pack_panel};
+use super::{GemmDims, MatLayout, with_scratch};
+
+/// A validated GEMM (see [`super::gemm`] for the checks it has passed).
+pub(crate) struct Job<'a> {
+    pub dims: GemmDims,
+    pub a: &'a [f32],
+    pub a_layout: MatLayout,
+    pub b: WeightRef<'a>,
+    pub b_layout: MatLayout,
+    pub c_layout: MatLayout,
+    pub epilogue: Option<&'a dyn Epilogue>,
+}
+
+/// A raw output pointer shared by tasks that write disjoint regions.
+#[derive(Clone, Copy)]
+pub(crate) struct SendPtr(pub *mut f32);
+// SAFETY: only used to hand disjoint output regions to parallel tasks.
+unsafe impl Send for SendPtr {}
+// SAFETY: as above.
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    /// The pointer (a method, so closures capture the whole `Send` wrapper).
+    #[inline(always)]
+    pub(crate) fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// Widest `B` panel converted from `f16`/`bf16` at a time (columns).
+const LP_PANEL: usize = 256;
+/// Most output rows per task (bounds the block the epilogue sees).
+const ROWS_CAP: usize = 512;
+/// Row/column blocks are multiples of this (a multiple of the micro-kernels' tiles).
+const ALIGN: usize = 16;
+
+/// Serial `C = A · B` on raw strided operands: `C` is `m × n` row-major with row stride `ldc`.
+///
+/// # Safety
+/// For every `i < m, p < k, j < n`: `a + i·rsa + p·csa` and `b + p·rsb + j·csb`
+/// are valid for reads, `c + i·ldc + j` valid for writes and not aliased by
+/// anything else during the call, and all those offsets fit in `isize`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn sgemm_raw(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const f32,
+    rsa: usize,
+    csa: usize,
+    b: *const f32,
+    rsb: usize,
+    csb: usize,
+    c: *mut f32,
+    ldc: usize,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        for i in 0..m {
+            // SAFETY: row i of C is valid for n writes (contract).
+            unsafe { std::slice::from_raw_parts_mut(c.add(i * ldc), n) }.fill(0.0);
+        }
+        return;
+    }
+    // Strides of unit dimensions are never applied; use 1 so the casts cannot wrap.
+    let fix = |s: usize, d: usize| if d <= 1 { 1 } else { s as isize };
+    let (rsa, csa, rsb, csb, ldc) = (fix(rsa, m), fix(csa, k), fix(rsb, k), fix(csb, n), fix(ldc, m));
+    // SAFETY: the caller guarantees the extents; `read_dst = false` means C is
+    // only written (C = 1·A·B).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c,
+            1,
+            ldc,
+            false,
+            a,
+            csa,
+            rsa,
+            b,
+            csb,
+            rsb,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+fn round_up(x: usize, to: usize) -> usize {
+    x.div_ceil(to) * to
+}
+
+/// Row and column block sizes for `threads` threads.
+fn plan(dims: &GemmDims, threads: usize, col_cap: usize) -> (usize, usize) {
+    let GemmDims { batch, m, n, .. } = *dims;
+    let mut mblocks = m.div_ceil(ROWS_CAP);
+    let mut nblocks = n.div_ceil(col_cap);
+    let needed = threads.div_ceil(batch.max(1));
+    if threads > 1 && needed > 1 && mblocks * nblocks < needed {
+        // Split the longer side: each task packs its whole share of the other operand.
+        if n > m && n >= 2 * ALIGN {
+            nblocks = nblocks.max(needed);
+        } else {
+            mblocks = round_up(mblocks, needed);
+        }
+    }
+    let mb = round_up(m.div_ceil(mblocks.max(1)), ALIGN).min(m).max(1);
+    let nb = round_up(n.div_ceil(nblocks.max(1)), ALIGN).min(n).max(1);
+    (mb, nb)
+}
+
+/// Runs the `m > 1` path.
+pub(crate) fn run(job: &Job<'_>, c: &mut [f32]) {
+    let GemmDims { batch, m, k, n } = job.dims;
+    let threads = rayon::current_num_threads();
+    let low_precision = !matches!(job.b, WeightRef::F32(_));
+    let (mb, nb) = plan(&job.dims, threads, if low_precision { LP_PANEL } else { usize::MAX });
+    let (mblocks, nblocks) = (m.div_ceil(mb), n.div_ceil(nb));
+    let ntasks = batch * mblocks * nblocks;
+    let cptr = SendPtr(c.as_mut_ptr());
+    let task = |t: usize| {
+        let (bi, rest) = (t / (mblocks * nblocks), t % (mblocks * nblocks));
+        let (jb, ib) = (rest / mblocks, rest % mblocks);
+        let (i0, j0) = (ib * mb, jb * nb);
+        let (rows, cols) = (mb.min(m - i0), nb.min(n - j0));
+        // SAFETY: `gemm` validated the spans of A, B and C for the full problem
+        // and that C's batches and rows do not overlap; this task's block lies
+        // inside them, and tasks get disjoint (batch, row, column) blocks.
+        unsafe { block(job, cptr, bi, i0, rows, j0, cols, k) };
+    };
+    if threads <= 1 || ntasks == 1 {
+        (0..ntasks).for_each(task);
+    } else {
+        (0..ntasks).into_par_iter().with_max_len(1).for_each(task);
+    }
+}
+
+/// Computes one output block and runs the epilogue on it.
+///
+/// # Safety
+/// The job was validated by `gemm`, the block lies inside the output, and no
+/// other thread touches this block of `c` meanwhile.
+#[allow(clippy::too_many_arguments)]
+unsafe fn block(job: &Job<'_>, c: SendPtr, bi: usize, i0: usize, rows: usize, j0: usize, cols: usize, k: usize) {
+    let cl = &job.c_layout;
+    let c_off = cl.offset + bi * cl.batch_stride + i0 * cl.row_stride + j0;
+    // SAFETY: inside the validated span of C (caller's contract).
+    let c_ptr = unsafe { c.get().add(c_off) };
+    if k == 0 {
+        // SAFETY: A and B are not read when k == 0; C's block is ours.
+        unsafe { sgemm_raw(rows, 0, cols, std::ptr::null(), 0, 0, std::ptr::null(), 0, 0, c_ptr, cl.row_stride) };
+    } else {
+        // SAFETY: as above.
+        unsafe { product(job, bi, i0, rows, j0, cols, k, c_ptr) };
+    }
+    if let Some(e) = job.epilogue {
+        // SAFETY: the block's rows are valid and exclusively ours.
+        let mut tile = unsafe { Tile::from_raw(c_ptr, cl.row_stride, bi, i0, rows, j0, cols) };
+        e.apply(&mut tile);
+    }
+}
+
+/// The product part of [`block`] for `k > 0`; `c_ptr` points at the block's first element.
+///
+/// # Safety
+/// As [`block`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn product(job: &Job<'_>, bi: usize, i0: usize, rows: usize, j0: usize, cols: usize, k: usize, c_ptr: *mut f32) {
+    let (al, bl, cl) = (&job.a_layout, &job.b_layout, &job.c_layout);
+    let a_off = al.offset + bi * al.batch_stride + i0 * al.row_stride;
+    let b_off = bl.offset + bi * bl.batch_stride;
+    // SAFETY: k > 0, so the offset is within A's validated span (caller's contract).
+    let a_ptr = unsafe { job.a.as_ptr().add(a_off) };
+    match job.b {
+        WeightRef::F32(b) => {
+            // SAFETY: as above; the block is inside the validated extents.
+            unsafe {
+                let b_ptr = b.as_ptr().add(b_off + j0 * bl.col_stride);
+                sgemm_raw(
+                    rows,
+                    k,
+                    cols,
+                    a_ptr,
+                    al.row_stride,
+                    al.col_stride,
+                    b_ptr,
+                    bl.row_stride,
+                    bl.col_stride,
+                    c_ptr,
+                    cl.row_stride,
+                );
+            }
+        }
+        b => with_scratch(k * cols, |panel| {
+            pack_panel(b, b_off, bl.row_stride, bl.col_stride, k, j0, cols, panel);
+            // SAFETY: the panel is a dense k × cols row-major buffer; A and C as above.
+            unsafe {
+                sgemm_raw(
+                    rows,
+                    k,
+                    cols,
+                    a_ptr,
+                    al.row_stride,
+                    al.col_stride,
+                    panel.as_ptr(),
+                    cols,
+                    1,
+                    c_ptr,
+                    cl.row_stride,
+                )
+            };
+        }),
+    }
+}

@@ -1,0 +1,154 @@
+//! Pooling against an f64 reference, NCHW and NHWC, plus argument errors.
+
+use eqopt_cpu::KernelError;
+use eqopt_cpu::conv::DataLayout;
+use eqopt_cpu::layout::{nchw_to_nhwc, nhwc_to_nchw};
+use eqopt_cpu::pool::{Pool2dParams, PoolKind, global_pool, pool2d};
+use proptest::prelude::*;
+
+fn rand_vec(len: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+    (0..len)
+        .map(|_| {
+            s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn reference(p: &Pool2dParams, kind: PoolKind, x: &[f32]) -> Vec<f64> {
+    let (oh, ow) = p.output_hw().unwrap();
+    let mut out = Vec::new();
+    for plane in x.chunks(p.in_h * p.in_w) {
+        for y in 0..oh {
+            for xo in 0..ow {
+                let (mut mx, mut sum, mut cnt) = (f64::NEG_INFINITY, 0.0, 0usize);
+                for kh in 0..p.kernel_h {
+                    for kw in 0..p.kernel_w {
+                        let ih = (y * p.stride_h + kh * p.dilation_h) as isize - p.pads[0] as isize;
+                        let iw = (xo * p.stride_w + kw * p.dilation_w) as isize - p.pads[1] as isize;
+                        if ih < 0 || iw < 0 || ih >= p.in_h as isize || iw >= p.in_w as isize {
+                            continue;
+                        }
+                        let v = plane[ih as usize * p.in_w + iw as usize] as f64;
+                        mx = mx.max(v);
+                        sum += v;
+                        cnt += 1;
+                    }
+                }
+                out.push(match kind {
+                    PoolKind::Max => mx,
+                    PoolKind::Avg { count_include_pad: true } => sum / (p.kernel_h * p.kernel_w) as f64,
+                    PoolKind::Avg { count_include_pad: false } => sum / cnt as f64,
+                });
+            }
+        }
+    }
+    out
+}
+
+fn run_both(p: Pool2dParams, kind: PoolKind) {
+    let (oh, ow) = p.output_hw().unwrap();
+    let x = rand_vec(p.batch * p.channels * p.in_h * p.in_w, 31);
+    let want = reference(&p, kind, &x);
+    let mut y = vec![f32::NAN; want.len()];
+    pool2d(&p, kind, &x, &mut y).unwrap();
+    let mut xh = vec![0.0; x.len()];
+    nchw_to_nhwc(&x, [p.batch, p.channels, p.in_h, p.in_w], &mut xh).unwrap();
+    let mut yh = vec![f32::NAN; want.len()];
+    pool2d(&p.with_layout(DataLayout::Nhwc), kind, &xh, &mut yh).unwrap();
+    let mut back = vec![0.0; want.len()];
+    nhwc_to_nchw(&yh, [p.batch, oh, ow, p.channels], &mut back).unwrap();
+    for (i, w) in want.iter().enumerate() {
+        assert!((y[i] as f64 - w).abs() <= 1e-6, "NCHW {p:?} {kind:?} [{i}]: {} vs {w}", y[i]);
+        assert!((back[i] as f64 - w).abs() <= 1e-6, "NHWC {p:?} {kind:?} [{i}]: {} vs {w}", back[i]);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+    #[test]
+    fn matches_reference(
+        batch in 1usize..3, c in 1usize..5, h in 1usize..14, w in 1usize..14, kh in 1usize..4, kw in 1usize..4,
+        sh in 1usize..4, sw in 1usize..4, dh in 1usize..3, dw in 1usize..3, pads in prop::array::uniform4(0usize..3), kind in 0u8..3,
+    ) {
+        let p = Pool2dParams::new(batch, c, h, w, kh, kw).with_stride(sh, sw).with_dilation(dh, dw).with_pads(pads);
+        prop_assume!(p.output_hw().is_ok());
+        let kind = match kind { 0 => PoolKind::Max, 1 => PoolKind::Avg { count_include_pad: true }, _ => PoolKind::Avg { count_include_pad: false } };
+        run_both(p, kind);
+    }
+}
+
+#[test]
+fn resnet_maxpool_and_threads() {
+    let p = Pool2dParams::new(2, 17, 33, 33, 3, 3).with_stride(2, 2).with_pads([1, 1, 1, 1]);
+    run_both(p, PoolKind::Max);
+    let x = rand_vec(2 * 17 * 33 * 33, 32);
+    let (oh, ow) = p.output_hw().unwrap();
+    let run = |t: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap();
+        let mut y = vec![0.0; 2 * 17 * oh * ow];
+        pool.install(|| pool2d(&p, PoolKind::Avg { count_include_pad: false }, &x, &mut y))
+            .unwrap();
+        y
+    };
+    assert_eq!(run(1), run(2));
+}
+
+#[test]
+fn global_pools() {
+    for (n, c, s) in [(1, 1, 1), (2, 3, 49), (3, 17, 65), (1, 64, 1000)] {
+        let x = rand_vec(n * c * s, 33);
+        for kind in [PoolKind::Max, PoolKind::Avg { count_include_pad: false }] {
+            let mut y = vec![0.0; n * c];
+            global_pool(kind, DataLayout::Nchw, n, c, s, &x, &mut y).unwrap();
+            let mut xh = vec![0.0; x.len()];
+            nchw_to_nhwc(&x, [n, c, s, 1], &mut xh).unwrap();
+            let mut yh = vec![0.0; n * c];
+            global_pool(kind, DataLayout::Nhwc, n, c, s, &xh, &mut yh).unwrap();
+            for (i, plane) in x.chunks(s).enumerate() {
+                let want = match kind {
+                    PoolKind::Max => plane.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b as f64)),
+                    _ => plane.iter().map(|&v| v as f64).sum::<f64>() / s as f64,
+                };
+                assert!((y[i] as f64 - want).abs() <= 1e-5, "{kind:?} {i}");
+                assert!((yh[i] as f64 - want).abs() <= 1e-5, "{kind:?} NHWC {i}");
+            }
+        }
+    }
+}
+
+#[test]
+fn bad_arguments_are_errors() {
+    let p = Pool2dParams::new(1, 2, 6, 6, 2, 2);
+    let x = vec![0.0; 72];
+    let mut y = vec![0.0; 18];
+    assert!(matches!(
+        pool2d(&p, PoolKind::Max, &x[1..], &mut y),
+        Err(KernelError::BufferLength { operand: "input", .. })
+    ));
+    assert!(matches!(
+        pool2d(&p, PoolKind::Max, &x, &mut y[1..]),
+        Err(KernelError::BufferLength { operand: "output", .. })
+    ));
+    for bad in [
+        p.with_stride(0, 1),
+        p.with_pads([2, 0, 0, 0]),
+        Pool2dParams::new(1, 2, 1, 1, 3, 3),
+        p.with_dilation(0, 1),
+    ] {
+        assert!(
+            matches!(pool2d(&bad, PoolKind::Max, &x, &mut y), Err(KernelError::Shape { .. })),
+            "{bad:?}"
+        );
+    }
+    let mut g = vec![0.0; 2];
+    assert!(matches!(
+        global_pool(PoolKind::Max, DataLayout::Nchw, 1, 2, 35, &x, &mut g),
+        Err(KernelError::BufferLength { .. })
+    ));
+    assert!(matches!(
+        global_pool(PoolKind::Max, DataLayout::Nchw, 1, 2, 0, &[], &mut g),
+        Err(KernelError::Shape { .. })
+    ));
+}
