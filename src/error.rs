@@ -219,6 +219,26 @@ pub enum Error {
     /// The extractor failed.
     #[error("extraction: {0}")]
     Extract(#[from] eqopt_extract::ExtractError),
+    /// A node the CPU backend cannot lower (an op or dtype it does not run).
+    #[error("node \"{node}\" ({op}): the cpu backend {problem}; run it with the reference interpreter (`eqopt run --reference`)")]
+    Unsupported {
+        /// The node.
+        node: String,
+        /// Its op.
+        op: String,
+        /// What is missing.
+        problem: String,
+    },
+    /// The CPU backend failed while running (a bad input, or a kernel refusing
+    /// arguments: a lowering bug).
+    #[error("cpu backend: {0}")]
+    Exec(#[from] eqopt_cpu::exec::ExecError),
+    /// The lowered program broke one of its contracts (a lowering bug).
+    #[error("lowered program: {0}")]
+    Program(#[from] eqopt_kir::ProgramError),
+    /// The memory planner refused the program's buffers (a lowering bug).
+    #[error("memory plan: {0}")]
+    Plan(#[from] eqopt_kir::plan::PlanError),
     /// The extracted term is not a valid graph (a bug caught before anything is written).
     #[error("extracted graph is invalid: {problem}")]
     BadExtraction {

@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod analysis;
+pub mod backend;
 pub mod cli;
 pub mod cost;
 pub mod dtype;
@@ -24,6 +25,7 @@ pub mod extraction;
 pub mod graph;
 pub mod jsonfmt;
 pub mod lang;
+pub mod lower;
 pub mod onnx;
 pub mod optimize;
 pub mod rules;

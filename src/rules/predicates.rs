@@ -7,7 +7,7 @@
 use crate::analysis::{Facts, TEGraph};
 use crate::dtype::DType;
 use crate::graph::infer::broadcast;
-use crate::lang::Attr;
+use crate::lang::{Attr, TOp};
 use egg::{Subst, Var};
 
 /// The kind of an argument a predicate takes.
@@ -149,6 +149,11 @@ pub const PREDICATES: &[PredicateSpec] = &[
         args: &[Tensor, Tensor],
         doc: "the first is a vector as long as dim 1 of the second (a per-channel parameter)",
     },
+    PredicateSpec {
+        name: "not-conv-output",
+        args: &[Tensor],
+        doc: "no e-node of the tensor's class is a convolution (whatever would follow it can fold into the conv instead)",
+    },
 ];
 
 /// An argument of a compiled condition.
@@ -256,6 +261,12 @@ impl Condition {
             "channel-vector" => tensor(0)
                 .zip(tensor(1))
                 .map(|(v, x)| v.ty.rank() == 1 && x.ty.rank() >= 2 && v.ty.shape[0] == x.ty.shape[1]),
+            "not-conv-output" => match &self.args[0] {
+                Arg::Var(v) => subst
+                    .get(*v)
+                    .map(|id| !egraph[*id].nodes.iter().any(|n| matches!(n.op, TOp::Conv | TOp::FusedConv))),
+                _ => None,
+            },
             _ => None,
         };
         result.unwrap_or(false)

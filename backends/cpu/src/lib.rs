@@ -14,6 +14,7 @@ pub mod attention;
 pub mod conv;
 pub mod elementwise;
 pub mod error;
+pub mod exec;
 pub mod gemm;
 pub mod layout;
 pub mod pool;

@@ -1,0 +1,291 @@
+//! The executor: runs an [`eqopt_kir::Program`] with this crate's kernels.
+//!
+//! Intermediate buffers live in one arena at the element offsets the caller's
+//! memory plan gives ([`Executable::new`]); inputs, outputs and constants have
+//! their own storage. Kernels run in program order on rayon's current pool (run
+//! [`Executable::run`] inside `pool.install` to size it). Operands that a kernel
+//! needs dense (conv, pooling, softmax, layer norm, gather) and are not are
+//! copied to scratch first.
+//!
+//! Epilogues run as a second pass over each output block right after the GEMM or
+//! convolution that produced it, not yet inside the GEMM's tiles.
+
+mod ops;
+
+use crate::KernelError;
+use crate::elementwise::{self, EwProgram};
+use eqopt_kir::{BufferKind, ConstData, ElemType, Expr, Instr, Kernel, Program};
+
+/// Caller-supplied tensor data for a program input.
+#[derive(Clone, Copy, Debug)]
+pub enum InputData<'a> {
+    /// f32 elements.
+    F32(&'a [f32]),
+    /// i64 elements.
+    I64(&'a [i64]),
+}
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The inputs do not match the program's.
+    #[error("input {index} (\"{name}\"): expected {expected}, found {found}")]
+    Input {
+        /// Position among the program's inputs.
+        index: usize,
+        /// The input's name.
+        name: String,
+        /// What the program needs.
+        expected: String,
+        /// What was given.
+        found: String,
+    },
+    /// A kernel refused its arguments.
+    #[error("kernel {kernel} ({name}): {source}")]
+    Kernel {
+        /// Kernel index.
+        kernel: usize,
+        /// Kernel name.
+        name: &'static str,
+        /// The kernel's error.
+        source: KernelError,
+    },
+    /// The memory plan does not fit the program.
+    #[error("memory plan: buffer {buffer} (\"{name}\") {problem}")]
+    Plan {
+        /// Buffer id.
+        buffer: usize,
+        /// Buffer name.
+        name: String,
+        /// What is wrong.
+        problem: &'static str,
+    },
+}
+
+/// A program ready to run: its elementwise programs compiled and its arena sized.
+pub struct Executable {
+    program: Program,
+    /// Element offset in the arena of each intermediate buffer (`None` for others).
+    offsets: Vec<Option<usize>>,
+    arena_len: usize,
+    /// The compiled expression of each elementwise kernel or epilogue, by kernel.
+    exprs: Vec<Option<EwProgram>>,
+}
+
+fn compile_expr(e: &Expr) -> Result<EwProgram, KernelError> {
+    use elementwise::{BinaryOp as B, Instr as I, UnaryOp as U};
+    let instrs = e
+        .instrs
+        .iter()
+        .map(|i| match *i {
+            Instr::Input(k) => I::Input(k),
+            Instr::Const(c) => I::Const(c),
+            Instr::Unary(op, a) => I::Unary(
+                match op {
+                    eqopt_kir::UnaryOp::Relu => U::Relu,
+                    eqopt_kir::UnaryOp::Sigmoid => U::Sigmoid,
+                    eqopt_kir::UnaryOp::Tanh => U::Tanh,
+                    eqopt_kir::UnaryOp::Gelu => U::Gelu,
+                    eqopt_kir::UnaryOp::Exp => U::Exp,
+                    eqopt_kir::UnaryOp::Log => U::Log,
+                    eqopt_kir::UnaryOp::Sqrt => U::Sqrt,
+                    eqopt_kir::UnaryOp::Neg => U::Neg,
+                    eqopt_kir::UnaryOp::Abs => U::Abs,
+                    eqopt_kir::UnaryOp::Erf => U::Erf,
+                    eqopt_kir::UnaryOp::Recip => U::Recip,
+                },
+                a,
+            ),
+            Instr::Binary(op, a, b) => I::Binary(
+                match op {
+                    eqopt_kir::BinaryOp::Add => B::Add,
+                    eqopt_kir::BinaryOp::Sub => B::Sub,
+                    eqopt_kir::BinaryOp::Mul => B::Mul,
+                    eqopt_kir::BinaryOp::Div => B::Div,
+                    eqopt_kir::BinaryOp::Pow => B::Pow,
+                    eqopt_kir::BinaryOp::Max => B::Max,
+                    eqopt_kir::BinaryOp::Min => B::Min,
+                },
+                a,
+                b,
+            ),
+        })
+        .collect();
+    EwProgram::new(e.num_inputs, instrs)
+}
+
+/// Storage of one buffer during a run: a base pointer and a length.
+#[derive(Clone, Copy)]
+enum Slot {
+    F32(*mut f32, usize),
+    I64(*const i64, usize),
+}
+
+// SAFETY: slots are only dereferenced by `Executable::run`, which hands each
+// kernel disjoint regions (see `Mem`); the pointers are plain data otherwise.
+unsafe impl Send for Slot {}
+unsafe impl Sync for Slot {}
+
+/// The buffers of one run. Invariant (the memory plan's and the lowering's): while
+/// a kernel runs, its output region overlaps none of its input regions, so handing
+/// out `&mut` to the output and `&` to the inputs at once never aliases.
+pub(crate) struct Mem {
+    slots: Vec<Slot>,
+    names: Vec<String>,
+}
+
+impl Mem {
+    /// The f32 data of buffer `b`.
+    pub(crate) fn f32(&self, b: usize) -> &[f32] {
+        match self.slots[b] {
+            // SAFETY: the pointer and length describe a live allocation owned by `run`.
+            Slot::F32(p, n) => unsafe { std::slice::from_raw_parts(p, n) },
+            Slot::I64(..) => &[],
+        }
+    }
+
+    /// The i64 data of buffer `b`.
+    pub(crate) fn i64(&self, b: usize) -> &[i64] {
+        match self.slots[b] {
+            // SAFETY: as for `f32`.
+            Slot::I64(p, n) => unsafe { std::slice::from_raw_parts(p, n) },
+            Slot::F32(..) => &[],
+        }
+    }
+
+    /// The f32 data of buffer `b`, writable. The caller (a kernel) holds no other
+    /// reference into this buffer (module invariant).
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) fn f32_mut(&self, b: usize) -> &mut [f32] {
+        match self.slots[b] {
+            // SAFETY: see the struct invariant: no live shared reference overlaps it.
+            Slot::F32(p, n) => unsafe { std::slice::from_raw_parts_mut(p, n) },
+            Slot::I64(..) => &mut [],
+        }
+    }
+
+    pub(crate) fn is_i64(&self, b: usize) -> bool {
+        matches!(self.slots[b], Slot::I64(..))
+    }
+
+    pub(crate) fn name(&self, b: usize) -> &str {
+        &self.names[b]
+    }
+}
+
+impl Executable {
+    /// Prepares `program` with intermediates at the element offsets `offsets` (one
+    /// entry per buffer; `Some` exactly for intermediates) in an arena of
+    /// `arena_len` f32 elements.
+    pub fn new(program: Program, offsets: Vec<Option<usize>>, arena_len: usize) -> Result<Executable, ExecError> {
+        for (b, buf) in program.buffers.iter().enumerate() {
+            let bad = |problem| ExecError::Plan {
+                buffer: b,
+                name: buf.name.clone(),
+                problem,
+            };
+            match (buf.kind.is_none(), offsets.get(b).copied().flatten()) {
+                (true, Some(o)) if o.checked_add(buf.len).is_some_and(|end| end <= arena_len) => {}
+                (true, Some(_)) => return Err(bad("lies outside the arena")),
+                (true, None) => return Err(bad("is an intermediate without an offset")),
+                (false, Some(_)) => return Err(bad("is not an intermediate but has an offset")),
+                (false, None) => {}
+            }
+            if buf.kind.is_none() && buf.elem != ElemType::F32 {
+                return Err(bad("is an intermediate that is not f32"));
+            }
+        }
+        let exprs = program
+            .kernels
+            .iter()
+            .enumerate()
+            .map(|(k, kernel)| {
+                let e = match kernel {
+                    Kernel::Elementwise { expr, .. } => Some(expr),
+                    Kernel::Gemm { epilogue, .. } | Kernel::Conv { epilogue, .. } => epilogue.as_ref().map(|e| &e.expr),
+                    _ => None,
+                };
+                e.map(compile_expr).transpose().map_err(|source| ExecError::Kernel {
+                    kernel: k,
+                    name: kernel.name(),
+                    source,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Executable {
+            program,
+            offsets,
+            arena_len,
+            exprs,
+        })
+    }
+
+    /// The program.
+    pub fn program(&self) -> &Program {
+        &self.program
+    }
+
+    /// Arena size in bytes.
+    pub fn arena_bytes(&self) -> usize {
+        self.arena_len * 4
+    }
+
+    /// Runs the program on `inputs` (in the program's input order) and returns its
+    /// outputs (in its output order), each a dense row-major f32 vector.
+    pub fn run(&self, inputs: &[InputData<'_>]) -> Result<Vec<Vec<f32>>, ExecError> {
+        let p = &self.program;
+        if inputs.len() != p.inputs.len() {
+            return Err(ExecError::Input {
+                index: inputs.len().min(p.inputs.len()),
+                name: String::new(),
+                expected: format!("{} inputs", p.inputs.len()),
+                found: format!("{}", inputs.len()),
+            });
+        }
+        let mut arena = vec![0f32; self.arena_len];
+        let mut outputs: Vec<Vec<f32>> = p.outputs.iter().map(|(b, _)| vec![0f32; p.buffers[*b].len]).collect();
+        let mut slots: Vec<Slot> = vec![Slot::F32(std::ptr::null_mut(), 0); p.buffers.len()];
+        let arena_ptr = arena.as_mut_ptr();
+        for (b, buf) in p.buffers.iter().enumerate() {
+            slots[b] = match &buf.kind {
+                // SAFETY: `new` checked offset + len <= arena_len.
+                None => Slot::F32(unsafe { arena_ptr.add(self.offsets[b].unwrap_or(0)) }, buf.len),
+                Some(BufferKind::Constant(ConstData::F32(v))) => Slot::F32(v.as_ptr() as *mut f32, v.len()),
+                Some(BufferKind::Constant(ConstData::I64(v))) => Slot::I64(v.as_ptr(), v.len()),
+                Some(BufferKind::Input | BufferKind::Output) => Slot::F32(std::ptr::null_mut(), 0),
+            };
+        }
+        for (i, ((b, shape), data)) in p.inputs.iter().zip(inputs).enumerate() {
+            let buf = &p.buffers[*b];
+            let bad = |found: String| ExecError::Input {
+                index: i,
+                name: buf.name.clone(),
+                expected: format!("{:?} of shape {shape:?} ({} elements)", buf.elem, buf.len),
+                found,
+            };
+            slots[*b] = match (*data, buf.elem) {
+                (InputData::F32(d), ElemType::F32) if d.len() == buf.len => Slot::F32(d.as_ptr() as *mut f32, d.len()),
+                (InputData::I64(d), ElemType::I64) if d.len() == buf.len => Slot::I64(d.as_ptr(), d.len()),
+                (InputData::F32(d), _) => return Err(bad(format!("F32 with {} elements", d.len()))),
+                (InputData::I64(d), _) => return Err(bad(format!("I64 with {} elements", d.len()))),
+            };
+        }
+        for ((b, _), out) in p.outputs.iter().zip(outputs.iter_mut()) {
+            slots[*b] = Slot::F32(out.as_mut_ptr(), out.len());
+        }
+        let mem = Mem {
+            slots,
+            names: p.buffers.iter().map(|b| b.name.clone()).collect(),
+        };
+        for (k, kernel) in p.kernels.iter().enumerate() {
+            ops::run_kernel(kernel, self.exprs[k].as_ref(), &mem).map_err(|source| ExecError::Kernel {
+                kernel: k,
+                name: kernel.name(),
+                source,
+            })?;
+        }
+        drop(mem);
+        drop(arena);
+        Ok(outputs)
+    }
+}

@@ -1,0 +1,392 @@
+//! One kernel of a program, run with this crate's kernels.
+
+use super::Mem;
+use crate::KernelError;
+use crate::attention::{self, AttentionShape, MatView, ScoreScale};
+use crate::conv::{Conv2dParams, ConvWeightLayout, DataLayout};
+use crate::elementwise::{self, EwInput, EwProgram};
+use crate::gemm::{self, GemmDims, MatLayout, WeightRef};
+use crate::{layout, pool, reduce};
+use eqopt_kir::{Epilogue, Kernel, View, dense_strides};
+use rayon::prelude::*;
+use std::borrow::Cow;
+
+const K: &str = "exec";
+
+fn shape_err(what: String) -> KernelError {
+    KernelError::Shape { kernel: K, what }
+}
+
+/// The elements of `view` (f32), dense row-major: borrowed when already dense.
+fn dense<'a>(mem: &'a Mem, view: &View) -> Result<Cow<'a, [f32]>, KernelError> {
+    let data = mem.f32(view.buffer);
+    let n = view.numel();
+    if view.is_dense() {
+        return data
+            .get(view.offset..view.offset + n)
+            .map(Cow::Borrowed)
+            .ok_or_else(|| shape_err(format!("a view of {} reaches past its end", mem.name(view.buffer))));
+    }
+    let mut out = vec![0f32; n];
+    layout::strided_copy(data, view.offset, &view.shape, &view.strides, &mut out)?;
+    Ok(Cow::Owned(out))
+}
+
+fn ew_input<'a>(mem: &'a Mem, view: &View) -> EwInput<'a> {
+    EwInput::strided(mem.f32(view.buffer), view.offset, view.strides.clone())
+}
+
+/// The dense output region of `view` in its buffer.
+#[allow(clippy::mut_from_ref)]
+fn out_slice<'a>(mem: &'a Mem, view: &View) -> Result<&'a mut [f32], KernelError> {
+    let n = view.numel();
+    let name = mem.name(view.buffer).to_string();
+    mem.f32_mut(view.buffer)
+        .get_mut(view.offset..view.offset + n)
+        .ok_or_else(|| shape_err(format!("the output view of {name} reaches past its end")))
+}
+
+/// Applies `epilogue` (operand 0: the values already in `out`) in place over the
+/// dense output `view`, block by block: each block of the accumulator is copied to
+/// scratch and the expression written back over it.
+fn apply_epilogue(mem: &Mem, prog: &EwProgram, epilogue: &Epilogue, out: &View) -> Result<(), KernelError> {
+    const BLOCK: usize = 16 * 1024;
+    let shape = &out.shape;
+    // Outer dims iterated over; inner dims (the last one always) of at most BLOCK
+    // elements where the shape allows.
+    let (mut split, mut inner) = match shape.last() {
+        Some(&d) => (shape.len() - 1, d),
+        None => (0, 1),
+    };
+    while split > 0 && inner * shape[split - 1] <= BLOCK {
+        inner *= shape[split - 1];
+        split -= 1;
+    }
+    let (outer_shape, inner_shape) = (shape[..split].to_vec(), shape[split..].to_vec());
+    let outer: usize = outer_shape.iter().product();
+    let outer_strides = dense_strides(&outer_shape);
+    let out_all = out_slice(mem, out)?;
+    let chunk = inner.max(1);
+    out_all.par_chunks_mut(chunk).enumerate().try_for_each(|(o, block)| {
+        if o >= outer.max(1) {
+            return Ok(());
+        }
+        let coords: Vec<usize> = outer_strides
+            .iter()
+            .zip(&outer_shape)
+            .map(|(&s, &d)| (o / s as usize) % d.max(1))
+            .collect();
+        let acc = block.to_vec();
+        let mut inputs = vec![EwInput::strided(&acc, 0, dense_strides(&inner_shape))];
+        for v in &epilogue.extras {
+            let base: isize = coords.iter().zip(&v.strides).map(|(&c, &s)| c as isize * s).sum();
+            inputs.push(EwInput::strided(
+                mem.f32(v.buffer),
+                (v.offset as isize + base) as usize,
+                v.strides[split..].to_vec(),
+            ));
+        }
+        elementwise::eval(prog, &inputs, block, &inner_shape)
+    })
+}
+
+/// Runs one kernel.
+pub(super) fn run_kernel(kernel: &Kernel, expr: Option<&EwProgram>, mem: &Mem) -> Result<(), KernelError> {
+    match kernel {
+        Kernel::Elementwise { inputs, out, .. } => {
+            let prog = expr.ok_or_else(|| shape_err("elementwise kernel without a program".into()))?;
+            let ins: Vec<EwInput<'_>> = inputs.iter().map(|v| ew_input(mem, v)).collect();
+            elementwise::eval(prog, &ins, out_slice(mem, out)?, &out.shape)
+        }
+        Kernel::Gemm { a, b, out, epilogue } => {
+            run_gemm(mem, a, b, out)?;
+            match (epilogue, expr) {
+                (Some(e), Some(p)) => apply_epilogue(mem, p, e, out),
+                _ => Ok(()),
+            }
+        }
+        Kernel::Conv {
+            x,
+            w,
+            bias,
+            out,
+            geometry: g,
+            epilogue,
+        } => {
+            let xs = dense(mem, x)?;
+            let ws = dense(mem, w)?;
+            let bs = bias.as_ref().map(|b| dense(mem, b)).transpose()?;
+            let (n, c, h, wd) = if g.nhwc {
+                (x.shape[0], x.shape[3], x.shape[1], x.shape[2])
+            } else {
+                (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+            };
+            let (o, kh, kw) = if g.nhwc {
+                (w.shape[3], w.shape[0], w.shape[1])
+            } else {
+                (w.shape[0], w.shape[2], w.shape[3])
+            };
+            let p = Conv2dParams::new(n, c, h, wd, o, kh, kw)
+                .with_stride(g.strides[0], g.strides[1])
+                .with_pads(g.pads)
+                .with_dilation(g.dilations[0], g.dilations[1])
+                .with_groups(g.group)
+                .with_layout(if g.nhwc { DataLayout::Nhwc } else { DataLayout::Nchw });
+            let wl = if g.nhwc { ConvWeightLayout::Hwio } else { ConvWeightLayout::Oihw };
+            crate::conv::conv2d(&p, &xs, WeightRef::F32(&ws), wl, bs.as_deref(), out_slice(mem, out)?, None)?;
+            match (epilogue, expr) {
+                (Some(e), Some(pr)) => apply_epilogue(mem, pr, e, out),
+                _ => Ok(()),
+            }
+        }
+        Kernel::Pool {
+            kind,
+            kernel,
+            strides,
+            pads,
+            nhwc,
+            x,
+            out,
+        } => {
+            let xs = dense(mem, x)?;
+            let (n, c, h, w) = if *nhwc {
+                (x.shape[0], x.shape[3], x.shape[1], x.shape[2])
+            } else {
+                (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+            };
+            let p = pool::Pool2dParams::new(n, c, h, w, kernel[0], kernel[1])
+                .with_stride(strides[0], strides[1])
+                .with_pads(*pads)
+                .with_layout(if *nhwc { DataLayout::Nhwc } else { DataLayout::Nchw });
+            let kind = match kind {
+                eqopt_kir::PoolKind::Max => pool::PoolKind::Max,
+                eqopt_kir::PoolKind::AvgExcludePad => pool::PoolKind::Avg { count_include_pad: false },
+                eqopt_kir::PoolKind::AvgIncludePad => pool::PoolKind::Avg { count_include_pad: true },
+            };
+            pool::pool2d(&p, kind, &xs, out_slice(mem, out)?)
+        }
+        Kernel::Softmax { x, out } => {
+            let xs = dense(mem, x)?;
+            let n = *x.shape.last().unwrap_or(&1);
+            reduce::softmax(&xs, out_slice(mem, out)?, x.numel() / n.max(1), n)
+        }
+        Kernel::LayerNorm {
+            x,
+            scale,
+            bias,
+            axis,
+            epsilon,
+            out,
+        } => {
+            let xs = dense(mem, x)?;
+            let (sc, bi) = (dense(mem, scale)?, dense(mem, bias)?);
+            let n: usize = x.shape[*axis..].iter().product();
+            reduce::layer_norm(&xs, Some(&sc), Some(&bi), out_slice(mem, out)?, x.numel() / n.max(1), n, *epsilon)
+        }
+        Kernel::Reduce { kind, axes, x, out } => run_reduce(mem, *kind, axes, x, out),
+        Kernel::Attention {
+            q,
+            kt,
+            v,
+            out,
+            mask,
+            scale,
+            divide,
+        } => run_attention(mem, q, kt, v, out, mask.as_ref(), scale, *divide),
+        Kernel::Gather { data, indices, axis, out } => {
+            let ds = dense(mem, data)?;
+            let idx: Cow<'_, [i64]> = if mem.is_i64(indices.buffer) {
+                let raw = mem.i64(indices.buffer);
+                let mut v = vec![0i64; indices.numel()];
+                layout::strided_copy(raw, indices.offset, &indices.shape, &indices.strides, &mut v)?;
+                Cow::Owned(v)
+            } else {
+                let f = dense(mem, indices)?;
+                Cow::Owned(f.iter().map(|&x| x as i64).collect())
+            };
+            layout::gather(&ds, &data.shape, *axis, &idx, out_slice(mem, out)?)
+        }
+        Kernel::Copy { src, dst } => run_copy(mem, src, dst),
+    }
+}
+
+fn run_gemm(mem: &Mem, a: &View, b: &View, out: &View) -> Result<(), KernelError> {
+    let r = out.shape.len();
+    if r < 2 || a.shape.len() != r || b.shape.len() != r {
+        return Err(shape_err(format!(
+            "gemm views of ranks {}, {}, {}",
+            a.shape.len(),
+            b.shape.len(),
+            r
+        )));
+    }
+    let (m, k, n) = (a.shape[r - 2], a.shape[r - 1], b.shape[r - 1]);
+    if a.strides.iter().chain(&b.strides).any(|&s| s < 0) {
+        return Err(shape_err("gemm operands with negative strides".into()));
+    }
+    let batch_dims = &out.shape[..r - 2];
+    let (outer_dims, last) = match batch_dims.split_last() {
+        Some((&last, rest)) => (rest.to_vec(), last),
+        None => (vec![], 1),
+    };
+    let outer: usize = outer_dims.iter().product();
+    let outer_strides = dense_strides(&outer_dims);
+    let bstride = |v: &View| if r > 2 { v.strides[r - 3] as usize } else { 0 };
+    let c_all = out_slice(mem, out)?;
+    let per_outer = last * m * n;
+    let (ad, bd) = (mem.f32(a.buffer), mem.f32(b.buffer));
+    for o in 0..outer.max(1) {
+        let coords: Vec<usize> = outer_strides
+            .iter()
+            .zip(&outer_dims)
+            .map(|(&s, &d)| (o / s as usize) % d.max(1))
+            .collect();
+        let off = |v: &View| -> usize { v.offset + coords.iter().zip(&v.strides).map(|(&c, &s)| c * s as usize).sum::<usize>() };
+        let al = MatLayout {
+            offset: off(a),
+            row_stride: a.strides[r - 2] as usize,
+            col_stride: a.strides[r - 1] as usize,
+            batch_stride: bstride(a),
+        };
+        let bl = MatLayout {
+            offset: off(b),
+            row_stride: b.strides[r - 2] as usize,
+            col_stride: b.strides[r - 1] as usize,
+            batch_stride: bstride(b),
+        };
+        let cl = MatLayout {
+            offset: 0,
+            row_stride: n,
+            col_stride: 1,
+            batch_stride: m * n,
+        };
+        let c = &mut c_all[o * per_outer..(o + 1) * per_outer];
+        gemm::gemm(GemmDims { batch: last, m, k, n }, ad, al, WeightRef::F32(bd), bl, c, cl, None)?;
+    }
+    Ok(())
+}
+
+fn run_reduce(mem: &Mem, kind: eqopt_kir::ReduceKind, axes: &[usize], x: &View, out: &View) -> Result<(), KernelError> {
+    let op = match kind {
+        eqopt_kir::ReduceKind::Sum => reduce::ReduceOp::Sum,
+        eqopt_kir::ReduceKind::Mean => reduce::ReduceOp::Mean,
+        eqopt_kir::ReduceKind::Max => reduce::ReduceOp::Max,
+    };
+    let contiguous = axes.windows(2).all(|w| w[1] == w[0] + 1);
+    if contiguous && !axes.is_empty() {
+        let xs = dense(mem, x)?;
+        let (a0, a1) = (axes[0], axes[axes.len() - 1]);
+        let outer: usize = x.shape[..a0].iter().product();
+        let n: usize = x.shape[a0..=a1].iter().product();
+        let inner: usize = x.shape[a1 + 1..].iter().product();
+        return reduce::reduce(op, &xs, out_slice(mem, out)?, outer, n, inner);
+    }
+    // Reduced axes moved last (kept axes keep their order), then one reduction.
+    let mut perm: Vec<usize> = (0..x.shape.len()).filter(|a| !axes.contains(a)).collect();
+    perm.extend(axes);
+    let moved = View {
+        buffer: x.buffer,
+        offset: x.offset,
+        shape: perm.iter().map(|&p| x.shape[p]).collect(),
+        strides: perm.iter().map(|&p| x.strides[p]).collect(),
+    };
+    let xs = dense(mem, &moved)?;
+    let n: usize = axes.iter().map(|&a| x.shape[a]).product();
+    reduce::reduce(op, &xs, out_slice(mem, out)?, x.numel() / n.max(1), n, 1)
+}
+
+fn mat_view<'a>(mem: &'a Mem, v: &View) -> Result<MatView<'a>, KernelError> {
+    let r = v.shape.len();
+    if r < 2 {
+        return Err(shape_err(format!("attention operand of rank {r}")));
+    }
+    Ok(MatView {
+        data: mem.f32(v.buffer),
+        offset: v.offset,
+        batch_strides: v.strides[..r - 2].to_vec(),
+        row_stride: v.strides[r - 2],
+        col_stride: v.strides[r - 1],
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_attention(
+    mem: &Mem,
+    q: &View,
+    kt: &View,
+    v: &View,
+    out: &View,
+    mask: Option<&View>,
+    scale: &View,
+    divide: bool,
+) -> Result<(), KernelError> {
+    let r = q.shape.len();
+    let s = *dense(mem, scale)?
+        .first()
+        .ok_or_else(|| shape_err("an empty attention scale".into()))?;
+    let shape = AttentionShape {
+        batch: q.shape[..r - 2].to_vec(),
+        queries: q.shape[r - 2],
+        keys: kt.shape[r - 1],
+        head_dim: q.shape[r - 1],
+        value_dim: v.shape[r - 1],
+    };
+    let scale = if divide { ScoreScale::Div(s) } else { ScoreScale::Mul(s) };
+    let (qv, kv, vv) = (mat_view(mem, q)?, mat_view(mem, kt)?, mat_view(mem, v)?);
+    let mv = mask.map(|m| mat_view(mem, m)).transpose()?;
+    if out.is_dense() {
+        return attention::attention(&shape, &qv, &kv, &vv, mv.as_ref(), scale, out_slice(mem, out)?);
+    }
+    // A heads-interleaved output: computed dense, then scattered through its strides.
+    let mut tmp = vec![0f32; out.numel()];
+    attention::attention(&shape, &qv, &kv, &vv, mv.as_ref(), scale, &mut tmp)?;
+    let src = View::dense(usize::MAX, &out.shape);
+    scatter(&tmp, &src, mem.f32_mut(out.buffer), out)
+}
+
+/// Copies `src` (a view of `data`) into the region `dst` of `target`, element by
+/// element in row-major order of the shape.
+fn scatter(data: &[f32], src: &View, target: &mut [f32], dst: &View) -> Result<(), KernelError> {
+    let n = dst.numel();
+    if n == 0 {
+        return Ok(());
+    }
+    let (lo, hi) = dst.extent().unwrap_or((0, 0));
+    if lo < 0 || hi as usize >= target.len() {
+        return Err(shape_err("a copy destination reaches outside its buffer".into()));
+    }
+    let shape = &dst.shape;
+    let mut idx = vec![0usize; shape.len()];
+    for _ in 0..n {
+        let so: isize = idx.iter().zip(&src.strides).map(|(&i, &s)| i as isize * s).sum::<isize>() + src.offset as isize;
+        let d: isize = idx.iter().zip(&dst.strides).map(|(&i, &s)| i as isize * s).sum::<isize>() + dst.offset as isize;
+        target[d as usize] = *data
+            .get(so as usize)
+            .ok_or_else(|| shape_err("a copy source reaches outside its buffer".into()))?;
+        for a in (0..shape.len()).rev() {
+            idx[a] += 1;
+            if idx[a] < shape[a] {
+                break;
+            }
+            idx[a] = 0;
+        }
+    }
+    Ok(())
+}
+
+fn run_copy(mem: &Mem, src: &View, dst: &View) -> Result<(), KernelError> {
+    if mem.is_i64(src.buffer) {
+        // Integers to f32 (a cast).
+        let raw = mem.i64(src.buffer);
+        let mut ints = vec![0i64; src.numel()];
+        layout::strided_copy(raw, src.offset, &src.shape, &src.strides, &mut ints)?;
+        let floats: Vec<f32> = ints.iter().map(|&i| i as f32).collect();
+        return scatter(&floats, &View::dense(usize::MAX, &dst.shape), mem.f32_mut(dst.buffer), dst);
+    }
+    if dst.is_dense() {
+        let out = out_slice(mem, dst)?;
+        return layout::strided_copy(mem.f32(src.buffer), src.offset, &src.shape, &src.strides, out);
+    }
+    let data = dense(mem, src)?;
+    scatter(&data, &View::dense(usize::MAX, &dst.shape), mem.f32_mut(dst.buffer), dst)
+}

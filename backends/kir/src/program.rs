@@ -1,0 +1,590 @@
+//! The kernel-level program: buffers, strided views of them, and kernels in
+//! execution order.
+//!
+//! Contracts every producer (the lowering) guarantees and every backend may rely on:
+//! - kernels run in the order of [`Program::kernels`]; a kernel reads only buffers
+//!   written by earlier kernels, inputs, or constants;
+//! - every view stays inside its buffer (checked by [`Program::validate`]);
+//! - a kernel's output view is dense and row-major ([`View::is_dense`]) and does
+//!   not overlap any of its inputs, except [`Kernel::Copy`], whose destination may
+//!   be any non-overlapping strided region (a part of a concatenation);
+//! - activations are `f32`; only [`Kernel::Gather`] indices are `i64`.
+
+use std::fmt;
+
+/// Index of a buffer in [`Program::buffers`].
+pub type BufferId = usize;
+
+/// Element type of a buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ElemType {
+    /// 32-bit float.
+    F32,
+    /// 64-bit signed integer (gather indices).
+    I64,
+}
+
+impl ElemType {
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            ElemType::F32 => 4,
+            ElemType::I64 => 8,
+        }
+    }
+}
+
+/// Where a buffer's memory comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum BufferKind {
+    /// A graph input, supplied by the caller.
+    Input,
+    /// A graph output, returned to the caller.
+    Output,
+    /// A constant, with its data.
+    Constant(ConstData),
+}
+
+/// The data of a constant buffer.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ConstData {
+    /// `f32` values.
+    F32(std::sync::Arc<Vec<f32>>),
+    /// `i64` values.
+    I64(std::sync::Arc<Vec<i64>>),
+}
+
+/// A buffer: a named, flat array of elements. Buffers without a [`BufferKind`]
+/// are intermediates, placed in the arena by the memory planner.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Buffer {
+    /// The graph value it holds (for reading the program).
+    pub name: String,
+    /// Element type.
+    pub elem: ElemType,
+    /// Number of elements.
+    pub len: usize,
+    /// `None` for an intermediate.
+    pub kind: Option<BufferKind>,
+}
+
+impl Buffer {
+    /// Size in bytes.
+    pub fn bytes(&self) -> usize {
+        self.len.saturating_mul(self.elem.size())
+    }
+}
+
+/// A strided view of a buffer: element `c` (a coordinate per dim) is at
+/// `offset + Σ c[i]·strides[i]`. Strides may be 0 (broadcast).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct View {
+    /// The buffer viewed.
+    pub buffer: BufferId,
+    /// Element offset of coordinate 0.
+    pub offset: usize,
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// Element stride per dim.
+    pub strides: Vec<isize>,
+}
+
+/// Row-major strides of `shape`.
+pub fn dense_strides(shape: &[usize]) -> Vec<isize> {
+    let mut s = vec![0isize; shape.len()];
+    let mut acc = 1isize;
+    for i in (0..shape.len()).rev() {
+        s[i] = acc;
+        acc = acc.saturating_mul(shape[i] as isize);
+    }
+    s
+}
+
+impl View {
+    /// The whole of `buffer` as a dense row-major `shape`.
+    pub fn dense(buffer: BufferId, shape: &[usize]) -> View {
+        View {
+            buffer,
+            offset: 0,
+            shape: shape.to_vec(),
+            strides: dense_strides(shape),
+        }
+    }
+
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// True when the view is row-major and contiguous (strides of size-1 dims ignored).
+    pub fn is_dense(&self) -> bool {
+        let want = dense_strides(&self.shape);
+        self.shape
+            .iter()
+            .zip(&self.strides)
+            .zip(&want)
+            .all(|((&d, &s), &w)| d <= 1 || s == w)
+    }
+
+    /// The smallest and largest element offsets the view reaches (`None` when empty).
+    pub fn extent(&self) -> Option<(isize, isize)> {
+        if self.shape.contains(&0) {
+            return None;
+        }
+        let (mut lo, mut hi) = (self.offset as isize, self.offset as isize);
+        for (&d, &s) in self.shape.iter().zip(&self.strides) {
+            let span = s.saturating_mul(d as isize - 1);
+            if span < 0 {
+                lo = lo.saturating_add(span);
+            } else {
+                hi = hi.saturating_add(span);
+            }
+        }
+        Some((lo, hi))
+    }
+}
+
+/// Scalar elementwise operators of an [`Expr`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum UnaryOp {
+    Relu,
+    Sigmoid,
+    Tanh,
+    Gelu,
+    Exp,
+    Log,
+    Sqrt,
+    Neg,
+    Abs,
+    Erf,
+    Recip,
+}
+
+/// Binary elementwise operators of an [`Expr`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Pow,
+    Max,
+    Min,
+}
+
+/// One instruction of an [`Expr`]; instruction `i` defines value `i`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Instr {
+    /// Operand `k` of the kernel (for an epilogue, operand 0 is the accumulator).
+    Input(usize),
+    /// A literal.
+    Const(f32),
+    /// A unary op of an earlier value.
+    Unary(UnaryOp, usize),
+    /// A binary op of two earlier values.
+    Binary(BinaryOp, usize, usize),
+}
+
+/// An elementwise expression in SSA form; the last instruction is the result.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expr {
+    /// Instructions; operands refer to earlier instructions only.
+    pub instrs: Vec<Instr>,
+    /// Number of operands it reads.
+    pub num_inputs: usize,
+}
+
+/// An epilogue: an [`Expr`] applied to each element of a GEMM or convolution
+/// accumulator (operand 0) and the `extras` views (operands 1..), which broadcast
+/// to the output's shape.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Epilogue {
+    /// The expression.
+    pub expr: Expr,
+    /// Extra operands, with the output's shape (strides may be 0).
+    pub extras: Vec<View>,
+}
+
+/// Convolution geometry (2-D).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConvGeometry {
+    /// Stride along H and W.
+    pub strides: [usize; 2],
+    /// Pads: top, left, bottom, right.
+    pub pads: [usize; 4],
+    /// Dilation along H and W.
+    pub dilations: [usize; 2],
+    /// Groups.
+    pub group: usize,
+    /// Channels last (NHWC activations, HWIO weights) instead of NCHW/OIHW.
+    pub nhwc: bool,
+}
+
+/// Pooling reduction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolKind {
+    /// Maximum.
+    Max,
+    /// Average, excluding padding from the divisor.
+    AvgExcludePad,
+    /// Average, counting padding.
+    AvgIncludePad,
+}
+
+/// Reduction along axes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReduceKind {
+    /// Sum.
+    Sum,
+    /// Mean.
+    Mean,
+    /// Maximum.
+    Max,
+}
+
+/// A kernel: reads its input views, writes its output view.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Kernel {
+    /// `out = a · b` over the last two dims, batch dims broadcast; then the epilogue.
+    Gemm {
+        /// `[.., M, K]`.
+        a: View,
+        /// `[.., K, N]`.
+        b: View,
+        /// `[.., M, N]`, dense.
+        out: View,
+        /// Optional epilogue.
+        epilogue: Option<Epilogue>,
+    },
+    /// 2-D convolution, optional bias `[O]`, then the epilogue.
+    Conv {
+        /// Input activations.
+        x: View,
+        /// Weights.
+        w: View,
+        /// Optional bias.
+        bias: Option<View>,
+        /// Output, dense.
+        out: View,
+        /// Geometry.
+        geometry: ConvGeometry,
+        /// Optional epilogue.
+        epilogue: Option<Epilogue>,
+    },
+    /// An elementwise expression of the inputs (broadcast to the output's shape).
+    Elementwise {
+        /// Expression.
+        expr: Expr,
+        /// Operands, with the output's shape (strides may be 0).
+        inputs: Vec<View>,
+        /// Output, dense.
+        out: View,
+    },
+    /// Windowed pooling of a 4-D tensor.
+    Pool {
+        /// Reduction.
+        kind: PoolKind,
+        /// Window `[kh, kw]`.
+        kernel: [usize; 2],
+        /// Strides.
+        strides: [usize; 2],
+        /// Pads: top, left, bottom, right.
+        pads: [usize; 4],
+        /// Channels last.
+        nhwc: bool,
+        /// Input.
+        x: View,
+        /// Output, dense.
+        out: View,
+    },
+    /// Softmax along the last axis.
+    Softmax {
+        /// Input.
+        x: View,
+        /// Output, dense.
+        out: View,
+    },
+    /// Layer normalization over the trailing dims from `axis`, then `·scale + bias`.
+    LayerNorm {
+        /// Input.
+        x: View,
+        /// Scale, broadcast over the normalized dims.
+        scale: View,
+        /// Bias, broadcast over the normalized dims.
+        bias: View,
+        /// First normalized axis.
+        axis: usize,
+        /// Epsilon.
+        epsilon: f32,
+        /// Output, dense.
+        out: View,
+    },
+    /// Reduction over `axes` (the output keeps them as size 1).
+    Reduce {
+        /// Reduction.
+        kind: ReduceKind,
+        /// Axes reduced, increasing.
+        axes: Vec<usize>,
+        /// Input.
+        x: View,
+        /// Output, dense, with the reduced axes of size 1.
+        out: View,
+    },
+    /// Fused attention `softmax(q·kt ∘ s + mask) · v` per batch index, with `kt`
+    /// given as `[.., D, T]` (a BSHD key view transposed by strides).
+    Attention {
+        /// Queries `[.., S, D]`.
+        q: View,
+        /// Keys, transposed: `[.., D, T]`.
+        kt: View,
+        /// Values `[.., T, E]`.
+        v: View,
+        /// Output `[.., S, E]` (dense, or the BSHD output's strided view).
+        out: View,
+        /// Optional additive mask broadcast to the scores `[.., S, T]`.
+        mask: Option<View>,
+        /// The one-element scale.
+        scale: View,
+        /// Divide by the scale instead of multiplying.
+        divide: bool,
+    },
+    /// `out = data` gathered along `axis` at `indices` (i64, negative from the end).
+    Gather {
+        /// Data.
+        data: View,
+        /// Indices.
+        indices: View,
+        /// Axis.
+        axis: usize,
+        /// Output, dense.
+        out: View,
+    },
+    /// `dst = src`, element by element in row-major order of the shape (a
+    /// transpose, a materialized slice, one part of a concatenation).
+    Copy {
+        /// Source.
+        src: View,
+        /// Destination (same shape).
+        dst: View,
+    },
+}
+
+impl Kernel {
+    /// A short name for reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Kernel::Gemm { .. } => "gemm",
+            Kernel::Conv { .. } => "conv",
+            Kernel::Elementwise { .. } => "elementwise",
+            Kernel::Pool { .. } => "pool",
+            Kernel::Softmax { .. } => "softmax",
+            Kernel::LayerNorm { .. } => "layernorm",
+            Kernel::Reduce { .. } => "reduce",
+            Kernel::Attention { .. } => "attention",
+            Kernel::Gather { .. } => "gather",
+            Kernel::Copy { .. } => "copy",
+        }
+    }
+
+    /// The views it reads.
+    pub fn inputs(&self) -> Vec<&View> {
+        let mut v: Vec<&View> = Vec::new();
+        match self {
+            Kernel::Gemm { a, b, epilogue, .. } => {
+                v.extend([a, b]);
+                v.extend(epilogue.iter().flat_map(|e| e.extras.iter()));
+            }
+            Kernel::Conv { x, w, bias, epilogue, .. } => {
+                v.extend([x, w]);
+                v.extend(bias.iter());
+                v.extend(epilogue.iter().flat_map(|e| e.extras.iter()));
+            }
+            Kernel::Elementwise { inputs, .. } => v.extend(inputs.iter()),
+            Kernel::Pool { x, .. } | Kernel::Softmax { x, .. } | Kernel::Reduce { x, .. } => v.push(x),
+            Kernel::LayerNorm { x, scale, bias, .. } => v.extend([x, scale, bias]),
+            Kernel::Attention {
+                q, kt, v: vv, mask, scale, ..
+            } => {
+                v.extend([q, kt, vv, scale]);
+                v.extend(mask.iter());
+            }
+            Kernel::Gather { data, indices, .. } => v.extend([data, indices]),
+            Kernel::Copy { src, .. } => v.push(src),
+        }
+        v
+    }
+
+    /// The view it writes.
+    pub fn output(&self) -> &View {
+        match self {
+            Kernel::Gemm { out, .. }
+            | Kernel::Conv { out, .. }
+            | Kernel::Elementwise { out, .. }
+            | Kernel::Pool { out, .. }
+            | Kernel::Softmax { out, .. }
+            | Kernel::LayerNorm { out, .. }
+            | Kernel::Reduce { out, .. }
+            | Kernel::Attention { out, .. }
+            | Kernel::Gather { out, .. } => out,
+            Kernel::Copy { dst, .. } => dst,
+        }
+    }
+}
+
+/// A program: buffers and the kernels over them, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Program {
+    /// Name (the graph's).
+    pub name: String,
+    /// Every buffer.
+    pub buffers: Vec<Buffer>,
+    /// Kernels in execution order.
+    pub kernels: Vec<Kernel>,
+    /// Graph inputs, in the graph's order, with their shapes.
+    pub inputs: Vec<(BufferId, Vec<usize>)>,
+    /// Graph outputs, in the graph's order, with their shapes.
+    pub outputs: Vec<(BufferId, Vec<usize>)>,
+}
+
+/// A defect found by [`Program::validate`]: a bug in whatever produced the program.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProgramError {
+    /// A view names a buffer that does not exist.
+    #[error("kernel {kernel} ({name}): view of buffer {buffer}, which does not exist")]
+    NoSuchBuffer {
+        /// Kernel index.
+        kernel: usize,
+        /// Kernel name.
+        name: &'static str,
+        /// The buffer id.
+        buffer: BufferId,
+    },
+    /// A view reaches outside its buffer.
+    #[error("kernel {kernel} ({name}): a view of {buffer_name} reaches elements {lo}..={hi}, the buffer holds {len}")]
+    OutOfBounds {
+        /// Kernel index.
+        kernel: usize,
+        /// Kernel name.
+        name: &'static str,
+        /// The buffer's name.
+        buffer_name: String,
+        /// Lowest element reached.
+        lo: isize,
+        /// Highest element reached.
+        hi: isize,
+        /// Buffer length.
+        len: usize,
+    },
+    /// A view's shape and strides differ in rank.
+    #[error("kernel {kernel} ({name}): a view has {shape} dims and {strides} strides")]
+    Rank {
+        /// Kernel index.
+        kernel: usize,
+        /// Kernel name.
+        name: &'static str,
+        /// Shape rank.
+        shape: usize,
+        /// Stride count.
+        strides: usize,
+    },
+    /// An output view that must be dense is not, or a kernel writes an input or constant.
+    #[error("kernel {kernel} ({name}): its output view of {buffer_name} is not a dense intermediate or output")]
+    BadOutput {
+        /// Kernel index.
+        kernel: usize,
+        /// Kernel name.
+        name: &'static str,
+        /// The buffer's name.
+        buffer_name: String,
+    },
+}
+
+impl Program {
+    /// Checks the contracts listed in the module docs that can be checked statically.
+    pub fn validate(&self) -> Result<(), ProgramError> {
+        for (k, kernel) in self.kernels.iter().enumerate() {
+            let name = kernel.name();
+            let mut all = kernel.inputs();
+            all.push(kernel.output());
+            for view in all {
+                let buf = self.buffers.get(view.buffer).ok_or(ProgramError::NoSuchBuffer {
+                    kernel: k,
+                    name,
+                    buffer: view.buffer,
+                })?;
+                if view.shape.len() != view.strides.len() {
+                    return Err(ProgramError::Rank {
+                        kernel: k,
+                        name,
+                        shape: view.shape.len(),
+                        strides: view.strides.len(),
+                    });
+                }
+                if let Some((lo, hi)) = view.extent() {
+                    if lo < 0 || hi >= buf.len as isize {
+                        return Err(ProgramError::OutOfBounds {
+                            kernel: k,
+                            name,
+                            buffer_name: buf.name.clone(),
+                            lo,
+                            hi,
+                            len: buf.len,
+                        });
+                    }
+                }
+            }
+            let out = kernel.output();
+            let target = &self.buffers[out.buffer];
+            let writable = matches!(target.kind, None | Some(BufferKind::Output));
+            let dense_ok = matches!(kernel, Kernel::Copy { .. } | Kernel::Attention { .. }) || out.is_dense();
+            if !writable || !dense_ok {
+                return Err(ProgramError::BadOutput {
+                    kernel: k,
+                    name,
+                    buffer_name: target.name.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// For each intermediate buffer, the kernels that first write and last read it
+    /// (`None` for buffers no kernel touches, inputs, outputs and constants).
+    pub fn lifetimes(&self) -> Vec<Option<(usize, usize)>> {
+        let mut life: Vec<Option<(usize, usize)>> = vec![None; self.buffers.len()];
+        let touch = |b: BufferId, k: usize, life: &mut Vec<Option<(usize, usize)>>| {
+            life[b] = Some(match life[b] {
+                None => (k, k),
+                Some((s, e)) => (s.min(k), e.max(k)),
+            });
+        };
+        for (k, kernel) in self.kernels.iter().enumerate() {
+            touch(kernel.output().buffer, k, &mut life);
+            for v in kernel.inputs() {
+                touch(v.buffer, k, &mut life);
+            }
+        }
+        for (b, buf) in self.buffers.iter().enumerate() {
+            if buf.kind.is_some() {
+                life[b] = None;
+            }
+        }
+        life
+    }
+}
+
+impl fmt::Display for View {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "%{}", self.buffer)?;
+        if self.offset != 0 {
+            write!(f, "+{}", self.offset)?;
+        }
+        write!(f, "{:?}", self.shape)?;
+        if !self.is_dense() {
+            write!(f, " strides {:?}", self.strides)?;
+        }
+        Ok(())
+    }
+}

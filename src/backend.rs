@@ -1,0 +1,148 @@
+//! The CPU backend from the graph's side: lower a graph ([`crate::lower`]), plan its
+//! memory ([`eqopt_kir::plan`]) and run it with `eqopt-cpu`'s kernels.
+//!
+//! ```
+//! use eqopt::backend::CpuModel;
+//! use eqopt::graph::json;
+//! let g = json::parse(r#"{"format": "eqopt-graph", "version": 1, "name": "g",
+//!   "inputs": [{"name": "x", "shape": [2, 3], "dtype": "f32"}], "outputs": ["y"],
+//!   "nodes": [{"name": "y", "op": "Relu", "inputs": ["x"]}]}"#, "g.json".as_ref()).unwrap();
+//! let model = CpuModel::compile(&g).unwrap();
+//! let x = eqopt::graph::tensor::Tensor::from_f64(g.inputs[0].ty.clone(), &[-1.0, 2.0, -3.0, 4.0, 0.5, -0.5]);
+//! let out = model.run(&[("x".to_string(), x)].into_iter().collect()).unwrap();
+//! assert_eq!(out["y"].to_f64(), vec![0.0, 2.0, 0.0, 4.0, 0.5, 0.0]);
+//! ```
+
+use crate::dtype::{DType, TensorType};
+use crate::error::{Error, Result};
+use crate::graph::Graph;
+use crate::graph::tensor::{Tensor, TensorData};
+use eqopt_cpu::exec::{Executable, InputData};
+use eqopt_kir::Program;
+use std::collections::BTreeMap;
+
+/// Arena offsets are aligned to this many bytes (a cache line; AVX-512 loads).
+pub const ARENA_ALIGN: usize = 64;
+
+/// The three memory figures of a planned program, in bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct MemoryReport {
+    /// Every intermediate in its own allocation.
+    pub no_reuse_bytes: usize,
+    /// The arena the planner laid out.
+    pub arena_bytes: usize,
+    /// The peak of live intermediate bytes over the kernel order: no plan can do better.
+    pub lower_bound_bytes: usize,
+}
+
+/// A graph compiled for the CPU backend.
+pub struct CpuModel {
+    exe: Executable,
+    memory: MemoryReport,
+    input_types: Vec<(String, TensorType)>,
+    output_names: Vec<String>,
+}
+
+impl CpuModel {
+    /// Lowers and plans `graph`.
+    pub fn compile(graph: &Graph) -> Result<CpuModel> {
+        let program = crate::lower::lower(graph)?;
+        let lifetimes = program.lifetimes();
+        let temps: Vec<usize> = (0..program.buffers.len()).filter(|&b| program.buffers[b].kind.is_none()).collect();
+        let reqs: Vec<eqopt_kir::plan::BufferReq> = temps
+            .iter()
+            .map(|&b| {
+                // A temp no kernel touches (none today) lives at kernel 0 only.
+                let (def, last_use) = lifetimes[b].unwrap_or((0, 0));
+                eqopt_kir::plan::BufferReq {
+                    size: program.buffers[b].bytes(),
+                    def,
+                    last_use,
+                    inplace_of: None,
+                }
+            })
+            .collect();
+        let plan = eqopt_kir::plan::plan(&reqs, ARENA_ALIGN)?;
+        let mut offsets = vec![None; program.buffers.len()];
+        for (k, &b) in temps.iter().enumerate() {
+            offsets[b] = Some(plan.offsets[k] / 4);
+        }
+        let memory = MemoryReport {
+            no_reuse_bytes: plan.no_reuse_bytes,
+            arena_bytes: plan.arena_bytes,
+            lower_bound_bytes: plan.lower_bound,
+        };
+        let arena_len = plan.arena_bytes.div_ceil(4);
+        let input_types = graph.inputs.iter().map(|i| (i.name.clone(), i.ty.clone())).collect();
+        let output_names = graph.outputs.clone();
+        let exe = Executable::new(program, offsets, arena_len)?;
+        Ok(CpuModel {
+            exe,
+            memory,
+            input_types,
+            output_names,
+        })
+    }
+
+    /// The lowered program.
+    pub fn program(&self) -> &Program {
+        self.exe.program()
+    }
+
+    /// Memory figures of the plan.
+    pub fn memory(&self) -> MemoryReport {
+        self.memory
+    }
+
+    /// Runs the model on rayon's current thread pool (call inside `pool.install`
+    /// to choose its size). `inputs` must hold every graph input with its declared type.
+    pub fn run(&self, inputs: &BTreeMap<String, Tensor>) -> Result<BTreeMap<String, Tensor>> {
+        let mut owned_f32: Vec<Vec<f32>> = Vec::new();
+        let mut owned_i64: Vec<Vec<i64>> = Vec::new();
+        for (name, ty) in &self.input_types {
+            let t = inputs.get(name).ok_or_else(|| Error::MissingInputs {
+                inputs: vec![format!("{name} ({ty})")],
+            })?;
+            if &t.ty != ty {
+                return Err(Error::Usage {
+                    option: format!("input \"{name}\""),
+                    expected: ty.to_string(),
+                    found: t.ty.to_string(),
+                });
+            }
+            match &t.data {
+                TensorData::I64(v) => owned_i64.push(v.clone()),
+                TensorData::I32(v) => owned_i64.push(v.iter().map(|&x| x as i64).collect()),
+                _ => owned_f32.push(t.to_f64().into_iter().map(|x| x as f32).collect()),
+            }
+        }
+        let (mut fi, mut ii) = (0, 0);
+        let data: Vec<InputData<'_>> = self
+            .input_types
+            .iter()
+            .map(|(_, ty)| {
+                if matches!(ty.dtype, DType::I64 | DType::I32) {
+                    ii += 1;
+                    InputData::I64(&owned_i64[ii - 1])
+                } else {
+                    fi += 1;
+                    InputData::F32(&owned_f32[fi - 1])
+                }
+            })
+            .collect();
+        let outs = self.exe.run(&data)?;
+        let program = self.exe.program();
+        let mut result = BTreeMap::new();
+        for ((name, v), (_, shape)) in self.output_names.iter().zip(outs).zip(&program.outputs) {
+            let ty = TensorType::new(shape.clone(), DType::F32);
+            result.insert(
+                name.clone(),
+                Tensor {
+                    ty,
+                    data: TensorData::F32(v),
+                },
+            );
+        }
+        Ok(result)
+    }
+}

@@ -1,0 +1,599 @@
+//! Lowering: an (extracted) graph becomes a kernel-level program
+//! ([`eqopt_kir::Program`]) that a backend executes.
+//!
+//! Every node becomes at most a few kernels, following the cost model's view of
+//! what is a kernel (`cost::work`):
+//! - reshapes, flattens, identities, dropouts, slices and transposes that only move
+//!   unit axes are **views** of their input's buffer (a reshape of a strided view
+//!   is first copied to a dense buffer);
+//! - any other transpose is a [`Kernel::Copy`] into a dense buffer;
+//! - a concatenation is one [`Kernel::Copy`] per input into its region of the output;
+//! - everything else is one kernel writing a fresh dense buffer, reading its inputs
+//!   through strided views (broadcasts are zero strides).
+//!
+//! Graph outputs are written by their producing kernel straight into the output
+//! buffer, or copied there when the output is a view, an input or a constant.
+
+mod expr;
+
+use crate::dtype::{DType, TensorType};
+use crate::error::{Error, Result};
+use crate::graph::op::{AttentionLayout, BinaryOp, KEYS_TO_KT, Layout, Op, PoolKind, ReduceKind, SWAP_HEADS, UnaryOp};
+use crate::graph::{Graph, Node};
+use eqopt_kir::{Buffer, BufferId, BufferKind, ConstData, ConvGeometry, ElemType, Epilogue, Kernel, Program, View, dense_strides};
+pub use expr::lower_expr;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+struct Lowering<'g> {
+    graph: &'g Graph,
+    buffers: Vec<Buffer>,
+    kernels: Vec<Kernel>,
+    values: BTreeMap<String, View>,
+}
+
+/// `view` broadcast to `shape` (NumPy rules: aligned right, size-1 dims get stride 0).
+fn broadcast_view(view: &View, shape: &[usize]) -> View {
+    let pad = shape.len().saturating_sub(view.shape.len());
+    let mut strides = vec![0isize; shape.len()];
+    for (i, (&d, &s)) in view.shape.iter().zip(&view.strides).enumerate() {
+        if d != 1 {
+            strides[pad + i] = s;
+        }
+    }
+    View {
+        buffer: view.buffer,
+        offset: view.offset,
+        shape: shape.to_vec(),
+        strides,
+    }
+}
+
+/// `view` with its axes permuted (`out[i] = in[perm[i]]`).
+fn permute_view(view: &View, perm: &[usize]) -> View {
+    View {
+        buffer: view.buffer,
+        offset: view.offset,
+        shape: perm.iter().map(|&p| view.shape[p]).collect(),
+        strides: perm.iter().map(|&p| view.strides[p]).collect(),
+    }
+}
+
+fn reshaped(view: &View, shape: &[usize]) -> View {
+    View {
+        buffer: view.buffer,
+        offset: view.offset,
+        shape: shape.to_vec(),
+        strides: dense_strides(shape),
+    }
+}
+
+impl<'g> Lowering<'g> {
+    fn unsupported(node: &Node, problem: impl Into<String>) -> Error {
+        Error::Unsupported {
+            node: node.name.clone(),
+            op: node.op.name().to_string(),
+            problem: problem.into(),
+        }
+    }
+
+    fn add_buffer(&mut self, name: &str, elem: ElemType, len: usize, kind: Option<BufferKind>) -> BufferId {
+        self.buffers.push(Buffer {
+            name: name.to_string(),
+            elem,
+            len,
+            kind,
+        });
+        self.buffers.len() - 1
+    }
+
+    /// A fresh dense intermediate for a node's value.
+    fn temp(&mut self, name: &str, ty: &TensorType) -> View {
+        let id = self.add_buffer(name, ElemType::F32, ty.numel(), None);
+        View::dense(id, &ty.shape)
+    }
+
+    fn value(&self, name: &str) -> View {
+        self.values[name].clone()
+    }
+
+    /// The input views of `node`, each broadcast to `shape`.
+    fn broadcast_inputs(&self, node: &Node, shape: &[usize]) -> Vec<View> {
+        node.inputs.iter().map(|i| broadcast_view(&self.value(i), shape)).collect()
+    }
+
+    /// A dense copy of `view` (or `view` itself when it is already dense).
+    fn dense(&mut self, view: View, name: &str) -> View {
+        if view.is_dense() {
+            return view;
+        }
+        let ty = TensorType::new(view.shape.clone(), DType::F32);
+        let out = self.temp(&format!("{name}/dense"), &ty);
+        self.kernels.push(Kernel::Copy {
+            src: view,
+            dst: out.clone(),
+        });
+        out
+    }
+
+    fn check_f32(&self, node: &Node) -> Result<()> {
+        let int_input = |k: usize| match node.op {
+            Op::Gather { .. } => k == 1,
+            Op::Cast { .. } => k == 0,
+            _ => false,
+        };
+        for (k, i) in node.inputs.iter().enumerate() {
+            let ty = self.graph.type_of(i).expect("validated graph");
+            let ok = ty.dtype == DType::F32 || (int_input(k) && matches!(ty.dtype, DType::I64 | DType::I32));
+            if !ok {
+                return Err(Self::unsupported(
+                    node,
+                    format!("runs f32 tensors, input \"{i}\" is {}", ty.dtype.name()),
+                ));
+            }
+        }
+        if node.ty.dtype != DType::F32 {
+            return Err(Self::unsupported(
+                node,
+                format!("runs f32 tensors, the output is {}", node.ty.dtype.name()),
+            ));
+        }
+        Ok(())
+    }
+
+    fn epilogue(&self, node: &Node, expr: &crate::ewexpr::EwExpr, extras: &[String]) -> Result<Epilogue> {
+        let expr = lower_expr(expr).ok_or_else(|| Self::unsupported(node, "cannot evaluate this epilogue expression"))?;
+        Ok(Epilogue {
+            expr,
+            extras: extras.iter().map(|i| broadcast_view(&self.value(i), &node.ty.shape)).collect(),
+        })
+    }
+
+    fn node(&mut self, node: &Node) -> Result<()> {
+        self.check_f32(node)?;
+        let name = node.name.as_str();
+        let shape = node.ty.shape.clone();
+        // Every op has at least one input (validated graph).
+        let x0 = self.value(&node.inputs[0]);
+        let x = || x0.clone();
+        let view = match &node.op {
+            Op::Unary(UnaryOp::Identity | UnaryOp::Dropout) => x(),
+            Op::Cast { .. } => {
+                let in_ty = self.graph.type_of(&node.inputs[0]).expect("validated graph");
+                if in_ty.dtype == DType::F32 {
+                    x()
+                } else {
+                    // Integers to f32: a converting copy.
+                    let out = self.temp(name, &node.ty);
+                    self.kernels.push(Kernel::Copy {
+                        src: x(),
+                        dst: out.clone(),
+                    });
+                    out
+                }
+            }
+            Op::Reshape { .. } | Op::Flatten { .. } => {
+                let v = self.dense(x(), name);
+                reshaped(&v, &shape)
+            }
+            Op::Slice { axes, starts, steps, .. } => {
+                let mut v = x();
+                for (k, &a) in axes.iter().enumerate() {
+                    let off = (starts[k] as isize).saturating_mul(v.strides[a]);
+                    v.offset = (v.offset as isize + off) as usize;
+                    v.strides[a] = v.strides[a].saturating_mul(steps[k] as isize);
+                }
+                v.shape = shape.clone();
+                v
+            }
+            Op::Transpose { perm } => {
+                let v = permute_view(&x(), perm);
+                let in_ty = self.graph.type_of(&node.inputs[0]).expect("validated graph");
+                if crate::cost::is_unit_axes_transpose(&node.op, in_ty) {
+                    v
+                } else {
+                    let out = self.temp(name, &node.ty);
+                    self.kernels.push(Kernel::Copy { src: v, dst: out.clone() });
+                    out
+                }
+            }
+            Op::Unary(_) | Op::Binary(_) | Op::FusedElementwise { .. } => {
+                let e = match &node.op {
+                    Op::Unary(u) => crate::ewexpr::EwExpr::Unary(*u, Box::new(crate::ewexpr::EwExpr::Input(0))),
+                    Op::Binary(b) => crate::ewexpr::EwExpr::Binary(
+                        *b,
+                        Box::new(crate::ewexpr::EwExpr::Input(0)),
+                        Box::new(crate::ewexpr::EwExpr::Input(1)),
+                    ),
+                    Op::FusedElementwise { expr } => expr.clone(),
+                    _ => unreachable!("matched above"),
+                };
+                let expr = lower_expr(&e).ok_or_else(|| Self::unsupported(node, "cannot evaluate this expression"))?;
+                let inputs = self.broadcast_inputs(node, &shape);
+                let out = self.temp(name, &node.ty);
+                self.kernels.push(Kernel::Elementwise {
+                    expr,
+                    inputs,
+                    out: out.clone(),
+                });
+                out
+            }
+            Op::MatMul | Op::FusedMatMul { .. } => self.gemm(node)?,
+            Op::Conv(p) | Op::FusedConv { params: p, .. } => {
+                let out = self.temp(name, &node.ty);
+                let (bias, epilogue) = match &node.op {
+                    Op::Conv(_) => (node.inputs.get(2).map(|b| self.value(b)), None),
+                    Op::FusedConv { epilogue, .. } => (None, Some(self.epilogue(node, epilogue, &node.inputs[2..])?)),
+                    _ => unreachable!("matched above"),
+                };
+                self.kernels.push(Kernel::Conv {
+                    x: x(),
+                    w: self.value(&node.inputs[1]),
+                    bias,
+                    out: out.clone(),
+                    geometry: ConvGeometry {
+                        strides: p.strides,
+                        pads: p.pads,
+                        dilations: p.dilations,
+                        group: p.group,
+                        nhwc: p.layout == Layout::Nhwc,
+                    },
+                    epilogue,
+                });
+                out
+            }
+            Op::Pool(kind, p) => {
+                let out = self.temp(name, &node.ty);
+                self.kernels.push(Kernel::Pool {
+                    kind: pool_kind(*kind),
+                    kernel: p.kernel,
+                    strides: p.strides,
+                    pads: p.pads,
+                    nhwc: p.layout == Layout::Nhwc,
+                    x: x(),
+                    out: out.clone(),
+                });
+                out
+            }
+            Op::GlobalPool(kind) => {
+                let out = self.temp(name, &node.ty);
+                let kind = if *kind == PoolKind::Max {
+                    eqopt_kir::ReduceKind::Max
+                } else {
+                    eqopt_kir::ReduceKind::Mean
+                };
+                self.kernels.push(Kernel::Reduce {
+                    kind,
+                    axes: vec![2, 3],
+                    x: x(),
+                    out: out.clone(),
+                });
+                out
+            }
+            Op::Reduce { kind, axes, keepdims } => {
+                let in_ty = self.graph.type_of(&node.inputs[0]).expect("validated graph").clone();
+                let mut kept = in_ty.shape.clone();
+                for &a in axes {
+                    kept[a] = 1;
+                }
+                let kept_ty = TensorType::new(kept, DType::F32);
+                let out = self.temp(name, &kept_ty);
+                let kind = match kind {
+                    ReduceKind::Sum => eqopt_kir::ReduceKind::Sum,
+                    ReduceKind::Mean => eqopt_kir::ReduceKind::Mean,
+                    ReduceKind::Max => eqopt_kir::ReduceKind::Max,
+                };
+                let mut axes = axes.clone();
+                axes.sort_unstable();
+                self.kernels.push(Kernel::Reduce {
+                    kind,
+                    axes,
+                    x: x(),
+                    out: out.clone(),
+                });
+                if *keepdims { out } else { reshaped(&out, &shape) }
+            }
+            Op::BatchNorm { epsilon } => {
+                // (x − mean) / sqrt(var + ε) · scale + bias, per channel (axis 1).
+                let c = shape[1];
+                let mut per_channel = vec![1usize; shape.len() - 1];
+                per_channel[0] = c;
+                let mut inputs = vec![x()];
+                for i in &node.inputs[1..] {
+                    inputs.push(broadcast_view(&reshaped(&self.value(i), &per_channel), &shape));
+                }
+                use crate::ewexpr::EwExpr as E;
+                let inp = |k| Box::new(E::Input(k));
+                let norm = E::Binary(
+                    BinaryOp::Div,
+                    Box::new(E::Binary(BinaryOp::Sub, inp(0), inp(3))),
+                    Box::new(E::Unary(
+                        UnaryOp::Sqrt,
+                        Box::new(E::Binary(BinaryOp::Add, inp(4), Box::new(E::Lit(*epsilon)))),
+                    )),
+                );
+                let e = E::Binary(BinaryOp::Add, Box::new(E::Binary(BinaryOp::Mul, Box::new(norm), inp(1))), inp(2));
+                let expr = lower_expr(&e).expect("batch norm uses supported ops");
+                let out = self.temp(name, &node.ty);
+                self.kernels.push(Kernel::Elementwise {
+                    expr,
+                    inputs,
+                    out: out.clone(),
+                });
+                out
+            }
+            Op::Concat { axis } => {
+                let out = self.temp(name, &node.ty);
+                let mut start = 0usize;
+                for i in &node.inputs {
+                    let src = self.value(i);
+                    let mut dst = out.clone();
+                    dst.offset += start * out.strides[*axis] as usize;
+                    dst.shape[*axis] = src.shape[*axis];
+                    start += src.shape[*axis];
+                    if src.numel() > 0 {
+                        self.kernels.push(Kernel::Copy { src, dst });
+                    }
+                }
+                out
+            }
+            Op::Gather { axis } => {
+                let out = self.temp(name, &node.ty);
+                self.kernels.push(Kernel::Gather {
+                    data: x(),
+                    indices: self.value(&node.inputs[1]),
+                    axis: *axis,
+                    out: out.clone(),
+                });
+                out
+            }
+            Op::Softmax { axis } => {
+                let last = shape.len() - 1;
+                if *axis == last {
+                    let out = self.temp(name, &node.ty);
+                    self.kernels.push(Kernel::Softmax { x: x(), out: out.clone() });
+                    out
+                } else {
+                    // Softmax along another axis: over a view with that axis moved last.
+                    let mut perm: Vec<usize> = (0..shape.len()).filter(|&a| a != *axis).collect();
+                    perm.push(*axis);
+                    let moved = permute_view(&x(), &perm);
+                    let moved_ty = TensorType::new(moved.shape.clone(), DType::F32);
+                    let tmp = self.temp(&format!("{name}/axis_last"), &moved_ty);
+                    self.kernels.push(Kernel::Softmax {
+                        x: moved,
+                        out: tmp.clone(),
+                    });
+                    let mut inverse = vec![0; perm.len()];
+                    for (i, &p) in perm.iter().enumerate() {
+                        inverse[p] = i;
+                    }
+                    let out = self.temp(name, &node.ty);
+                    self.kernels.push(Kernel::Copy {
+                        src: permute_view(&tmp, &inverse),
+                        dst: out.clone(),
+                    });
+                    out
+                }
+            }
+            Op::LayerNorm { axis, epsilon } => {
+                let norm_shape = &shape[*axis..];
+                let out = self.temp(name, &node.ty);
+                let scale = broadcast_view(&self.value(&node.inputs[1]), norm_shape);
+                let bias = broadcast_view(&self.value(&node.inputs[2]), norm_shape);
+                self.kernels.push(Kernel::LayerNorm {
+                    x: x(),
+                    scale,
+                    bias,
+                    axis: *axis,
+                    epsilon: *epsilon as f32,
+                    out: out.clone(),
+                });
+                out
+            }
+            Op::FusedAttention { divide, layout } => self.attention(node, *divide, *layout)?,
+        };
+        self.values.insert(name.to_string(), view);
+        Ok(())
+    }
+
+    fn gemm(&mut self, node: &Node) -> Result<View> {
+        let (mut a, mut b) = (self.value(&node.inputs[0]), self.value(&node.inputs[1]));
+        // A vector operand becomes a one-row (a) or one-column (b) matrix; the
+        // output then gains that unit dim for the kernel.
+        let mut out_shape = node.ty.shape.clone();
+        if a.shape.len() == 1 {
+            a.shape.insert(0, 1);
+            a.strides.insert(0, 0);
+            out_shape.insert(out_shape.len() - usize::from(b.shape.len() != 1), 1);
+        }
+        if b.shape.len() == 1 {
+            b.shape.push(1);
+            b.strides.push(0);
+            out_shape.push(1);
+        }
+        let r = out_shape.len();
+        let batch = &out_shape[..r - 2];
+        let batched = |v: &View| {
+            let mut full = batch.to_vec();
+            full.extend(&v.shape[v.shape.len() - 2..]);
+            broadcast_view(v, &full)
+        };
+        let (a, b) = (batched(&a), batched(&b));
+        let buf = self.temp(&node.name, &node.ty);
+        let out = reshaped(&buf, &out_shape);
+        let epilogue = match &node.op {
+            Op::FusedMatMul { epilogue } => {
+                let mut e = self.epilogue(node, epilogue, &node.inputs[2..])?;
+                for v in &mut e.extras {
+                    *v = broadcast_view(&reshaped_strides(v, &node.ty.shape, &out_shape), &out_shape);
+                }
+                Some(e)
+            }
+            _ => None,
+        };
+        self.kernels.push(Kernel::Gemm { a, b, out, epilogue });
+        Ok(buf)
+    }
+
+    fn attention(&mut self, node: &Node, divide: bool, layout: AttentionLayout) -> Result<View> {
+        let (q, k, v) = (
+            self.value(&node.inputs[0]),
+            self.value(&node.inputs[1]),
+            self.value(&node.inputs[2]),
+        );
+        let scale = self.value(&node.inputs[3]);
+        let buf = self.temp(&node.name, &node.ty);
+        let (q, kt, v, out) = match layout {
+            AttentionLayout::Bhsd => (q, k, v, buf.clone()),
+            AttentionLayout::Bshd => (
+                permute_view(&q, &SWAP_HEADS),
+                permute_view(&k, &KEYS_TO_KT),
+                permute_view(&v, &SWAP_HEADS),
+                permute_view(&buf, &SWAP_HEADS),
+            ),
+        };
+        let r = out.shape.len();
+        let batch = out.shape[..r - 2].to_vec();
+        let with_batch = |x: &View| {
+            let mut full = batch.clone();
+            full.extend(&x.shape[x.shape.len() - 2..]);
+            broadcast_view(x, &full)
+        };
+        let (q, kt, v) = (with_batch(&q), with_batch(&kt), with_batch(&v));
+        let mut scores = batch.clone();
+        scores.extend([q.shape[r - 2], kt.shape[r - 1]]);
+        let mask = node.inputs.get(4).map(|m| broadcast_view(&self.value(m), &scores));
+        self.kernels.push(Kernel::Attention {
+            q,
+            kt,
+            v,
+            out,
+            mask,
+            scale,
+            divide,
+        });
+        Ok(buf)
+    }
+}
+
+/// An epilogue operand broadcast to the node's shape, re-expressed for the
+/// kernel's output shape when a vector operand added a unit dim.
+fn reshaped_strides(v: &View, node_shape: &[usize], out_shape: &[usize]) -> View {
+    if node_shape == out_shape {
+        return v.clone();
+    }
+    let b = broadcast_view(v, node_shape);
+    let mut shape = Vec::with_capacity(out_shape.len());
+    let mut strides = Vec::with_capacity(out_shape.len());
+    let mut i = 0;
+    for &d in out_shape {
+        if i < b.shape.len() && b.shape[i] == d {
+            shape.push(d);
+            strides.push(b.strides[i]);
+            i += 1;
+        } else {
+            shape.push(d);
+            strides.push(0);
+        }
+    }
+    View {
+        buffer: v.buffer,
+        offset: v.offset,
+        shape,
+        strides,
+    }
+}
+
+fn pool_kind(k: PoolKind) -> eqopt_kir::PoolKind {
+    match k {
+        PoolKind::Max => eqopt_kir::PoolKind::Max,
+        PoolKind::AvgExcludePad => eqopt_kir::PoolKind::AvgExcludePad,
+        PoolKind::AvgIncludePad => eqopt_kir::PoolKind::AvgIncludePad,
+    }
+}
+
+/// Lowers `graph` (any valid graph of f32 tensors) to a kernel program.
+///
+/// Errors: [`Error::Unsupported`] naming the first node whose op or dtype the CPU
+/// backend does not run; [`Error::Program`] if the result breaks a program
+/// contract (a bug).
+pub fn lower(graph: &Graph) -> Result<Program> {
+    let mut l = Lowering {
+        graph,
+        buffers: Vec::new(),
+        kernels: Vec::new(),
+        values: BTreeMap::new(),
+    };
+    let mut inputs = Vec::new();
+    for i in &graph.inputs {
+        let elem = match i.ty.dtype {
+            DType::F32 => ElemType::F32,
+            DType::I64 | DType::I32 => ElemType::I64,
+            other => {
+                return Err(Error::Unsupported {
+                    node: i.name.clone(),
+                    op: "input".into(),
+                    problem: format!("runs f32 tensors (and integer indices), this input is {}", other.name()),
+                });
+            }
+        };
+        let id = l.add_buffer(&i.name, elem, i.ty.numel(), Some(BufferKind::Input));
+        l.values.insert(i.name.clone(), View::dense(id, &i.ty.shape));
+        inputs.push((id, i.ty.shape.clone()));
+    }
+    for c in &graph.constants {
+        let t = c.init.materialize(&c.ty);
+        let (elem, data) = match c.ty.dtype {
+            DType::F32 | DType::F16 | DType::BF16 => (
+                ElemType::F32,
+                ConstData::F32(Arc::new(t.to_f64().into_iter().map(|v| v as f32).collect())),
+            ),
+            DType::I64 | DType::I32 => (
+                ElemType::I64,
+                ConstData::I64(Arc::new(t.to_f64().into_iter().map(|v| v as i64).collect())),
+            ),
+            other => {
+                return Err(Error::Unsupported {
+                    node: c.name.clone(),
+                    op: "constant".into(),
+                    problem: format!("runs f32 tensors (and integer indices), this constant is {}", other.name()),
+                });
+            }
+        };
+        let id = l.add_buffer(&c.name, elem, c.ty.numel(), Some(BufferKind::Constant(data)));
+        l.values.insert(c.name.clone(), View::dense(id, &c.ty.shape));
+    }
+    for n in &graph.nodes {
+        l.node(n)?;
+    }
+    let mut outputs = Vec::new();
+    let mut claimed: BTreeMap<BufferId, ()> = BTreeMap::new();
+    for o in &graph.outputs {
+        let v = l.value(o);
+        let ty = graph.type_of(o).expect("validated graph").clone();
+        let buf = &l.buffers[v.buffer];
+        // The producer writes the output buffer directly when the value is the whole
+        // of a dense intermediate that no other output claimed.
+        let whole = v.offset == 0 && v.is_dense() && buf.len == v.numel() && buf.kind.is_none();
+        if whole && claimed.insert(v.buffer, ()).is_none() {
+            l.buffers[v.buffer].kind = Some(BufferKind::Output);
+            l.buffers[v.buffer].name = o.clone();
+            outputs.push((v.buffer, ty.shape.clone()));
+        } else {
+            let id = l.add_buffer(o, ElemType::F32, ty.numel(), Some(BufferKind::Output));
+            let dst = View::dense(id, &ty.shape);
+            l.kernels.push(Kernel::Copy { src: v, dst });
+            outputs.push((id, ty.shape.clone()));
+        }
+    }
+    let program = Program {
+        name: graph.name.clone(),
+        buffers: l.buffers,
+        kernels: l.kernels,
+        inputs,
+        outputs,
+    };
+    program.validate()?;
+    Ok(program)
+}
