@@ -10,6 +10,8 @@ use crate::rules::RuleSet;
 use crate::saturate::Limits;
 use crate::tensor_io;
 use clap::{Args, Parser, Subcommand};
+
+mod backend;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -51,15 +53,27 @@ enum Command {
     Extract(ExtractArgs),
     /// Evaluate a graph on given or random inputs and summarize (or save) its outputs.
     ///
-    /// The graph is evaluated with the reference interpreter (eqopt::eval), the
-    /// ground truth that optimized graphs are tested against (simple, not fast).
-    /// Inputs come from .npy files (--input), a safetensors or .npz file keyed by
+    /// The graph runs on the CPU backend (SIMD kernels, one thread pool sized by
+    /// --threads); --reference evaluates it with the reference interpreter
+    /// (eqopt::eval) instead, the ground truth that optimized graphs are tested
+    /// against (simple, not fast, and the only one for non-f32 graphs). Inputs come from .npy files (--input), a safetensors or .npz file keyed by
     /// input name (--inputs) and, for any input still missing, seeded random values
     /// (--random-inputs). A summary line per output (dtype, shape, min, max and
     /// mean of the finite values, NaN/inf counts) is always printed.
     ///
     /// Example: eqopt run examples/mlp.json --random-inputs 1 -o /tmp/mlp-outputs.npz
     Run(RunArgs),
+    /// Lower a model to the CPU backend's kernel program and plan its memory.
+    ///
+    /// Prints the kernel count and the memory plan (bytes without reuse, arena,
+    /// lower bound); -o DIR writes the readable program (program.txt) and memory.json.
+    ///
+    /// Example: eqopt compile examples/bert_layer.json --optimize -o /tmp/bert-cpu
+    Compile(backend::CompileArgs),
+    /// Time a model on the CPU backend: median, min and max latency after warm-up.
+    ///
+    /// Example: eqopt bench model.onnx --optimize --threads 2 --runs 20
+    Bench(backend::BenchArgs),
     /// Inspect rule files.
     Rules {
         #[command(subcommand)]
@@ -221,6 +235,12 @@ struct RunArgs {
     /// has no bf16). Files are written atomically.
     #[arg(short, long, value_name = "OUT.npz|DIR")]
     output: Option<PathBuf>,
+    /// Evaluate with the reference interpreter instead of the CPU backend.
+    #[arg(long)]
+    reference: bool,
+    /// Threads of the CPU backend's pool (default: all cores).
+    #[arg(long, conflicts_with = "reference")]
+    threads: Option<usize>,
 }
 
 fn parse_input_arg(s: &str) -> std::result::Result<(String, PathBuf), String> {
@@ -419,15 +439,28 @@ fn run_graph(a: &RunArgs, out: &mut dyn Write) -> Result<()> {
         }
     }
     let w = |out: &mut dyn Write, s: String| out.write_all(s.as_bytes()).map_err(|e| Error::io("<stdout>", e));
-    w(out, format!("{}: evaluated with the reference interpreter\n", a.graph.display()))?;
+    // Compiled before anything is printed, so a graph the backend cannot run fails cleanly.
+    let cpu = if a.reference {
+        None
+    } else {
+        Some((crate::backend::CpuModel::compile(&graph)?, backend::pool(a.threads)?))
+    };
+    let engine = match &cpu {
+        None => "the reference interpreter".to_string(),
+        Some((_, pool)) => format!("the cpu backend ({} threads)", pool.current_num_threads()),
+    };
+    w(out, format!("{}: evaluated with {engine}\n", a.graph.display()))?;
     for i in &graph.inputs {
         w(out, format!("input {} {}: {}\n", i.name, i.ty, given[&i.name].source))?;
     }
     let inputs: BTreeMap<String, Tensor> = given.into_iter().map(|(k, g)| (k, g.tensor)).collect();
-    let results = crate::eval::run(&graph, &inputs).map_err(|source| Error::Eval {
-        graph: a.graph.clone(),
-        source: Box::new(source),
-    })?;
+    let results = match &cpu {
+        None => crate::eval::run(&graph, &inputs).map_err(|source| Error::Eval {
+            graph: a.graph.clone(),
+            source: Box::new(source),
+        })?,
+        Some((model, pool)) => pool.install(|| model.run(&inputs))?,
+    };
     let mut outputs: Vec<(&str, &Tensor)> = Vec::new();
     for name in &graph.outputs {
         if outputs.iter().all(|(n, _)| n != name) {
@@ -551,6 +584,8 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
         Command::Optimize(a) => run_optimize(a, out),
         Command::Extract(a) => run_extract(a, out),
         Command::Run(a) => run_graph(a, out),
+        Command::Compile(a) => backend::run_compile(a, out),
+        Command::Bench(a) => backend::run_bench(a, out),
         Command::Import(a) => run_convert(a, false, out),
         Command::Export(a) => run_convert(a, true, out),
         Command::Rules {

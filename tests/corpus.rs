@@ -93,6 +93,9 @@ fn no_stale_snapshots() {
         expected.insert(format!("onnx_fail__{}.snap", stem(&p)));
     }
     expected.insert("rules__inventory.snap".into());
+    for p in common::CPU_PROGRAM_GRAPHS {
+        expected.insert(format!("cpu_program__{}.snap", stem(std::path::Path::new(p))));
+    }
     let dir = root().join("snapshots");
     let found: BTreeSet<String> = std::fs::read_dir(&dir)
         .unwrap()

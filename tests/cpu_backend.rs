@@ -64,3 +64,47 @@ fn test_graphs_and_examples_run_like_the_reference() {
     }
     assert!(checked >= 20, "only {checked} graphs checked");
 }
+
+#[test]
+fn compile_bench_and_run_commands() {
+    use common::bin::{eqopt, fails, ok};
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("mlp-cpu");
+    let text = ok(&eqopt(&["compile", "examples/mlp.json", "--optimize", "-o", out.to_str().unwrap()]));
+    assert!(text.contains("kernels") && text.contains("arena"), "{text}");
+    let program = std::fs::read_to_string(out.join("program.txt")).unwrap();
+    assert!(program.starts_with("program ") && program.contains(" gemm "), "{program}");
+    let memory: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("memory.json")).unwrap()).unwrap();
+    let bytes = |k: &str| memory[k].as_u64().unwrap();
+    assert!(bytes("lower_bound_bytes") <= bytes("arena_bytes") && bytes("arena_bytes") <= bytes("no_reuse_bytes"));
+
+    let text = ok(&eqopt(&[
+        "bench",
+        "examples/mlp.json",
+        "--threads",
+        "1",
+        "--runs",
+        "3",
+        "--warmup",
+        "1",
+    ]));
+    assert!(
+        text.contains("1 threads, 3 runs after 1 warm-up") && text.contains("latency: median"),
+        "{text}"
+    );
+    let e = fails(&eqopt(&["bench", "examples/mlp.json", "--runs", "0"]));
+    assert!(e.contains("--runs") && e.contains("at least 1"), "{e}");
+
+    // A graph of f64 tensors is refused by the backend with a pointer to --reference.
+    let g = dir.path().join("f64.json");
+    std::fs::write(
+        &g,
+        r#"{"format": "eqopt-graph", "version": 1, "name": "f64",
+            "inputs": [{"name": "x", "shape": [3], "dtype": "f64"}], "outputs": ["y"],
+            "nodes": [{"name": "y", "op": "Relu", "inputs": ["x"]}]}"#,
+    )
+    .unwrap();
+    let e = fails(&eqopt(&["run", g.to_str().unwrap(), "--random-inputs", "1"]));
+    assert!(e.contains("\"x\" (input)") && e.contains("f64") && e.contains("--reference"), "{e}");
+    ok(&eqopt(&["run", g.to_str().unwrap(), "--random-inputs", "1", "--reference"]));
+}

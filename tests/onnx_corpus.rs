@@ -2,7 +2,8 @@
 //! `onnx` wheel's model zoo with seeded weights, and MiniLM-L6 with its trained
 //! weights). For each model: import, run the reference interpreter against ONNX
 //! Runtime's outputs, optimize for `cpu` and `h100`, check each optimized graph on
-//! the same inputs, export the optimized graph and have ONNX Runtime run it.
+//! the same inputs with the reference interpreter and with the CPU backend, export
+//! the optimized graph and have ONNX Runtime run it.
 //!
 //! The corpus lives in `corpus/` (git-ignored; `EQOPT_CORPUS` points elsewhere).
 //! `EQOPT_CORPUS_MODELS=a,b` picks models. Without a corpus the test says so and
@@ -54,6 +55,25 @@ fn worst_error(
     expected: &BTreeMap<String, eqopt::graph::tensor::Tensor>,
 ) -> f64 {
     let got = eqopt::eval::run(graph, inputs).unwrap_or_else(|e| panic!("{}: {e}", graph.name));
+    worst_of(graph, &got, expected)
+}
+
+/// The same, with the graph run by the CPU backend (lowered, planned, SIMD kernels).
+fn worst_error_cpu_backend(
+    graph: &Graph,
+    inputs: &BTreeMap<String, eqopt::graph::tensor::Tensor>,
+    expected: &BTreeMap<String, eqopt::graph::tensor::Tensor>,
+) -> f64 {
+    let model = eqopt::backend::CpuModel::compile(graph).unwrap_or_else(|e| panic!("{}: cpu backend: {e}", graph.name));
+    let got = model.run(inputs).unwrap_or_else(|e| panic!("{}: cpu backend: {e}", graph.name));
+    worst_of(graph, &got, expected)
+}
+
+fn worst_of(
+    graph: &Graph,
+    got: &BTreeMap<String, eqopt::graph::tensor::Tensor>,
+    expected: &BTreeMap<String, eqopt::graph::tensor::Tensor>,
+) -> f64 {
     let mut worst: f64 = 0.0;
     for (name, want) in expected {
         assert_eq!(got[name].ty, want.ty, "{}: output {name} type", graph.name);
@@ -181,6 +201,13 @@ fn corpus_models_import_run_optimize_and_export() {
                 report.after.kernels
             ));
             assert_rewrites_found(&m, target, &opt);
+            // The optimized graph on the CPU backend (NHWC convolutions and all on h100).
+            let e = worst_error_cpu_backend(&opt, &inputs, &expected);
+            assert!(
+                e < TOLERANCE,
+                "{m}: optimized for {target}, on the cpu backend, differs from ONNX Runtime by {e:.3e}"
+            );
+            errors.push(format!("{e:.1e}"));
             if target == "cpu" {
                 let case = tmp.path().join(&m);
                 std::fs::create_dir_all(&case).unwrap();
@@ -208,7 +235,7 @@ fn corpus_models_import_run_optimize_and_export() {
         }
     }
     eprintln!(
-        "| model | nodes | params (M) | GFLOP | cpu: estimated latency before → after | h100: estimated latency before → after | error vs ORT (run / cpu / h100) | test time |"
+        "| model | nodes | params (M) | GFLOP | cpu: estimated latency before → after | h100: estimated latency before → after | error vs ORT (run / cpu, cpu on backend / h100, h100 on backend) | test time |"
     );
     eprintln!("|---|---|---|---|---|---|---|---|");
     eprintln!("{}", rows.join("\n"));

@@ -1,6 +1,7 @@
 //! End-to-end tests of `eqopt run`: every example runs, outputs are deterministic,
 //! inputs and outputs round-trip through .npy / .npz / safetensors and match the
-//! reference interpreter called in-process, and bad inputs fail with clear messages.
+//! reference interpreter called in-process (`--reference`), the CPU backend runs every
+//! example, and bad inputs fail with clear messages.
 
 mod common;
 
@@ -74,12 +75,16 @@ fn every_example_runs_with_random_inputs() {
         }
         n += 1;
         let graph = json::load(&p).unwrap();
-        let out = ok(&eqopt(&["run", s(&p), "--random-inputs", "1"]));
-        assert!(out.contains("reference interpreter"), "{out}");
-        for i in &graph.inputs {
-            assert!(out.contains(&format!("input {} {}: random (seed 1)", i.name, i.ty)), "{out}");
+        let reference = ok(&eqopt(&["run", s(&p), "--random-inputs", "1", "--reference"]));
+        assert!(reference.contains("reference interpreter"), "{reference}");
+        let backend = ok(&eqopt(&["run", s(&p), "--random-inputs", "1", "--threads", "2"]));
+        assert!(backend.contains("cpu backend (2 threads)"), "{backend}");
+        for out in [&reference, &backend] {
+            for i in &graph.inputs {
+                assert!(out.contains(&format!("input {} {}: random (seed 1)", i.name, i.ty)), "{out}");
+            }
+            assert_summary(out, &graph);
         }
-        assert_summary(&out, &graph);
     }
     assert!(n >= 5, "found {n} examples");
 }
@@ -88,7 +93,7 @@ fn every_example_runs_with_random_inputs() {
 fn same_seed_gives_identical_files_and_another_seed_differs() {
     let dir = tempfile::tempdir().unwrap();
     let g = root("examples/mlp.json");
-    let run_to = |seed: &str, out: &Path| ok(&eqopt(&["run", s(&g), "--random-inputs", seed, "-o", s(out)]));
+    let run_to = |seed: &str, out: &Path| ok(&eqopt(&["run", s(&g), "--reference", "--random-inputs", seed, "-o", s(out)]));
     let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
     let out_a = run_to("1", &a);
     let out_b = run_to("1", &b);
@@ -114,7 +119,7 @@ fn npy_inputs_round_trip_to_the_in_process_interpreter() {
     let gpath = multi_graph(dir.path());
     let graph = json::load(&gpath).unwrap();
     let inputs = random_inputs(&graph, 5);
-    let mut args: Vec<String> = vec!["run".into(), s(&gpath).into()];
+    let mut args: Vec<String> = vec!["run".into(), s(&gpath).into(), "--reference".into()];
     for (name, t) in &inputs {
         let p = dir.path().join(format!("in_{name}.npy"));
         write_npy(&p, t).unwrap();
@@ -158,7 +163,7 @@ fn npz_output_holds_every_output_and_summary_counts_non_finite() {
     let gpath = multi_graph(dir.path());
     let graph = json::load(&gpath).unwrap();
     let npz = dir.path().join("out.npz");
-    let out = ok(&eqopt(&["run", s(&gpath), "--random-inputs", "3", "-o", s(&npz)]));
+    let out = ok(&eqopt(&["run", s(&gpath), "--reference", "--random-inputs", "3", "-o", s(&npz)]));
     assert!(out.contains(&format!("wrote {}", npz.display())), "{out}");
     let back = read_npz(&npz).unwrap();
     let mut names: Vec<&String> = back.keys().collect();
@@ -189,7 +194,7 @@ fn inputs_from_safetensors_and_npz_files() {
     let pairs: Vec<(&str, &Tensor)> = inputs.iter().map(|(k, v)| (k.as_str(), v)).collect();
     write_npz(&npz_in, &pairs).unwrap();
     let out1 = dir.path().join("o1.npz");
-    ok(&eqopt(&["run", s(&gpath), "--inputs", s(&npz_in), "-o", s(&out1)]));
+    ok(&eqopt(&["run", s(&gpath), "--reference", "--inputs", s(&npz_in), "-o", s(&out1)]));
     assert_eq!(read_npz(&out1).unwrap()["emb"], want["emb"]);
 
     let st_in = dir.path().join("in.safetensors");
@@ -210,7 +215,7 @@ fn inputs_from_safetensors_and_npz_files() {
         .collect();
     std::fs::write(&st_in, safetensors::serialize(views, None).unwrap()).unwrap();
     let out2 = dir.path().join("o2.npz");
-    ok(&eqopt(&["run", s(&gpath), "--inputs", s(&st_in), "-o", s(&out2)]));
+    ok(&eqopt(&["run", s(&gpath), "--reference", "--inputs", s(&st_in), "-o", s(&out2)]));
     assert_eq!(std::fs::read(&out1).unwrap(), std::fs::read(&out2).unwrap());
 
     // --input together with --inputs for the same name is refused.
@@ -241,6 +246,7 @@ fn a_partial_set_of_inputs_is_completed_by_the_seed() {
     let out = ok(&eqopt(&[
         "run",
         s(&gpath),
+        "--reference",
         "--input",
         &format!("x={}", xp.display()),
         "--random-inputs",

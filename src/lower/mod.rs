@@ -59,6 +59,7 @@ fn permute_view(view: &View, perm: &[usize]) -> View {
     }
 }
 
+/// A dense `view` seen with another shape of the same size.
 fn reshaped(view: &View, shape: &[usize]) -> View {
     View {
         buffer: view.buffer,
@@ -66,6 +67,58 @@ fn reshaped(view: &View, shape: &[usize]) -> View {
         shape: shape.to_vec(),
         strides: dense_strides(shape),
     }
+}
+
+/// `view` (possibly strided) seen with `shape`, without copying, when its elements'
+/// row-major order can be addressed by strides of the new shape (NumPy's
+/// `attempt_nocopy_reshape`): each run of new dims must split one run of old dims
+/// that is contiguous in memory. `None` when a copy is needed.
+fn reshape_strided(view: &View, shape: &[usize]) -> Option<View> {
+    let old: Vec<(usize, isize)> = view
+        .shape
+        .iter()
+        .zip(&view.strides)
+        .filter(|(d, _)| **d != 1)
+        .map(|(&d, &s)| (d, s))
+        .collect();
+    let mut strides = vec![0isize; shape.len()];
+    let (mut oi, mut ni) = (0usize, 0usize);
+    while ni < shape.len() {
+        if shape[ni] == 1 {
+            ni += 1;
+            continue;
+        }
+        // Take the smallest runs old[oi..oj] and new[ni..nj] of equal size.
+        let (mut oj, mut nj) = (oi + 1, ni + 1);
+        let (mut op, mut np) = (old.get(oi)?.0, shape[ni]);
+        while op != np {
+            if op < np {
+                op *= old.get(oj)?.0;
+                oj += 1;
+            } else {
+                np *= *shape.get(nj)?;
+                nj += 1;
+            }
+        }
+        // The old run must be contiguous: stride[k] = stride[k+1]·dim[k+1].
+        if (oi..oj - 1).any(|k| old[k].1 != old[k + 1].1 * old[k + 1].0 as isize) {
+            return None;
+        }
+        // The new dims get strides from the run's innermost stride outwards.
+        let mut acc = old[oj - 1].1;
+        for k in (ni..nj).rev() {
+            strides[k] = acc;
+            acc *= shape[k] as isize;
+        }
+        oi = oj;
+        ni = nj;
+    }
+    (oi == old.len()).then(|| View {
+        buffer: view.buffer,
+        offset: view.offset,
+        shape: shape.to_vec(),
+        strides,
+    })
 }
 
 impl<'g> Lowering<'g> {
@@ -172,10 +225,13 @@ impl<'g> Lowering<'g> {
                     out
                 }
             }
-            Op::Reshape { .. } | Op::Flatten { .. } => {
-                let v = self.dense(x(), name);
-                reshaped(&v, &shape)
-            }
+            Op::Reshape { .. } | Op::Flatten { .. } => match reshape_strided(&x(), &shape) {
+                Some(v) => v,
+                None => {
+                    let v = self.dense(x(), name);
+                    reshaped(&v, &shape)
+                }
+            },
             Op::Slice { axes, starts, steps, .. } => {
                 let mut v = x();
                 for (k, &a) in axes.iter().enumerate() {
@@ -596,4 +652,39 @@ pub fn lower(graph: &Graph) -> Result<Program> {
     };
     program.validate()?;
     Ok(program)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(shape: &[usize], strides: &[isize]) -> View {
+        View {
+            buffer: 0,
+            offset: 3,
+            shape: shape.to_vec(),
+            strides: strides.to_vec(),
+        }
+    }
+
+    #[test]
+    fn strided_reshapes_without_copies_where_numpy_can() {
+        // A column slice [128, 384] of a [128, 1152] matrix split into heads.
+        let v = reshape_strided(&view(&[128, 384], &[1152, 1]), &[1, 128, 12, 32]).unwrap();
+        assert_eq!(v.strides, vec![0, 1152, 32, 1]);
+        assert_eq!(v.offset, 3);
+        // Heads merged back: [1, 128, 12, 32] dense -> [1, 128, 384].
+        let v = reshape_strided(&view(&[1, 128, 12, 32], &[49152, 384, 32, 1]), &[1, 128, 384]).unwrap();
+        assert_eq!(v.strides[1..], [384, 1]);
+        // A transposed matrix cannot be flattened without a copy.
+        assert!(reshape_strided(&view(&[4, 6], &[1, 4]), &[24]).is_none());
+        // ...but its unit-dim reshapes can.
+        let v = reshape_strided(&view(&[4, 6], &[1, 4]), &[4, 1, 6]).unwrap();
+        assert_eq!((v.strides[0], v.strides[2]), (1, 4));
+        // Dense views keep dense strides.
+        assert_eq!(
+            reshape_strided(&view(&[2, 3, 4], &[12, 4, 1]), &[6, 4]).unwrap().strides,
+            vec![4, 1]
+        );
+    }
 }

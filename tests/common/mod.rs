@@ -13,6 +13,17 @@ use eqopt::graph::{Constant, Input, Node};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// Graphs whose lowered CPU programs are snapshotted (`tests/cpu_program.rs`,
+/// `snapshots/cpu_program__<stem>.snap`).
+pub const CPU_PROGRAM_GRAPHS: &[&str] = &[
+    "tests/graphs/fusion_gemm_bias_relu.json",
+    "tests/graphs/fusion_layernorm_decomposed.json",
+    "tests/graphs/layout_attention_heads.json",
+    "tests/graphs/layout_nhwc_cnn.json",
+    "examples/inception_block.json",
+    "examples/mlp.json",
+];
+
 /// The repository root.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
