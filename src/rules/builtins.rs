@@ -50,6 +50,11 @@ pub const BUILTIN_APPLIERS: &[BuiltinSpec] = &[
         doc: "(@fold-batchnorm ?eps ?params ?x ?w [?bias] ?scale ?shift ?mean ?var): a conv with the batch norm folded into constant weights and bias",
     },
     BuiltinSpec {
+        name: "grouped-convs",
+        arities: &[5, 7],
+        doc: "(@grouped-convs ?p ?x1 ?w1 [?b1] ?x2 ?w2 [?b2]): two one-group convolutions of same-shaped inputs, concatenated along channels, as one two-group convolution over the concatenated inputs with the constant weights (and biases) stacked",
+    },
+    BuiltinSpec {
         name: "batchnorm-affine",
         arities: &[6],
         doc: "(@batchnorm-affine ?eps ?x ?scale ?shift ?mean ?var): the batch norm as x·k + t with constants k and t computed at compile time",
@@ -179,6 +184,7 @@ pub fn apply_builtin(name: &str, egraph: &mut TEGraph, eclass: Id, args: &[Id]) 
         "join-slices" => join_slices(egraph, args).map(|n| (eclass, n)).into_iter().collect(),
         "layernorm" => layernorm(egraph, args).map(|n| (eclass, n)).into_iter().collect(),
         "softmax" => softmax(egraph, args).map(|n| (eclass, n)).into_iter().collect(),
+        "grouped-convs" => grouped_convs(egraph, args).map(|n| (eclass, n)).into_iter().collect(),
         "batchnorm-affine" => batchnorm_affine(egraph, args).map(|n| (eclass, n)).into_iter().collect(),
         "conv-nhwc" => super::layout_builtins::conv_nhwc(egraph, args)
             .map(|n| (eclass, n))
@@ -280,6 +286,46 @@ fn batchnorm_affine(egraph: &mut TEGraph, args: &[Id]) -> Option<Id> {
         op: TOp::Binary(BinaryOp::Add),
         children: vec![scaled, t],
     }))
+}
+
+/// `(@grouped-convs ?p ?x1 ?w1 [?b1] ?x2 ?w2 [?b2])`, matched on the channel
+/// concatenation of two convolutions with equal parameters (one group) of
+/// same-shaped inputs with same-shaped constant weights: one convolution with two
+/// groups over the concatenated inputs, its weights (and biases) stacked (TASO's
+/// grouped-conv merge). The input concatenation costs a copy unless the inputs
+/// are adjacent slices of one tensor (`layout/concat-adjacent-slices`).
+fn grouped_convs(egraph: &mut TEGraph, args: &[Id]) -> Option<Id> {
+    let with_bias = args.len() == 7;
+    let (params, x1, w1, x2, w2) = if with_bias {
+        (args[0], args[1], args[2], args[4], args[5])
+    } else {
+        (args[0], args[1], args[2], args[3], args[4])
+    };
+    let mut p = conv_params(&attr_of(egraph, params)?)?;
+    let (t1, t2) = (ty_of(egraph, w1)?, ty_of(egraph, w2)?);
+    let (n1, n2) = (const_name(egraph, w1)?, const_name(egraph, w2)?);
+    if p.group != 1 || p.layout != Layout::Nchw || t1 != t2 || t1.rank() != 4 || ty_of(egraph, x1)? != ty_of(egraph, x2)? {
+        return None;
+    }
+    p.group = 2;
+    let axis = add_attr(egraph, Attr::Int(1));
+    let x = egraph.add(TNode {
+        op: TOp::Concat,
+        children: vec![axis, x1, x2],
+    });
+    let mut children = vec![add_attr(egraph, conv_attr(&p)), x, stack_axis0(egraph, &n1, &n2, &t1, &t2)?];
+    if with_bias {
+        let (b1, b2) = (args[3], args[6]);
+        let (bn1, bn2) = (const_name(egraph, b1)?, const_name(egraph, b2)?);
+        let (bt1, bt2) = (ty_of(egraph, b1)?, ty_of(egraph, b2)?);
+        if bt1 != bt2 || bt1.shape != [t1.shape[0]] {
+            return None;
+        }
+        children.push(stack_axis0(egraph, &bn1, &bn2, &bt1, &bt2)?);
+    }
+    let conv = egraph.add(TNode { op: TOp::Conv, children });
+    ty_of(egraph, conv)?;
+    Some(conv)
 }
 
 /// Folded weights and bias from `[w, (bias,) scale, shift, mean, var]`.
