@@ -5,11 +5,12 @@ Usage:
     $(scripts/pyenv.sh --peers) scripts/bench_cpu.py [--models a,b,...] [--threads 1,2]
         [--runs 20] [--eqopt target/release/eqopt] [--out docs/cpu-backend-bench.md]
 
-For every model of corpus/index.json and every thread count, alternately:
+For every model of corpus/index.json and every thread count, back to back:
 ONNX Runtime (ORT_ENABLE_ALL, intra-op threads = T, 3 warm-ups, then --runs timed
-runs) and `eqopt bench MODEL --optimize --threads T --runs N --warmup 3`. Both
-report the median; the table gives both and their ratio (eqopt / ORT: below 1 is
-faster). The machine is shared and noisy, which is why the two run back to back
+runs), `eqopt bench MODEL --optimize --threads T --runs N --warmup 3`, and the same
+without --optimize (the unoptimized graph through the same backend, so the
+optimizer's own gain shows). Each reports the median; the table gives them, the
+ratio eqopt / ORT (below 1 is faster) and unoptimized / optimized. The machine is shared and noisy, which is why the two run back to back
 and only the ratio is meant to be compared across runs. Writes a generated
 Markdown report atomically. A failing model is recorded, not fatal.
 """
@@ -60,8 +61,10 @@ def ort_feeds(model: Path) -> dict:
         return {k: z[k] for k in z.files}
 
 
-def eqopt_median(eqopt: Path, model: Path, threads: int, runs: int) -> tuple[float, int]:
-    cmd = [str(eqopt), "bench", str(model), "--optimize", "--threads", str(threads), "--runs", str(runs), "--warmup", str(WARMUP)]
+def eqopt_median(eqopt: Path, model: Path, threads: int, runs: int, optimize: bool) -> tuple[float, int]:
+    cmd = [str(eqopt), "bench", str(model), "--threads", str(threads), "--runs", str(runs), "--warmup", str(WARMUP)]
+    if optimize:
+        cmd.append("--optimize")
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise RuntimeError(out.stderr.strip() or out.stdout.strip())
@@ -96,10 +99,11 @@ def main() -> int:
             print(f"[bench_cpu] {name} {t} thread(s)", file=sys.stderr)
             try:
                 ort_ms = ort_median(model, t, a.runs, ort_feeds(model))
-                eq_ms, kernels = eqopt_median(eqopt, model, t, a.runs)
-                rows.append((name, t, kernels, eq_ms, ort_ms, None))
+                eq_ms, kernels = eqopt_median(eqopt, model, t, a.runs, True)
+                raw_ms, raw_kernels = eqopt_median(eqopt, model, t, a.runs, False)
+                rows.append((name, t, kernels, eq_ms, raw_kernels, raw_ms, ort_ms, None))
             except Exception as e:  # one model's failure is reported, not fatal
-                rows.append((name, t, None, None, None, str(e).splitlines()[-1][:200]))
+                rows.append((name, t, None, None, None, None, None, str(e).splitlines()[-1][:200]))
     import onnxruntime as ort
 
     load = os.getloadavg()
@@ -113,14 +117,16 @@ def main() -> int:
         f"Tools: onnxruntime {ort.__version__} (ORT_ENABLE_ALL), eqopt `bench --optimize` (target cpu)  ",
         f"Method: per model and thread count, ONNX Runtime then eqopt, back to back; {WARMUP} warm-ups, {a.runs} timed runs, medians. Run time {time.time() - start:.0f} s.",
         "",
-        "| model | threads | eqopt kernels | eqopt median (ms) | ORT median (ms) | eqopt / ORT |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| model | threads | eqopt kernels | eqopt median (ms) | unoptimized: kernels, median (ms) | ORT median (ms) | eqopt / ORT | optimizer's gain |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for name, t, kernels, eq_ms, ort_ms, err in rows:
+    for name, t, kernels, eq_ms, raw_kernels, raw_ms, ort_ms, err in rows:
         if err:
-            lines.append(f"| {name} | {t} | – | error: {err} | – | – |")
+            lines.append(f"| {name} | {t} | – | error: {err} | – | – | – | – |")
         else:
-            lines.append(f"| {name} | {t} | {kernels} | {eq_ms:.2f} | {ort_ms:.2f} | {eq_ms / ort_ms:.2f} |")
+            lines.append(
+                f"| {name} | {t} | {kernels} | {eq_ms:.2f} | {raw_kernels}, {raw_ms:.2f} | {ort_ms:.2f} | {eq_ms / ort_ms:.2f} | {raw_ms / eq_ms:.2f}x |"
+            )
     out = Path(a.out)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".bench_cpu")
     with os.fdopen(fd, "w") as f:

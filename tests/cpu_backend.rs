@@ -108,3 +108,47 @@ fn compile_bench_and_run_commands() {
     assert!(e.contains("\"x\" (input)") && e.contains("f64") && e.contains("--reference"), "{e}");
     ok(&eqopt(&["run", g.to_str().unwrap(), "--random-inputs", "1", "--reference"]));
 }
+
+/// The whole backend on the AVX2 and scalar paths (`EQOPT_ISA` caps the detected
+/// instruction set): a machine without AVX-512 runs these.
+#[test]
+fn every_instruction_set_runs_the_examples_like_the_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    for example in [
+        "examples/bert_layer.json",
+        "examples/inception_block.json",
+        "examples/resnet_blocks.json",
+    ] {
+        let reference = dir.path().join("reference.npz");
+        common::bin::ok(&common::bin::eqopt(&[
+            "run",
+            example,
+            "--reference",
+            "--random-inputs",
+            "3",
+            "-o",
+            reference.to_str().unwrap(),
+        ]));
+        let want = eqopt::tensor_io::read_npz(&reference).unwrap();
+        for isa in ["avx512", "avx2", "scalar"] {
+            let out = dir.path().join(format!("{isa}.npz"));
+            let o = std::process::Command::new(env!("CARGO_BIN_EXE_eqopt"))
+                .args(["run", example, "--random-inputs", "3", "-o", out.to_str().unwrap()])
+                .env("EQOPT_ISA", isa)
+                .current_dir(common::root())
+                .output()
+                .unwrap();
+            assert!(
+                o.status.success(),
+                "{example} with EQOPT_ISA={isa}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            let got = eqopt::tensor_io::read_npz(&out).unwrap();
+            for (name, w) in &want {
+                let c = compare(&got[name], w);
+                let scale = w.to_f64().iter().fold(1e-3f64, |m, x| m.max(x.abs()));
+                assert!(c.max_abs <= 1e-4 * scale, "{example} {isa} {name}: {c:?}");
+            }
+        }
+    }
+}

@@ -181,11 +181,16 @@ fn corpus_models_import_run_optimize_and_export() {
         let expected = eqopt::tensor_io::read_npz(&dir.join(&m).join("expected.npz")).unwrap();
         let err = worst_error(&g, &inputs, &expected);
         assert!(err < TOLERANCE, "{m}: eqopt run differs from ONNX Runtime by {err:.3e}");
+        let err_backend = worst_error_cpu_backend(&g, &inputs, &expected);
+        assert!(
+            err_backend < TOLERANCE,
+            "{m}: the cpu backend differs from ONNX Runtime by {err_backend:.3e}"
+        );
         let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join(&m).join("meta.json")).unwrap()).unwrap();
         let mut cells = vec![m.clone(), format!("{} → {}", meta["nodes"], g.nodes.len())];
         let params: usize = g.constants.iter().map(|c| c.ty.numel()).sum();
         let mut gflop = String::new();
-        let mut errors = vec![format!("{err:.1e}")];
+        let mut errors = vec![format!("{err:.1e}"), format!("{err_backend:.1e}")];
         for target in ["cpu", "h100"] {
             let opts = OptimizeOptions::new(HardwareProfile::load(target).unwrap());
             let (opt, report) = optimize(&g, &rules, &opts).unwrap_or_else(|e| panic!("{m}: optimize for {target}: {e}"));
@@ -235,7 +240,7 @@ fn corpus_models_import_run_optimize_and_export() {
         }
     }
     eprintln!(
-        "| model | nodes | params (M) | GFLOP | cpu: estimated latency before → after | h100: estimated latency before → after | error vs ORT (run / cpu, cpu on backend / h100, h100 on backend) | test time |"
+        "| model | nodes | params (M) | GFLOP | cpu: estimated latency before → after | h100: estimated latency before → after | error vs ORT (run, on backend / cpu, on backend / h100, on backend) | test time |"
     );
     eprintln!("|---|---|---|---|---|---|---|---|");
     eprintln!("{}", rows.join("\n"));

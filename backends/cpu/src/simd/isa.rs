@@ -32,9 +32,24 @@ pub trait SimdKernel {
 static DETECTED: OnceLock<Isa> = OnceLock::new();
 
 impl Isa {
-    /// The best ISA this CPU supports (detected once, then cached).
+    /// The best ISA this CPU supports (detected once, then cached), capped by the
+    /// environment variable `EQOPT_ISA` (`avx512`, `avx2` or `scalar`) when set, so
+    /// the AVX2 and scalar paths of a whole program can be run on an AVX-512 machine
+    /// (an unknown value is ignored).
     pub fn detect() -> Isa {
-        *DETECTED.get_or_init(|| Isa::ALL.iter().copied().find(|isa| isa.is_supported()).unwrap_or(Isa::Scalar))
+        *DETECTED.get_or_init(|| {
+            let cap = match std::env::var("EQOPT_ISA").as_deref() {
+                Ok("scalar") => Isa::Scalar,
+                Ok("avx2") => Isa::Avx2,
+                _ => Isa::Avx512,
+            };
+            let allowed = Isa::ALL.iter().position(|&i| i == cap).unwrap_or(0);
+            Isa::ALL[allowed..]
+                .iter()
+                .copied()
+                .find(|isa| isa.is_supported())
+                .unwrap_or(Isa::Scalar)
+        })
     }
 
     /// Every ISA this CPU supports, best first (always ends with [`Isa::Scalar`]).
