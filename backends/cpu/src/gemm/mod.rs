@@ -8,7 +8,7 @@
 //! rows (and, when there are too few rows to keep every thread busy, of
 //! columns), each computed by the single-threaded kernel of the `gemm` crate
 //! (`Parallelism::None`; it measured faster than `matrixmultiply` on this
-//! project's shapes, see `tests/gemm_throughput.rs`). A `m == 1` product with
+//! project's shapes, see `examples/gemm_throughput.rs`). A `m == 1` product with
 //! `f16`/`bf16` weights takes a dedicated memory-bound GEMV path.
 
 mod driver;

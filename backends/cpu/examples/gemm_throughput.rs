@@ -1,7 +1,7 @@
 //! Best-of-N GEMM/conv throughput probe, robust to a shared, noisy machine:
 //! the libraries are timed in alternation and the fastest round is kept.
 //! Not a correctness test; run with
-//! `cargo test -p eqopt-cpu --release --test gemm_throughput -- --ignored --nocapture`.
+//! `cargo run -p eqopt-cpu --release --example gemm_throughput`.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -55,8 +55,6 @@ fn best_of(fs: &mut [&mut dyn FnMut()], rounds: usize, slice: Duration) -> Vec<f
     best
 }
 
-#[test]
-#[ignore = "throughput probe, not a test"]
 fn gemm_throughput() {
     let shapes = [
         (128, 384, 384),
@@ -173,8 +171,6 @@ fn gemm_throughput() {
     }
 }
 
-#[test]
-#[ignore = "throughput probe, not a test"]
 fn conv_throughput() {
     let layers = [
         (
@@ -229,4 +225,9 @@ fn conv_throughput() {
             println!("| {name} | {threads} | {:.1} | {:.1} |", gfs[0], gfs[1]);
         }
     }
+}
+
+fn main() {
+    gemm_throughput();
+    conv_throughput();
 }
