@@ -3,7 +3,8 @@
 //! A kernel costs `max(FLOPs / peak[dtype], bytes moved / bandwidth) + launch overhead`.
 //! Bytes moved are the tensors the kernel reads and writes in memory, so a fused
 //! kernel pays only for its inputs and its output: fusion shows up in the cost and
-//! extraction decides it. Views (reshape, flatten, identity, dropout) cost nothing,
+//! extraction decides it. Views (reshape, flatten, identity, dropout, unit-step
+//! slices, transposes of unit axes) cost nothing,
 //! and so do ops whose inputs are all constants: they are folded at compile time.
 
 use crate::dtype::{DType, TensorType};
@@ -342,6 +343,40 @@ pub fn graph_totals(graph: &crate::graph::Graph, target: &HardwareProfile) -> To
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_transposes_of_unit_axes_are_free() {
+        let t = |shape: &[usize]| TensorType::new(shape.to_vec(), DType::F32);
+        let tr = |perm: &[usize]| Op::Transpose { perm: perm.to_vec() };
+        // NHWC [N,1,1,C] to NCHW [N,C,1,1]: no byte moves.
+        assert!(is_unit_axes_transpose(&tr(&[0, 3, 1, 2]), &t(&[1, 1, 1, 2048])));
+        // A real NHWC -> NCHW transpose moves bytes.
+        assert!(!is_unit_axes_transpose(&tr(&[0, 3, 1, 2]), &t(&[1, 7, 7, 2048])));
+        // Batch 1 heads swap [1, S, H, D] -> [1, H, S, D] moves bytes; with one head it does not.
+        assert!(!is_unit_axes_transpose(&tr(&[0, 2, 1, 3]), &t(&[1, 128, 12, 32])));
+        assert!(is_unit_axes_transpose(&tr(&[0, 2, 1, 3]), &t(&[1, 128, 1, 32])));
+        assert!(!is_unit_axes_transpose(&Op::MatMul, &t(&[2, 2])));
+        let w = work(&tr(&[0, 3, 1, 2]), &[&t(&[1, 1, 1, 8])], &[false], &t(&[1, 8, 1, 1]));
+        assert_eq!(w.kind, ExecKind::View);
+    }
+
+    #[test]
+    fn a_conv_off_the_targets_native_layout_pays_the_conversion() {
+        let p = ConvParams::default();
+        let (x, wt, out) = (
+            TensorType::new(vec![1, 64, 56, 56], DType::F32),
+            TensorType::new(vec![64, 64, 1, 1], DType::F32),
+            TensorType::new(vec![1, 64, 56, 56], DType::F32),
+        );
+        let nchw = work(&Op::Conv(p.clone()), &[&x, &wt], &[false, true], &out);
+        assert_eq!(nchw.relayout_bytes, 2 * (x.size_bytes() + out.size_bytes()));
+        let h100 = HardwareProfile::load("h100").unwrap();
+        let cpu = HardwareProfile::load("cpu").unwrap();
+        let mut plain = nchw;
+        plain.conv_layout = None;
+        assert!(h100.kernel_time(&nchw) > h100.kernel_time(&plain), "h100 charges NCHW");
+        assert_eq!(cpu.kernel_time(&nchw), cpu.kernel_time(&plain), "cpu has no preference");
+    }
 
     #[test]
     fn builtin_profiles_load_and_bad_names_are_reported() {
