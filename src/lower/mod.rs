@@ -7,7 +7,9 @@
 //!   unit axes are **views** of their input's buffer (a reshape of a strided view
 //!   is first copied to a dense buffer);
 //! - any other transpose is a [`Kernel::Copy`] into a dense buffer;
-//! - a concatenation is one [`Kernel::Copy`] per input into its region of the output;
+//! - a concatenation is one [`Kernel::Copy`] per input into its region of the output,
+//!   except for inputs whose producing kernel writes straight into that region (a
+//!   dense region of a single-use kernel output: channel concatenations at batch 1);
 //! - everything else is one kernel writing a fresh dense buffer, reading its inputs
 //!   through strided views (broadcasts are zero strides).
 //!
@@ -22,7 +24,7 @@ use crate::graph::op::{AttentionLayout, BinaryOp, KEYS_TO_KT, Layout, Op, PoolKi
 use crate::graph::{Graph, Node};
 use eqopt_kir::{Buffer, BufferId, BufferKind, ConstData, ConvGeometry, ElemType, Epilogue, Kernel, Program, View, dense_strides};
 pub use expr::lower_expr;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 struct Lowering<'g> {
@@ -30,6 +32,27 @@ struct Lowering<'g> {
     buffers: Vec<Buffer>,
     kernels: Vec<Kernel>,
     values: BTreeMap<String, View>,
+    /// Concatenations whose buffer exists before their inputs are lowered.
+    concat_out: BTreeMap<String, View>,
+    /// Node outputs to be written straight into their region of a concatenation.
+    placed: BTreeMap<String, View>,
+    /// The placed outputs whose producer did write into its region.
+    written_in_place: BTreeSet<String>,
+}
+
+/// True for ops whose lowering writes one fresh dense buffer obtained from
+/// `Lowering::temp` under the node's name (so it can be given a region instead).
+fn writes_fresh_buffer(op: &Op) -> bool {
+    !matches!(
+        op,
+        Op::Unary(UnaryOp::Identity | UnaryOp::Dropout)
+            | Op::Reshape { .. }
+            | Op::Flatten { .. }
+            | Op::Slice { .. }
+            | Op::Transpose { .. }
+            | Op::Cast { .. }
+            | Op::Concat { .. }
+    )
 }
 
 /// `view` broadcast to `shape` (NumPy rules: aligned right, size-1 dims get stride 0).
@@ -140,10 +163,57 @@ impl<'g> Lowering<'g> {
         self.buffers.len() - 1
     }
 
-    /// A fresh dense intermediate for a node's value.
+    /// A fresh dense intermediate for a node's value, or the node's region of the
+    /// concatenation it feeds when [`plan_concats`] placed it there.
     fn temp(&mut self, name: &str, ty: &TensorType) -> View {
+        if let Some(region) = self.placed.remove(name) {
+            self.written_in_place.insert(name.to_string());
+            return region;
+        }
         let id = self.add_buffer(name, ElemType::F32, ty.numel(), None);
         View::dense(id, &ty.shape)
+    }
+
+    /// Concatenations whose inputs can write straight into their regions: the
+    /// region must be dense (every axis before the concatenation axis has size 1,
+    /// as a channel concatenation at batch 1), and the input a kernel's fresh output
+    /// used by nothing else (not a graph output, not another node's input).
+    fn plan_concats(&mut self) {
+        let graph = self.graph;
+        let uses = graph.use_counts();
+        let producers: BTreeMap<&str, &Node> = graph.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
+        for c in &graph.nodes {
+            let Op::Concat { axis } = c.op else {
+                continue;
+            };
+            if c.ty.shape[..axis].iter().any(|&d| d != 1) {
+                continue;
+            }
+            let eligible = |i: &String| {
+                uses.get(i.as_str()) == Some(&1)
+                    && producers
+                        .get(i.as_str())
+                        .is_some_and(|p| writes_fresh_buffer(&p.op) && p.ty.dtype == DType::F32)
+            };
+            if !c.inputs.iter().any(eligible) {
+                continue;
+            }
+            let id = self.add_buffer(&c.name, ElemType::F32, c.ty.numel(), None);
+            let out = View::dense(id, &c.ty.shape);
+            let mut start = 0usize;
+            for i in &c.inputs {
+                let ty = graph.type_of(i).expect("validated graph");
+                if eligible(i) {
+                    let mut region = out.clone();
+                    region.offset += start * out.strides[axis] as usize;
+                    region.shape = ty.shape.clone();
+                    region.strides = dense_strides(&ty.shape);
+                    self.placed.insert(i.clone(), region);
+                }
+                start += ty.shape[axis];
+            }
+            self.concat_out.insert(c.name.clone(), out);
+        }
     }
 
     fn value(&self, name: &str) -> View {
@@ -379,7 +449,10 @@ impl<'g> Lowering<'g> {
                 out
             }
             Op::Concat { axis } => {
-                let out = self.temp(name, &node.ty);
+                let out = match self.concat_out.remove(name) {
+                    Some(out) => out,
+                    None => self.temp(name, &node.ty),
+                };
                 let mut start = 0usize;
                 for i in &node.inputs {
                     let src = self.value(i);
@@ -387,7 +460,8 @@ impl<'g> Lowering<'g> {
                     dst.offset += start * out.strides[*axis] as usize;
                     dst.shape[*axis] = src.shape[*axis];
                     start += src.shape[*axis];
-                    if src.numel() > 0 {
+                    // An input written in place by its producer needs no copy.
+                    if src.numel() > 0 && !self.written_in_place.contains(i) {
                         self.kernels.push(Kernel::Copy { src, dst });
                     }
                 }
@@ -580,6 +654,9 @@ pub fn lower(graph: &Graph) -> Result<Program> {
         buffers: Vec::new(),
         kernels: Vec::new(),
         values: BTreeMap::new(),
+        concat_out: BTreeMap::new(),
+        placed: BTreeMap::new(),
+        written_in_place: BTreeSet::new(),
     };
     let mut inputs = Vec::new();
     for i in &graph.inputs {
@@ -620,6 +697,7 @@ pub fn lower(graph: &Graph) -> Result<Program> {
         let id = l.add_buffer(&c.name, elem, c.ty.numel(), Some(BufferKind::Constant(data)));
         l.values.insert(c.name.clone(), View::dense(id, &c.ty.shape));
     }
+    l.plan_concats();
     for n in &graph.nodes {
         l.node(n)?;
     }
