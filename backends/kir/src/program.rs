@@ -144,46 +144,68 @@ impl View {
     }
 }
 
-/// Scalar elementwise operators of an [`Expr`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(missing_docs)]
+/// A one-operand elementwise operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum UnaryOp {
+    /// `max(x, 0)`; NaN stays NaN.
     Relu,
+    /// `1 / (1 + e^-x)`.
     Sigmoid,
+    /// `tanh(x)`.
     Tanh,
+    /// Exact GELU, `0.5 · x · (1 + erf(x / √2))`.
     Gelu,
+    /// `e^x`.
     Exp,
+    /// Natural logarithm.
     Log,
+    /// Square root.
     Sqrt,
+    /// `-x`.
     Neg,
+    /// `|x|`.
     Abs,
+    /// The error function.
     Erf,
+    /// `1 / x`.
     Recip,
+    /// `x`.
+    Identity,
 }
 
-/// Binary elementwise operators of an [`Expr`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(missing_docs)]
+/// A two-operand elementwise operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BinaryOp {
+    /// `a + b`.
     Add,
+    /// `a - b`.
     Sub,
+    /// `a * b`.
     Mul,
+    /// `a / b`.
     Div,
+    /// `a^b` as [`f32::powf`], per lane. A constant exponent of `1`, `2`, `3`, `0.5`,
+    /// `-0.5` or `-1` is rewritten to `a`, `a·a`, `a·a·a`, `sqrt(a)`, `1/sqrt(a)` or
+    /// `1/a` (which differ from `powf` only for NaN, infinite and zero `a`: e.g.
+    /// `powf(-inf, 0.5) = inf` but `sqrt(-inf) = NaN`).
     Pow,
+    /// `a.max(b)` ([`f32::max`]: a NaN operand yields the other).
     Max,
+    /// `a.min(b)` ([`f32::min`]).
     Min,
 }
 
-/// One instruction of an [`Expr`]; instruction `i` defines value `i`.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// One SSA instruction of an [`Expr`] (and of the CPU backend's compiled programs).
+/// Instruction `i` defines value `i`; operands name earlier values.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Instr {
     /// Operand `k` of the kernel (for an epilogue, operand 0 is the accumulator).
     Input(usize),
-    /// A literal.
+    /// A constant.
     Const(f32),
-    /// A unary op of an earlier value.
+    /// A unary operation on a value.
     Unary(UnaryOp, usize),
-    /// A binary op of two earlier values.
+    /// A binary operation on two values.
     Binary(BinaryOp, usize, usize),
 }
 

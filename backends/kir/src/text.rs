@@ -33,6 +33,7 @@ fn unary_name(op: UnaryOp) -> &'static str {
         UnaryOp::Abs => "abs",
         UnaryOp::Erf => "erf",
         UnaryOp::Recip => "recip",
+        UnaryOp::Identity => "identity",
     }
 }
 

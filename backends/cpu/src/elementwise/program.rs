@@ -6,70 +6,7 @@ use crate::KernelError;
 
 const KERNEL: &str = "elementwise";
 
-/// A one-operand elementwise operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum UnaryOp {
-    /// `max(x, 0)`; NaN stays NaN.
-    Relu,
-    /// `1 / (1 + e^-x)`.
-    Sigmoid,
-    /// `tanh(x)`.
-    Tanh,
-    /// Exact GELU, `0.5 · x · (1 + erf(x / √2))`.
-    Gelu,
-    /// `e^x`.
-    Exp,
-    /// Natural logarithm.
-    Log,
-    /// Square root.
-    Sqrt,
-    /// `-x`.
-    Neg,
-    /// `|x|`.
-    Abs,
-    /// The error function.
-    Erf,
-    /// `1 / x`.
-    Recip,
-    /// `x`.
-    Identity,
-}
-
-/// A two-operand elementwise operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum BinaryOp {
-    /// `a + b`.
-    Add,
-    /// `a - b`.
-    Sub,
-    /// `a * b`.
-    Mul,
-    /// `a / b`.
-    Div,
-    /// `a^b` as [`f32::powf`], per lane. A constant exponent of `1`, `2`, `3`, `0.5`,
-    /// `-0.5` or `-1` is rewritten to `a`, `a·a`, `a·a·a`, `sqrt(a)`, `1/sqrt(a)` or
-    /// `1/a` (which differ from `powf` only for NaN, infinite and zero `a`: e.g.
-    /// `powf(-inf, 0.5) = inf` but `sqrt(-inf) = NaN`).
-    Pow,
-    /// `a.max(b)` ([`f32::max`]: a NaN operand yields the other).
-    Max,
-    /// `a.min(b)` ([`f32::min`]).
-    Min,
-}
-
-/// One SSA instruction of an [`EwProgram`]. Instruction `i` defines value `i`;
-/// operands name earlier values.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Instr {
-    /// The kernel input with this index.
-    Input(usize),
-    /// A constant.
-    Const(f32),
-    /// A unary operation on a value.
-    Unary(UnaryOp, usize),
-    /// A binary operation on two values.
-    Binary(BinaryOp, usize, usize),
-}
+pub use eqopt_kir::{BinaryOp, Instr, UnaryOp};
 
 /// A validated elementwise program over `num_inputs` inputs; its last instruction
 /// is the output.

@@ -13,8 +13,8 @@
 mod ops;
 
 use crate::KernelError;
-use crate::elementwise::{self, EwProgram};
-use eqopt_kir::{BufferKind, ConstData, ElemType, Expr, Instr, Kernel, Program};
+use crate::elementwise::EwProgram;
+use eqopt_kir::{BufferKind, ConstData, ElemType, Expr, Kernel, Program};
 
 /// Caller-supplied tensor data for a program input.
 #[derive(Clone, Copy, Debug)]
@@ -73,45 +73,7 @@ pub struct Executable {
 }
 
 fn compile_expr(e: &Expr) -> Result<EwProgram, KernelError> {
-    use elementwise::{BinaryOp as B, Instr as I, UnaryOp as U};
-    let instrs = e
-        .instrs
-        .iter()
-        .map(|i| match *i {
-            Instr::Input(k) => I::Input(k),
-            Instr::Const(c) => I::Const(c),
-            Instr::Unary(op, a) => I::Unary(
-                match op {
-                    eqopt_kir::UnaryOp::Relu => U::Relu,
-                    eqopt_kir::UnaryOp::Sigmoid => U::Sigmoid,
-                    eqopt_kir::UnaryOp::Tanh => U::Tanh,
-                    eqopt_kir::UnaryOp::Gelu => U::Gelu,
-                    eqopt_kir::UnaryOp::Exp => U::Exp,
-                    eqopt_kir::UnaryOp::Log => U::Log,
-                    eqopt_kir::UnaryOp::Sqrt => U::Sqrt,
-                    eqopt_kir::UnaryOp::Neg => U::Neg,
-                    eqopt_kir::UnaryOp::Abs => U::Abs,
-                    eqopt_kir::UnaryOp::Erf => U::Erf,
-                    eqopt_kir::UnaryOp::Recip => U::Recip,
-                },
-                a,
-            ),
-            Instr::Binary(op, a, b) => I::Binary(
-                match op {
-                    eqopt_kir::BinaryOp::Add => B::Add,
-                    eqopt_kir::BinaryOp::Sub => B::Sub,
-                    eqopt_kir::BinaryOp::Mul => B::Mul,
-                    eqopt_kir::BinaryOp::Div => B::Div,
-                    eqopt_kir::BinaryOp::Pow => B::Pow,
-                    eqopt_kir::BinaryOp::Max => B::Max,
-                    eqopt_kir::BinaryOp::Min => B::Min,
-                },
-                a,
-                b,
-            ),
-        })
-        .collect();
-    EwProgram::new(e.num_inputs, instrs)
+    EwProgram::new(e.num_inputs, e.instrs.clone())
 }
 
 /// Storage of one buffer during a run: a base pointer and a length.
