@@ -65,6 +65,15 @@ fn worst_error_cpu_backend(
     expected: &BTreeMap<String, eqopt::graph::tensor::Tensor>,
 ) -> f64 {
     let model = eqopt::backend::CpuModel::compile(graph).unwrap_or_else(|e| panic!("{}: cpu backend: {e}", graph.name));
+    // The memory planner's target: the arena within 5% of the peak of live bytes.
+    let m = model.memory();
+    assert!(
+        m.arena_bytes as f64 <= 1.05 * m.lower_bound_bytes as f64,
+        "{}: arena {} bytes, lower bound {}",
+        graph.name,
+        m.arena_bytes,
+        m.lower_bound_bytes
+    );
     let got = model.run(inputs).unwrap_or_else(|e| panic!("{}: cpu backend: {e}", graph.name));
     worst_of(graph, &got, expected)
 }
