@@ -20,5 +20,6 @@ pub mod layout;
 pub mod pool;
 pub mod reduce;
 pub mod simd;
+mod window;
 
 pub use error::KernelError;

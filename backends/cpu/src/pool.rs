@@ -10,6 +10,7 @@ use rayon::prelude::*;
 use crate::KernelError;
 use crate::conv::DataLayout;
 use crate::gemm::mv::wide;
+use crate::window::{tap_index, valid_range};
 
 const KERNEL: &str = "pool2d";
 
@@ -146,15 +147,6 @@ impl Pool2dParams {
     }
 }
 
-/// Output positions `o` (of `out`) whose input index `o·stride + off` is in `0..len`.
-#[inline(always)]
-fn valid_range(out: usize, len: usize, stride: usize, off: isize) -> (usize, usize) {
-    let lo = if off >= 0 { 0 } else { (-off) as usize }.div_ceil(stride);
-    let last = len as isize - 1 - off;
-    let hi = if last < 0 { 0 } else { (last as usize / stride + 1).min(out) };
-    (lo.min(hi), hi)
-}
-
 fn check_len(operand: &'static str, expected: usize, found: usize) -> Result<(), KernelError> {
     if expected == found {
         Ok(())
@@ -170,12 +162,7 @@ fn check_len(operand: &'static str, expected: usize, found: usize) -> Result<(),
 
 /// Number of kernel taps along one axis that land inside the input for output position `o`.
 fn taps(o: usize, stride: usize, pad: usize, k: usize, dil: usize, len: usize) -> usize {
-    (0..k)
-        .filter(|&t| {
-            let i = (o * stride + t * dil) as isize - pad as isize;
-            i >= 0 && i < len as isize
-        })
-        .count()
+    (0..k).filter(|&t| tap_index(o, t, stride, dil, pad, len).is_some()).count()
 }
 
 /// 2-D pooling of `input` into `output` (both in `p.layout`; output overwritten).
@@ -255,16 +242,14 @@ pub fn pool2d(p: &Pool2dParams, kind: PoolKind, input: &[f32], output: &mut [f32
                 wide(|| {
                     for (col, opix) in out.chunks_exact_mut(c).enumerate() {
                         for kh in 0..p.kernel_h {
-                            let ih = (r * p.stride_h + kh * p.dilation_h) as isize - p.pads[0] as isize;
-                            if ih < 0 || ih >= p.in_h as isize {
+                            let Some(ih) = tap_index(r, kh, p.stride_h, p.dilation_h, p.pads[0], p.in_h) else {
                                 continue;
-                            }
+                            };
                             for kw in 0..p.kernel_w {
-                                let iw = (col * p.stride_w + kw * p.dilation_w) as isize - p.pads[1] as isize;
-                                if iw < 0 || iw >= p.in_w as isize {
+                                let Some(iw) = tap_index(col, kw, p.stride_w, p.dilation_w, p.pads[1], p.in_w) else {
                                     continue;
-                                }
-                                let xpix = &input[((n * p.in_h + ih as usize) * p.in_w + iw as usize) * c..][..c];
+                                };
+                                let xpix = &input[((n * p.in_h + ih) * p.in_w + iw) * c..][..c];
                                 opix.iter_mut().zip(xpix).for_each(|(a, &v)| combine(a, v));
                             }
                         }

@@ -6,16 +6,7 @@ use rayon::prelude::*;
 use super::{ConvEpilogue, Geom};
 use crate::gemm::mv::{axpy, wide};
 use crate::gemm::{Epilogue, Tile};
-
-/// Output columns `ow` (of `out_w`) whose input column `ow·stride + off` is in `0..in_w`.
-#[inline(always)]
-fn valid_range(out_w: usize, in_w: usize, stride: usize, off: isize) -> (usize, usize) {
-    // lo = ceil(-off / stride) clamped at 0; hi = floor((in_w - 1 - off) / stride) + 1.
-    let lo = if off >= 0 { 0 } else { (-off) as usize }.div_ceil(stride);
-    let last = in_w as isize - 1 - off;
-    let hi = if last < 0 { 0 } else { (last as usize / stride + 1).min(out_w) };
-    (lo.min(hi), hi)
-}
+use crate::window::{tap_index, valid_range};
 
 fn par_chunks(out: &mut [f32], chunk: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
     if rayon::current_num_threads() <= 1 {
@@ -89,16 +80,14 @@ pub(super) fn nhwc(g: &Geom, input: &[f32], w: &[f32], output: &mut [f32], epi: 
         wide(|| {
             for (ow, opix) in row_out.chunks_exact_mut(co).enumerate() {
                 for kh in 0..p.kernel_h {
-                    let ih = (oh * p.stride_h + kh * p.dilation_h) as isize - p.pads[0] as isize;
-                    if ih < 0 || ih >= p.in_h as isize {
+                    let Some(ih) = tap_index(oh, kh, p.stride_h, p.dilation_h, p.pads[0], p.in_h) else {
                         continue;
-                    }
+                    };
                     for kw in 0..p.kernel_w {
-                        let iw = (ow * p.stride_w + kw * p.dilation_w) as isize - p.pads[1] as isize;
-                        if iw < 0 || iw >= p.in_w as isize {
+                        let Some(iw) = tap_index(ow, kw, p.stride_w, p.dilation_w, p.pads[1], p.in_w) else {
                             continue;
-                        }
-                        let xpix = &input[((n * p.in_h + ih as usize) * p.in_w + iw as usize) * ci..][..ci];
+                        };
+                        let xpix = &input[((n * p.in_h + ih) * p.in_w + iw) * ci..][..ci];
                         let wk = &w[(kh * p.kernel_w + kw) * g.ig * co..][..g.ig * co];
                         if depthwise1 {
                             for ((y, x), wv) in opix.iter_mut().zip(xpix).zip(wk) {
