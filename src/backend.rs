@@ -97,6 +97,16 @@ impl CpuModel {
     /// Runs the model on rayon's current thread pool (call inside `pool.install`
     /// to choose its size). `inputs` must hold every graph input with its declared type.
     pub fn run(&self, inputs: &BTreeMap<String, Tensor>) -> Result<BTreeMap<String, Tensor>> {
+        Ok(self.run_inner(inputs, false)?.0)
+    }
+
+    /// As [`CpuModel::run`], and also returns each kernel's wall time, in the
+    /// program's kernel order.
+    pub fn run_timed(&self, inputs: &BTreeMap<String, Tensor>) -> Result<(BTreeMap<String, Tensor>, Vec<std::time::Duration>)> {
+        self.run_inner(inputs, true)
+    }
+
+    fn run_inner(&self, inputs: &BTreeMap<String, Tensor>, timed: bool) -> Result<(BTreeMap<String, Tensor>, Vec<std::time::Duration>)> {
         let mut owned_f32: Vec<Vec<f32>> = Vec::new();
         let mut owned_i64: Vec<Vec<i64>> = Vec::new();
         for (name, ty) in &self.input_types {
@@ -130,7 +140,11 @@ impl CpuModel {
                 }
             })
             .collect();
-        let outs = self.exe.run(&data)?;
+        let (outs, times) = if timed {
+            self.exe.run_timed(&data)?
+        } else {
+            (self.exe.run(&data)?, Vec::new())
+        };
         let program = self.exe.program();
         let mut result = BTreeMap::new();
         for ((name, v), (_, shape)) in self.output_names.iter().zip(outs).zip(&program.outputs) {
@@ -143,6 +157,6 @@ impl CpuModel {
                 },
             );
         }
-        Ok(result)
+        Ok((result, times))
     }
 }

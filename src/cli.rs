@@ -1,6 +1,5 @@
 //! The `eqopt` command line. `main.rs` calls [`main`]; everything else is here.
 
-use crate::cost::HardwareProfile;
 use crate::dtype::{DType, TensorType};
 use crate::error::{Error, Result};
 use crate::graph::json;
@@ -12,6 +11,7 @@ use crate::tensor_io;
 use clap::{Args, Parser, Subcommand};
 
 mod backend;
+mod calibrate;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -74,6 +74,16 @@ enum Command {
     ///
     /// Example: eqopt bench model.onnx --optimize --threads 2 --runs 20
     Bench(backend::BenchArgs),
+    /// Measure this machine's roofline and write a calibrated `cpu` hardware profile.
+    ///
+    /// Measures, per thread count: the FMA ceiling of the vector unit, the backend's
+    /// GEMM throughput with f32, f16 and bf16 weights, the copy bandwidth and the
+    /// executor's cost per kernel (about 20 s on two cores; --quick for a rough
+    /// one). Written to the configuration directory, it replaces the built-in `cpu`
+    /// profile wherever `--target cpu` is used.
+    ///
+    /// Example: eqopt calibrate && eqopt bench model.onnx --per-kernel
+    Calibrate(calibrate::CalibrateArgs),
     /// Inspect rule files.
     Rules {
         #[command(subcommand)]
@@ -289,7 +299,10 @@ fn run_optimize(a: &OptimizeArgs, out: &mut dyn Write) -> Result<()> {
             found: a.output.display().to_string(),
         });
     }
-    let target = HardwareProfile::load(&a.target)?;
+    let (target, calibrated) = crate::calibrate::resolve_target(&a.target)?;
+    if let Some(path) = calibrated {
+        writeln!(out, "target cpu: the calibrated profile {}", path.display()).map_err(|e| Error::io("<stdout>", e))?;
+    }
     let rules = load_rules(&a.rules)?;
     let graph = a.shapes.load(&a.input)?;
     let limits = Limits::default()
@@ -586,6 +599,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
         Command::Run(a) => run_graph(a, out),
         Command::Compile(a) => backend::run_compile(a, out),
         Command::Bench(a) => backend::run_bench(a, out),
+        Command::Calibrate(a) => calibrate::run_calibrate(a, out),
         Command::Import(a) => run_convert(a, false, out),
         Command::Export(a) => run_convert(a, true, out),
         Command::Rules {

@@ -42,6 +42,56 @@ pub struct HardwareProfile {
     /// charged, so the `layout/*-nhwc` rules never pay and extraction keeps NCHW.
     #[serde(default)]
     pub conv_layout: Option<Layout>,
+    /// For a profile written by `eqopt calibrate`: what was measured, per thread
+    /// count (the top-level figures are those of [`Calibration::threads`]).
+    #[serde(default)]
+    pub calibration: Option<Calibration>,
+}
+
+/// The measurements behind a calibrated profile (see `eqopt calibrate`).
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Calibration {
+    /// When it was measured (UTC, ISO 8601).
+    pub date: String,
+    /// The processor, as the OS names it.
+    pub cpu: String,
+    /// The instruction set the kernels ran with (`avx512`, `avx2`, `scalar`).
+    pub isa: String,
+    /// The thread count whose figures the profile's top level carries.
+    pub threads: usize,
+    /// The figures for each thread count measured, increasing.
+    pub per_threads: Vec<ThreadCalibration>,
+}
+
+/// The roofline of one thread count.
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ThreadCalibration {
+    /// Threads of the pool.
+    pub threads: usize,
+    /// The vector unit's f32 ceiling: fused multiply-adds on registers, FLOP/s.
+    pub fma_peak_f32: f64,
+    /// Best GEMM throughput per weight dtype over the sizes measured, FLOP/s.
+    pub peak_flops: BTreeMap<DType, f64>,
+    /// Copy bandwidth, bytes read plus written per second.
+    pub memory_bandwidth: f64,
+    /// Fixed cost of one kernel in the executor, seconds.
+    pub launch_overhead: f64,
+    /// Every GEMM measured.
+    pub gemm: Vec<GemmPoint>,
+}
+
+/// One GEMM measurement: an `n×n·n×n` product with `B` in `dtype`.
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GemmPoint {
+    /// Weight dtype.
+    pub dtype: DType,
+    /// Matrix size.
+    pub n: usize,
+    /// FLOP/s.
+    pub flops: f64,
 }
 
 impl HardwareProfile {
@@ -74,6 +124,22 @@ impl HardwareProfile {
             return Err(bad("peak_flops must give at least f32".into()));
         }
         Ok(p)
+    }
+
+    /// The profile for a pool of `threads` threads: a calibrated profile that
+    /// measured that thread count carries its figures; any other is returned as is.
+    pub fn for_threads(&self, threads: usize) -> HardwareProfile {
+        let mut p = self.clone();
+        if let Some(t) = self
+            .calibration
+            .as_ref()
+            .and_then(|c| c.per_threads.iter().find(|t| t.threads == threads))
+        {
+            p.peak_flops = t.peak_flops.clone();
+            p.memory_bandwidth = t.memory_bandwidth;
+            p.launch_overhead = t.launch_overhead;
+        }
+        p
     }
 
     /// Peak for `dtype`, falling back to the f32 peak.

@@ -233,6 +233,9 @@ pub enum Error {
     /// arguments: a lowering bug).
     #[error("cpu backend: {0}")]
     Exec(#[from] eqopt_cpu::exec::ExecError),
+    /// A CPU kernel refused its arguments outside a program (a calibration probe).
+    #[error("cpu kernel: {0}")]
+    Kernel(#[from] eqopt_cpu::KernelError),
     /// The lowered program broke one of its contracts (a lowering bug).
     #[error("lowered program: {0}")]
     Program(#[from] eqopt_kir::ProgramError),

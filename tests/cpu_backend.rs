@@ -109,6 +109,64 @@ fn compile_bench_and_run_commands() {
     ok(&eqopt(&["run", g.to_str().unwrap(), "--random-inputs", "1", "--reference"]));
 }
 
+/// `eqopt calibrate` writes a profile that `--target cpu` then uses, and
+/// `bench --per-kernel` compares every kernel with its prediction on it.
+#[test]
+fn calibrate_then_per_kernel_bench_on_the_calibrated_profile() {
+    use common::bin::{eqopt_with_config, fails, ok};
+    let config = tempfile::tempdir().unwrap();
+    let text = ok(&eqopt_with_config(&["calibrate", "--quick", "--threads", "1"], config.path()));
+    assert!(text.contains("| 1 |") && text.contains("`--target cpu` now uses it"), "{text}");
+    let path = config.path().join("targets").join("cpu.json");
+    let profile = eqopt::cost::HardwareProfile::load(path.to_str().unwrap()).unwrap();
+    let cal = profile.calibration.as_ref().unwrap();
+    assert_eq!(cal.threads, 1);
+    assert!(profile.peak(eqopt::dtype::DType::F32) <= 1.5 * cal.per_threads[0].fma_peak_f32);
+
+    let out = dir_file(&config, "opt.json");
+    let text = ok(&eqopt_with_config(&["optimize", "examples/mlp.json", "-o", &out], config.path()));
+    assert!(text.contains("calibrated profile"), "{text}");
+
+    let text = ok(&eqopt_with_config(
+        &[
+            "bench",
+            "examples/mlp.json",
+            "--threads",
+            "1",
+            "--runs",
+            "3",
+            "--per-kernel",
+            "--json",
+        ],
+        config.path(),
+    ));
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let kernels = v["per_kernel"]["kernels"].as_array().unwrap();
+    assert_eq!(kernels.len() as u64, v["kernels"].as_u64().unwrap());
+    assert!(
+        kernels
+            .iter()
+            .all(|k| k["predicted_s"].as_f64().unwrap() > 0.0 && k["measured_s"].as_f64().unwrap() > 0.0)
+    );
+    assert!(v["per_kernel"]["spearman"].as_f64().is_some_and(|r| r.abs() <= 1.0 + 1e-9) || kernels.len() < 2);
+    let text = ok(&eqopt_with_config(
+        &["bench", "examples/mlp.json", "--runs", "2", "--per-kernel"],
+        config.path(),
+    ));
+    assert!(text.contains("rank correlation") && text.contains("slowest kernels"), "{text}");
+
+    // A broken calibrated profile is reported, not silently replaced by the built-in one.
+    std::fs::write(&path, "{").unwrap();
+    let e = fails(&eqopt_with_config(&["bench", "examples/mlp.json", "--per-kernel"], config.path()));
+    assert!(e.contains("cpu.json") && e.contains("invalid profile"), "{e}");
+    let e = fails(&eqopt_with_config(&["calibrate", "--quick", "--threads", "0"], config.path()));
+    assert!(e.contains("--threads"), "{e}");
+}
+
+fn dir_file(dir: &tempfile::TempDir, name: &str) -> String {
+    dir.path().join(name).to_str().unwrap().to_string()
+}
+
 /// The whole backend on the AVX2 and scalar paths (`EQOPT_ISA` caps the detected
 /// instruction set): a machine without AVX-512 runs these.
 #[test]
@@ -135,6 +193,7 @@ fn every_instruction_set_runs_the_examples_like_the_reference() {
             let o = std::process::Command::new(env!("CARGO_BIN_EXE_eqopt"))
                 .args(["run", example, "--random-inputs", "3", "-o", out.to_str().unwrap()])
                 .env("EQOPT_ISA", isa)
+                .env("EQOPT_CONFIG_DIR", common::bin::NO_CONFIG_DIR)
                 .current_dir(common::root())
                 .output()
                 .unwrap();

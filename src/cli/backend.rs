@@ -2,6 +2,7 @@
 
 use super::ShapeArgs;
 use crate::backend::{CpuModel, MemoryReport};
+use crate::calibrate::agreement::{self, Agreement};
 use crate::error::{Error, Result};
 use crate::graph::Graph;
 use clap::{Args, ValueEnum};
@@ -54,6 +55,17 @@ pub(super) struct BenchArgs {
     /// Seed of the random inputs.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Also time every kernel and compare it with its roofline prediction on
+    /// --target: the slowest kernels, the rank correlation and the median ratio.
+    #[arg(long)]
+    per_kernel: bool,
+    /// Hardware profile for --per-kernel (and --optimize): a built-in name or a
+    /// profile file; `cpu` is the calibrated profile when `eqopt calibrate` wrote one.
+    #[arg(long, default_value = "cpu")]
+    target: String,
+    /// Print one JSON object instead of text (with --per-kernel, every kernel).
+    #[arg(long)]
+    json: bool,
 }
 
 /// A rayon pool of `threads` threads (all cores by default).
@@ -73,13 +85,13 @@ pub(super) fn pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {
     })
 }
 
-fn load(graph: &std::path::Path, shapes: &ShapeArgs, optimize: bool) -> Result<Graph> {
+fn load(graph: &std::path::Path, shapes: &ShapeArgs, optimize: bool, target: &str) -> Result<Graph> {
     let g = shapes.load(graph)?;
     if !optimize {
         return Ok(g);
     }
     let rules = crate::rules::RuleSet::defaults()?;
-    let opts = crate::optimize::OptimizeOptions::new(crate::cost::HardwareProfile::load("cpu")?);
+    let opts = crate::optimize::OptimizeOptions::new(crate::calibrate::resolve_target(target)?.0);
     Ok(crate::optimize::optimize(&g, &rules, &opts)?.0)
 }
 
@@ -107,7 +119,7 @@ fn w(out: &mut dyn Write, s: &str) -> Result<()> {
 
 pub(super) fn run_compile(a: &CompileArgs, out: &mut dyn Write) -> Result<()> {
     let BackendName::Cpu = a.backend;
-    let g = load(&a.graph, &a.shapes, a.optimize)?;
+    let g = load(&a.graph, &a.shapes, a.optimize, "cpu")?;
     let model = CpuModel::compile(&g)?;
     let program = model.program();
     w(
@@ -122,21 +134,11 @@ pub(super) fn run_compile(a: &CompileArgs, out: &mut dyn Write) -> Result<()> {
     )?;
     if let Some(dir) = &a.output {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        write_atomic(&dir.join("program.txt"), program.to_string().as_bytes())?;
+        crate::graph::json::write_atomic(&dir.join("program.txt"), program.to_string().as_bytes())?;
         let json = serde_json::to_string_pretty(&model.memory()).expect("plain struct") + "\n";
-        write_atomic(&dir.join("memory.json"), json.as_bytes())?;
+        crate::graph::json::write_atomic(&dir.join("memory.json"), json.as_bytes())?;
         w(out, &format!("wrote {}/program.txt and memory.json\n", dir.display()))?;
     }
-    Ok(())
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same directory, renamed
-/// into place, so a reader never sees a half-written file.
-fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(std::path::Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
-    tmp.write_all(bytes).map_err(|e| Error::io(path, e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())
 }
 
@@ -156,12 +158,13 @@ pub(super) fn run_bench(a: &BenchArgs, out: &mut dyn Write) -> Result<()> {
             found: "0".into(),
         });
     }
-    let g = load(&a.graph, &a.shapes, a.optimize)?;
+    let g = load(&a.graph, &a.shapes, a.optimize, &a.target)?;
     let model = CpuModel::compile(&g)?;
     let inputs = crate::eval::random_inputs(&g, a.seed);
     let pool = pool(a.threads)?;
+    let threads = pool.current_num_threads();
     let mut times = Vec::with_capacity(a.runs);
-    pool.install(|| -> Result<()> {
+    let agreement = pool.install(|| -> Result<Option<Agreement>> {
         for _ in 0..a.warmup {
             model.run(&inputs)?;
         }
@@ -170,28 +173,90 @@ pub(super) fn run_bench(a: &BenchArgs, out: &mut dyn Write) -> Result<()> {
             model.run(&inputs)?;
             times.push(t.elapsed().as_secs_f64());
         }
-        Ok(())
+        if !a.per_kernel {
+            return Ok(None);
+        }
+        let (profile, _) = crate::calibrate::resolve_target(&a.target)?;
+        let profile = profile.for_threads(threads);
+        Ok(Some(agreement::measure(&model, &inputs, &profile, 0, a.runs)?))
     })?;
     times.sort_by(f64::total_cmp);
-    let ms = |s: f64| s * 1e3;
     let median = times[times.len() / 2];
+    let (min, max) = (times[0], times[times.len() - 1]);
+    if a.json {
+        let v = serde_json::json!({
+            "model": a.graph.display().to_string(),
+            "kernels": model.program().kernels.len(),
+            "threads": threads,
+            "runs": a.runs,
+            "warmup": a.warmup,
+            "latency_s": {"median": median, "min": min, "max": max},
+            "memory": model.memory(),
+            "peak_rss_bytes": peak_rss_bytes(),
+            "per_kernel": agreement,
+        });
+        return w(out, &(serde_json::to_string_pretty(&v).expect("plain data") + "\n"));
+    }
+    let ms = |s: f64| s * 1e3;
     w(
         out,
         &format!(
-            "{}: {} kernels, {} threads, {} runs after {} warm-up\nlatency: median {:.3} ms, min {:.3} ms, max {:.3} ms\n{}",
+            "{}: {} kernels, {threads} threads, {} runs after {} warm-up\nlatency: median {:.3} ms, min {:.3} ms, max {:.3} ms\n{}",
             a.graph.display(),
             model.program().kernels.len(),
-            pool.current_num_threads(),
             a.runs,
             a.warmup,
             ms(median),
-            ms(times[0]),
-            ms(times[times.len() - 1]),
+            ms(min),
+            ms(max),
             memory_lines(&model.memory())
         ),
     )?;
     if let Some(rss) = peak_rss_bytes() {
         w(out, &format!("peak resident memory of the process: {}\n", mib(rss)))?;
     }
+    if let Some(ag) = &agreement {
+        w(out, &agreement_lines(ag, &a.target))?;
+    }
     Ok(())
+}
+
+/// The per-kernel comparison as text: the totals, the agreement figures and the
+/// slowest kernels.
+fn agreement_lines(ag: &Agreement, target: &str) -> String {
+    let mut s = format!(
+        "per kernel on target {target}: predicted total {:.3} ms, measured total {:.3} ms; rank correlation {:.3}, median measured/predicted {:.2}\n",
+        ag.predicted_total_s * 1e3,
+        ag.measured_total_s * 1e3,
+        ag.spearman,
+        ag.median_ratio
+    );
+    let mut slow: Vec<_> = ag.kernels.iter().collect();
+    slow.sort_by(|a, b| b.measured_s.total_cmp(&a.measured_s).then(a.index.cmp(&b.index)));
+    s += "slowest kernels:\n  #     kind         output                          GFLOP     MB   predicted µs  measured µs  ratio\n";
+    for k in slow.iter().take(SLOWEST_SHOWN) {
+        s += &format!(
+            "  {:<5} {:<12} {:<30} {:>7.3} {:>7.2} {:>12.1} {:>12.1} {:>6.2}\n",
+            k.index,
+            k.kind,
+            truncate(&k.output, 30),
+            k.flops as f64 / 1e9,
+            k.bytes as f64 / 1e6,
+            k.predicted_s * 1e6,
+            k.measured_s * 1e6,
+            k.measured_s / k.predicted_s
+        );
+    }
+    s
+}
+
+/// Kernels listed by `bench --per-kernel` in text form (`--json` lists all).
+const SLOWEST_SHOWN: usize = 15;
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        s.chars().take(n - 1).chain(std::iter::once('…')).collect()
+    }
 }

@@ -3,10 +3,21 @@
 use std::path::Path;
 use std::process::Output;
 
-/// Runs the `eqopt` binary from the repository root.
+/// A configuration directory that does not exist: tests see the built-in `cpu`
+/// profile even on a machine where `eqopt calibrate` wrote one.
+pub const NO_CONFIG_DIR: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/eqopt-no-config");
+
+/// Runs the `eqopt` binary from the repository root, with no calibrated profile.
 pub fn eqopt(args: &[&str]) -> Output {
+    eqopt_with_config(args, Path::new(NO_CONFIG_DIR))
+}
+
+/// Runs the `eqopt` binary from the repository root with `config` as its
+/// configuration directory (`EQOPT_CONFIG_DIR`).
+pub fn eqopt_with_config(args: &[&str], config: &Path) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_eqopt"))
         .args(args)
+        .env("EQOPT_CONFIG_DIR", config)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("the eqopt binary runs")

@@ -18,6 +18,7 @@ pub mod exec;
 pub mod gemm;
 pub mod layout;
 pub mod pool;
+pub mod probe;
 pub mod reduce;
 pub mod simd;
 mod window;

@@ -11,5 +11,7 @@
 pub mod plan;
 pub mod program;
 mod text;
+pub mod work;
 
 pub use program::*;
+pub use work::KernelWork;

@@ -195,6 +195,25 @@ impl Executable {
     /// Runs the program on `inputs` (in the program's input order) and returns its
     /// outputs (in its output order), each a dense row-major f32 vector.
     pub fn run(&self, inputs: &[InputData<'_>]) -> Result<Vec<Vec<f32>>, ExecError> {
+        self.run_observed(inputs, |_, _| {})
+    }
+
+    /// As [`Executable::run`], and also returns the wall time of each kernel, in
+    /// program order. The kernels run exactly as in `run` (one clock read between
+    /// two kernels is the only addition).
+    pub fn run_timed(&self, inputs: &[InputData<'_>]) -> Result<(Vec<Vec<f32>>, Vec<std::time::Duration>), ExecError> {
+        let mut times = vec![std::time::Duration::ZERO; self.program.kernels.len()];
+        let outputs = self.run_observed(inputs, |k, t| times[k] = t)?;
+        Ok((outputs, times))
+    }
+
+    /// Runs the program, calling `observe(k, elapsed)` after kernel `k` with the
+    /// kernel's wall time (one `Instant` read per kernel, tens of nanoseconds).
+    fn run_observed(
+        &self,
+        inputs: &[InputData<'_>],
+        mut observe: impl FnMut(usize, std::time::Duration),
+    ) -> Result<Vec<Vec<f32>>, ExecError> {
         let p = &self.program;
         if inputs.len() != p.inputs.len() {
             return Err(ExecError::Input {
@@ -239,12 +258,16 @@ impl Executable {
             slots,
             names: p.buffers.iter().map(|b| b.name.clone()).collect(),
         };
+        let mut clock = std::time::Instant::now();
         for (k, kernel) in p.kernels.iter().enumerate() {
             ops::run_kernel(kernel, self.exprs[k].as_ref(), &mem).map_err(|source| ExecError::Kernel {
                 kernel: k,
                 name: kernel.name(),
                 source,
             })?;
+            let now = std::time::Instant::now();
+            observe(k, now - clock);
+            clock = now;
         }
         drop(mem);
         drop(arena);
