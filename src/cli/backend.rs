@@ -3,6 +3,7 @@
 use super::ShapeArgs;
 use crate::backend::{CpuModel, MemoryReport};
 use crate::calibrate::agreement::{self, Agreement};
+use crate::cost::HardwareProfile;
 use crate::error::{Error, Result};
 use crate::graph::Graph;
 use clap::{Args, ValueEnum};
@@ -164,7 +165,7 @@ pub(super) fn run_bench(a: &BenchArgs, out: &mut dyn Write) -> Result<()> {
     let pool = pool(a.threads)?;
     let threads = pool.current_num_threads();
     let mut times = Vec::with_capacity(a.runs);
-    let agreement = pool.install(|| -> Result<Option<Agreement>> {
+    let agreement = pool.install(|| -> Result<Option<(Agreement, HardwareProfile)>> {
         for _ in 0..a.warmup {
             model.run(&inputs)?;
         }
@@ -178,8 +179,9 @@ pub(super) fn run_bench(a: &BenchArgs, out: &mut dyn Write) -> Result<()> {
         }
         let (profile, _) = crate::calibrate::resolve_target(&a.target)?;
         let profile = profile.for_threads(threads);
-        Ok(Some(agreement::measure(&model, &inputs, &profile, 0, a.runs)?))
+        Ok(Some((agreement::measure(&model, &inputs, &profile, 0, a.runs)?, profile)))
     })?;
+    let (agreement, profile) = agreement.unzip();
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     let (min, max) = (times[0], times[times.len() - 1]);
@@ -194,6 +196,7 @@ pub(super) fn run_bench(a: &BenchArgs, out: &mut dyn Write) -> Result<()> {
             "memory": model.memory(),
             "peak_rss_bytes": peak_rss_bytes(),
             "per_kernel": agreement,
+            "target": profile.map(|p| serde_json::json!({"name": p.name, "description": p.description})),
         });
         return w(out, &(serde_json::to_string_pretty(&v).expect("plain data") + "\n"));
     }
