@@ -17,6 +17,7 @@ pub mod error;
 pub mod exec;
 pub mod gemm;
 pub mod layout;
+mod phases;
 pub mod pool;
 pub mod probe;
 pub mod reduce;

@@ -10,7 +10,9 @@ use rayon::prelude::*;
 use crate::KernelError;
 use crate::conv::DataLayout;
 use crate::gemm::mv::wide;
-use crate::window::{tap_index, valid_range};
+use crate::gemm::with_scratch;
+use crate::phases::{Phases, PlaneGeometry, reduce_taps};
+use crate::window::tap_index;
 
 const KERNEL: &str = "pool2d";
 
@@ -196,40 +198,36 @@ pub fn pool2d(p: &Pool2dParams, kind: PoolKind, input: &[f32], output: &mut [f32
     };
     match p.layout {
         DataLayout::Nchw => {
+            // Each plane in stride phases (see `crate::phases`): every tap is one
+            // contiguous run over the whole output plane at the phases' row pitch.
+            let geometry = PlaneGeometry {
+                h: p.in_h,
+                w: p.in_w,
+                pads: p.pads,
+                stride_h: p.stride_h,
+                stride_w: p.stride_w,
+                oh,
+            };
+            let phases = Phases::new(&geometry);
+            let starts = phases.tap_starts([p.kernel_h, p.kernel_w], [p.dilation_h, p.dilation_w]);
             let (plane_in, plane_out) = (p.in_h * p.in_w, oh * ow);
             let body = |t: usize, out: &mut [f32]| {
                 let x = &input[t * plane_in..][..plane_in];
-                out.fill(init);
-                wide(|| {
-                    for (r, orow) in out.chunks_exact_mut(ow).enumerate() {
-                        for kh in 0..p.kernel_h {
-                            let ih = (r * p.stride_h + kh * p.dilation_h) as isize - p.pads[0] as isize;
-                            if ih < 0 || ih >= p.in_h as isize {
-                                continue;
-                            }
-                            let xrow = &x[ih as usize * p.in_w..][..p.in_w];
-                            for kw in 0..p.kernel_w {
-                                let off = (kw * p.dilation_w) as isize - p.pads[1] as isize;
-                                let (lo, hi) = valid_range(ow, p.in_w, p.stride_w, off);
-                                if lo >= hi {
-                                    continue;
-                                }
-                                let src = &xrow[(lo as isize * p.stride_w as isize + off) as usize..];
-                                if p.stride_w == 1 {
-                                    orow[lo..hi].iter_mut().zip(src).for_each(|(a, &v)| combine(a, v));
-                                } else {
-                                    for (j, a) in orow[lo..hi].iter_mut().enumerate() {
-                                        combine(a, src[j * p.stride_w]);
-                                    }
+                with_scratch(phases.len() + phases.out_len(), |scratch| {
+                    let (buf, acc) = scratch.split_at_mut(phases.len());
+                    wide(|| {
+                        phases.fill(&geometry, x, init, buf);
+                        reduce_taps(buf, &starts, is_max, acc);
+                        for (r, (orow, arow)) in out.chunks_exact_mut(ow).zip(acc.chunks_exact(phases.wp)).enumerate() {
+                            if is_max {
+                                orow.copy_from_slice(&arow[..ow]);
+                            } else {
+                                for ((o, &a), dw) in orow.iter_mut().zip(arow).zip(&div_w) {
+                                    *o = a / (div_h[r] * dw);
                                 }
                             }
                         }
-                        if !is_max {
-                            for (a, dw) in orow.iter_mut().zip(&div_w) {
-                                *a /= div_h[r] * dw;
-                            }
-                        }
-                    }
+                    });
                 });
             };
             par_chunks(output, plane_out, body);

@@ -5,8 +5,9 @@ use rayon::prelude::*;
 
 use super::{ConvEpilogue, Geom};
 use crate::gemm::mv::{axpy, wide};
-use crate::gemm::{Epilogue, Tile};
-use crate::window::{tap_index, valid_range};
+use crate::gemm::{Epilogue, Tile, with_scratch};
+use crate::phases::{Phases, PlaneGeometry, weighted_taps};
+use crate::window::tap_index;
 
 fn par_chunks(out: &mut [f32], chunk: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
     if rayon::current_num_threads() <= 1 {
@@ -16,46 +17,39 @@ fn par_chunks(out: &mut [f32], chunk: usize, f: impl Fn(usize, &mut [f32]) + Syn
     }
 }
 
-/// `NCHW` with `[O, I/g, KH, KW]` weights: one task per output plane `(n, o)`,
-/// the inner loop an axpy along the output row.
+/// `NCHW` with `[O, I/g, KH, KW]` weights: one task per output plane `(n, o)`.
+/// Each input plane is laid out in stride phases ([`Phases`]), so every tap is
+/// one contiguous run over the whole output plane (at the phases' row pitch),
+/// combined into the output block by block; then the real columns are copied out.
 pub(super) fn nchw(g: &Geom, input: &[f32], w: &[f32], output: &mut [f32], epi: &ConvEpilogue<'_>) {
     let p = &g.p;
     let (h, wd, khw, pixels) = (p.in_h, p.in_w, p.kernel_h * p.kernel_w, g.pixels());
+    let geometry = PlaneGeometry {
+        h,
+        w: wd,
+        pads: p.pads,
+        stride_h: p.stride_h,
+        stride_w: p.stride_w,
+        oh: g.oh,
+    };
+    let phases = Phases::new(&geometry);
+    let starts = phases.tap_starts([p.kernel_h, p.kernel_w], [p.dilation_h, p.dilation_w]);
     par_chunks(output, pixels, |t, plane_out| {
         let (n, o) = (t / p.out_channels, t % p.out_channels);
         let grp = o / g.og;
-        plane_out.fill(0.0);
-        wide(|| {
-            for (oh, orow) in plane_out.chunks_exact_mut(g.ow).enumerate() {
+        with_scratch(phases.len() + phases.out_len(), |scratch| {
+            let (buf, acc) = scratch.split_at_mut(phases.len());
+            acc.fill(0.0);
+            wide(|| {
                 for i in 0..g.ig {
                     let plane = &input[(n * p.in_channels + grp * g.ig + i) * h * wd..][..h * wd];
-                    let wk = &w[(o * g.ig + i) * khw..][..khw];
-                    for kh in 0..p.kernel_h {
-                        let ih = (oh * p.stride_h + kh * p.dilation_h) as isize - p.pads[0] as isize;
-                        if ih < 0 || ih >= h as isize {
-                            continue;
-                        }
-                        let xrow = &plane[ih as usize * wd..][..wd];
-                        for kw in 0..p.kernel_w {
-                            let wv = wk[kh * p.kernel_w + kw];
-                            let off = (kw * p.dilation_w) as isize - p.pads[1] as isize;
-                            let (lo, hi) = valid_range(g.ow, wd, p.stride_w, off);
-                            if lo >= hi {
-                                continue;
-                            }
-                            let start = (lo as isize * p.stride_w as isize + off) as usize;
-                            if p.stride_w == 1 {
-                                axpy(&mut orow[lo..hi], wv, &xrow[start..start + (hi - lo)]);
-                            } else {
-                                let src = &xrow[start..];
-                                for (j, y) in orow[lo..hi].iter_mut().enumerate() {
-                                    *y += wv * src[j * p.stride_w];
-                                }
-                            }
-                        }
-                    }
+                    phases.fill(&geometry, plane, 0.0, buf);
+                    weighted_taps(buf, &starts, &w[(o * g.ig + i) * khw..][..khw], acc);
                 }
-            }
+                for (orow, arow) in plane_out.chunks_exact_mut(g.ow).zip(acc.chunks_exact(phases.wp)) {
+                    orow.copy_from_slice(&arow[..g.ow]);
+                }
+            });
         });
         let tile = if epi.is_noop() {
             None
