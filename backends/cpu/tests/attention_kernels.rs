@@ -314,3 +314,41 @@ fn errors() {
     let r = attention(&sh, &q, &kt, &neg, None, ScoreScale::Mul(1.0), &mut out);
     assert!(matches!(r, Err(KernelError::ViewOutOfBounds { operand: "v", .. })), "{r:?}");
 }
+
+/// `[seq, heads, dim]` (BSHD) view of head `h`'s `[seq, dim]` matrices:
+/// heads interleaved within each row (batch stride `dim` < row stride `heads·dim`).
+fn bshd(buf: &[f32], heads: usize, dim: usize) -> MatView<'_> {
+    MatView {
+        data: buf,
+        offset: 0,
+        batch_strides: vec![dim as isize],
+        row_stride: (heads * dim) as isize,
+        col_stride: 1,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Q, K, V read in place from heads-interleaved `[S, H, D]` buffers (an
+    /// untransposed projection output), with and without a `[T]` mask.
+    #[test]
+    fn heads_interleaved_views(
+        h in dim(&[1, 2, 3, 12]), s in dim(&[1, 5, 64, 65, 128]), t in dim(&[1, 9, 128, 131]),
+        d in dim(&[1, 7, 16, 32, 33]), masked: bool, seed in any::<u64>(),
+    ) {
+        let (qb, kb, vb) = (data(seed, s * h * d), data(seed ^ 1, t * h * d), data(seed ^ 2, t * h * d));
+        let mb: Vec<f32> = (0..t).map(|j| if j % 5 == 4 { -1e4 } else { 0.0 }).collect();
+        let mask = MatView { data: &mb, offset: 0, batch_strides: vec![0], row_stride: 0, col_stride: 1 };
+        let mask = masked.then_some(&mask);
+        let sh = AttentionShape { batch: vec![h], queries: s, keys: t, head_dim: d, value_dim: d };
+        let (q, kt, v) = (bshd(&qb, h, d), bshd(&kb, h, d).transposed(), bshd(&vb, h, d));
+        let scale = ScoreScale::Div((d as f32).sqrt());
+        let want = reference(&sh, &q, &kt, &v, mask, scale);
+        for isa in Isa::available() {
+            let mut out = vec![f32::NAN; h * s * d];
+            attention_with(isa, &sh, &q, &kt, &v, mask, scale, &mut out).expect("attention");
+            check(&format!("{isa:?} BSHD {sh:?} mask {masked}"), &out, &want);
+        }
+    }
+}

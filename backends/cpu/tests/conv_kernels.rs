@@ -225,3 +225,38 @@ fn bad_arguments_are_errors() {
     let huge = Conv2dParams::new(usize::MAX / 2, 4, 5, 5, 6, 3, 3);
     assert!(matches!(huge.output_hw(), Err(KernelError::Shape { .. })));
 }
+
+/// Channel counts around the vector widths, for each implementation path:
+/// 1×1 GEMM, im2col (one or several groups of ≥ 16 channels) and the direct
+/// kernel (depthwise with multiplier 1–2, or few channels per group).
+fn wide_channel_params() -> impl Strategy<Value = Conv2dParams> {
+    let per_group = prop::sample::select(vec![1usize, 3, 8, 16, 17, 33]);
+    let grouped = (per_group.clone(), prop::sample::select(vec![1usize, 2, 16, 17]), 1usize..4).prop_map(|(ig, og, g)| (ig * g, og * g, g));
+    let depthwise = (prop::sample::select(vec![7usize, 8, 16, 17, 33]), 1usize..3).prop_map(|(c, mult)| (c, c * mult, c));
+    (
+        prop_oneof![grouped, depthwise],
+        (1usize..3, 1usize..9, 1usize..9),
+        (1usize..4, 1usize..4, 1usize..3, 1usize..3, 1usize..3),
+        prop::array::uniform4(0usize..2),
+    )
+        .prop_map(|((i, o, g), (n, h, w), (kh, kw, s, dh, dw), pads)| {
+            Conv2dParams::new(n, i, h, w, o, kh, kw)
+                .with_groups(g)
+                .with_stride(s, s)
+                .with_dilation(dh, dw)
+                .with_pads(pads)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    #[test]
+    fn wide_channels_match_reference(p in wide_channel_params(), bias: bool, pointwise in prop::bool::weighted(0.2)) {
+        // The 1×1 direct-GEMM path needs stride 1, no padding and one group.
+        let p = if pointwise { Conv2dParams::new(p.batch, p.in_channels, p.in_h, p.in_w, p.out_channels, 1, 1) } else { p };
+        prop_assume!(p.output_hw().is_ok());
+        for t in [1, 2] {
+            rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap().install(|| run_all(p, bias, false));
+        }
+    }
+}

@@ -208,3 +208,135 @@ fn bad_arguments_are_errors() {
         Err(KernelError::Shape { .. })
     ));
 }
+
+/// Row-major coordinates of `flat` in `shape`.
+fn unravel(mut flat: usize, shape: &[usize]) -> Vec<usize> {
+    let mut c = vec![0; shape.len()];
+    for d in (0..shape.len()).rev() {
+        c[d] = flat % shape[d];
+        flat /= shape[d];
+    }
+    c
+}
+
+fn ravel(c: &[usize], shape: &[usize]) -> usize {
+    c.iter().zip(shape).fold(0, |acc, (&i, &n)| acc * n + i)
+}
+
+/// Naive gather: `out[a, l, b] = x[a, idx[l] (mod d), b]`.
+fn gather_ref(x: &[f32], shape: &[usize], axis: usize, idx: &[i64]) -> Vec<f32> {
+    let mut out_shape = shape.to_vec();
+    out_shape[axis] = idx.len();
+    (0..out_shape.iter().product())
+        .map(|flat| {
+            let mut c = unravel(flat, &out_shape);
+            let i = idx[c[axis]];
+            c[axis] = if i < 0 { (i + shape[axis] as i64) as usize } else { i as usize };
+            x[ravel(&c, shape)]
+        })
+        .collect()
+}
+
+/// Naive concat along `axis`.
+fn concat_ref(parts: &[(Vec<f32>, Vec<usize>)], axis: usize) -> Vec<f32> {
+    let mut out_shape = parts[0].1.clone();
+    out_shape[axis] = parts.iter().map(|(_, s)| s[axis]).sum();
+    (0..out_shape.iter().product())
+        .map(|flat| {
+            let mut c = unravel(flat, &out_shape);
+            for (x, s) in parts {
+                if c[axis] < s[axis] {
+                    return x[ravel(&c, s)];
+                }
+                c[axis] -= s[axis];
+            }
+            unreachable!("coordinate past the last part")
+        })
+        .collect()
+}
+
+fn odd_dim() -> impl Strategy<Value = usize> {
+    prop_oneof![Just(1usize), Just(2), Just(3), Just(7), Just(16), Just(17), 1usize..40]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Any axis, negative and repeated indices, 1-sized and odd dims, on 1 and 2 threads.
+    #[test]
+    fn gather_matches_naive(
+        shape in prop::collection::vec(odd_dim(), 1..5).prop_filter("size", |s| s.iter().product::<usize>() <= 20_000),
+        axis_pick in 0usize..4, picks in prop::collection::vec((any::<u32>(), any::<bool>()), 0..12),
+    ) {
+        let axis = axis_pick % shape.len();
+        let d = shape[axis] as i64;
+        let idx: Vec<i64> = picks.iter().map(|&(r, neg)| { let i = r as i64 % d; if neg { i - d } else { i } }).collect();
+        let x = iota(shape.iter().product());
+        let want = gather_ref(&x, &shape, axis, &idx);
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let mut y = vec![-1.0; want.len()];
+            pool.install(|| gather(&x, &shape, axis, &idx, &mut y)).unwrap();
+            prop_assert_eq!(&y, &want, "{:?} axis {} idx {:?} threads {}", shape, axis, idx, threads);
+        }
+    }
+
+    /// 1 to 4 operands (some empty along the axis), any axis, on 1 and 2 threads.
+    #[test]
+    fn concat_matches_naive(
+        base in prop::collection::vec(odd_dim(), 1..5).prop_filter("size", |s| s.iter().product::<usize>() <= 5_000),
+        axis_pick in 0usize..4, sizes in prop::collection::vec(0usize..6, 1..5),
+    ) {
+        let axis = axis_pick % base.len();
+        let mut next = 0.0f32;
+        let parts: Vec<(Vec<f32>, Vec<usize>)> = sizes.iter().map(|&a| {
+            let mut s = base.clone();
+            s[axis] = a;
+            let n: usize = s.iter().product();
+            let x: Vec<f32> = (0..n).map(|i| next + i as f32).collect();
+            next += n as f32;
+            (x, s)
+        }).collect();
+        let want = concat_ref(&parts, axis);
+        let inputs: Vec<(&[f32], &[usize])> = parts.iter().map(|(x, s)| (&x[..], &s[..])).collect();
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let mut y = vec![-1.0; want.len()];
+            pool.install(|| concat(&inputs, axis, &mut y)).unwrap();
+            prop_assert_eq!(&y, &want, "{:?} axis {} sizes {:?}", base, axis, sizes);
+        }
+    }
+
+    #[test]
+    fn nchw_nhwc_match_naive(n in odd_dim(), c in odd_dim(), h in odd_dim(), w in odd_dim()) {
+        prop_assume!(n * c * h * w <= 40_000);
+        let x = iota(n * c * h * w);
+        let mut y = vec![-1.0; x.len()];
+        nchw_to_nhwc(&x, [n, c, h, w], &mut y).unwrap();
+        // NHWC element (n, h, w, c) is NCHW element (n, c, h, w).
+        let want: Vec<f32> = (0..x.len()).map(|f| { let k = unravel(f, &[n, h, w, c]); x[ravel(&[k[0], k[3], k[1], k[2]], &[n, c, h, w])] }).collect();
+        prop_assert_eq!(&y, &want);
+        let mut back = vec![-1.0; x.len()];
+        nhwc_to_nchw(&y, [n, h, w, c], &mut back).unwrap();
+        prop_assert_eq!(back, x);
+    }
+}
+
+/// Outputs past the parallel threshold (2¹⁵ elements): embedding lookup along
+/// axis 0 and a gather along a middle axis, on 1 and 2 threads.
+#[test]
+fn large_gathers_on_one_and_two_threads() {
+    for (shape, axis, count) in [(vec![1000usize, 67], 0usize, 601usize), (vec![5, 301, 33], 1, 257)] {
+        let d = shape[axis] as i64;
+        let idx: Vec<i64> = (0..count as i64).map(|i| (i * 7919 + 13) % (2 * d) - d).collect();
+        let x = iota(shape.iter().product());
+        let want = gather_ref(&x, &shape, axis, &idx);
+        assert!(want.len() >= 1 << 15);
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let mut y = vec![-1.0; want.len()];
+            pool.install(|| gather(&x, &shape, axis, &idx, &mut y)).unwrap();
+            assert_eq!(y, want, "{shape:?} axis {axis} threads {threads}");
+        }
+    }
+}

@@ -152,3 +152,64 @@ fn bad_arguments_are_errors() {
         Err(KernelError::Shape { .. })
     ));
 }
+
+fn channels() -> impl Strategy<Value = usize> {
+    prop_oneof![Just(1usize), Just(7), Just(8), Just(15), Just(16), Just(17), Just(33), 1usize..70]
+}
+
+/// Runs `f` in a 1-thread and in a 2-thread pool.
+fn on_1_and_2_threads(mut f: impl FnMut() + Send) {
+    for t in [1, 2] {
+        rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap().install(&mut f);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Channel counts around the vector widths (the NHWC kernels vectorise
+    /// along channels), on the serial and the parallel paths.
+    #[test]
+    fn wide_channels_match_reference(
+        batch in 1usize..3, c in channels(), h in 1usize..10, w in 1usize..10, kh in 1usize..4, kw in 1usize..4,
+        sh in 1usize..3, sw in 1usize..3, pads in prop::array::uniform4(0usize..2), kind in 0u8..3,
+    ) {
+        // Pads below the kernel extent, so (almost) every shape is valid.
+        let pads = [pads[0].min(kh - 1), pads[1].min(kw - 1), pads[2].min(kh - 1), pads[3].min(kw - 1)];
+        let p = Pool2dParams::new(batch, c, h, w, kh, kw).with_stride(sh, sw).with_pads(pads);
+        prop_assume!(p.output_hw().is_ok());
+        let kind = match kind { 0 => PoolKind::Max, 1 => PoolKind::Avg { count_include_pad: true }, _ => PoolKind::Avg { count_include_pad: false } };
+        on_1_and_2_threads(|| run_both(p, kind));
+    }
+
+    /// Global max/average over odd, 1-sized and long spatial extents, both
+    /// layouts, 1 and 2 threads, against an f64 reference.
+    #[test]
+    fn global_pool_matches_reference(
+        n in 1usize..4, c in channels(),
+        s in prop_oneof![Just(1usize), Just(15), Just(16), Just(17), Just(49), 1usize..300, Just(3136)],
+        max: bool, seed in any::<u64>(),
+    ) {
+        let kind = if max { PoolKind::Max } else { PoolKind::Avg { count_include_pad: true } };
+        let x = rand_vec(n * c * s, seed);
+        let want: Vec<f64> = x.chunks(s).map(|plane| if max {
+            plane.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b as f64))
+        } else {
+            plane.iter().map(|&v| v as f64).sum::<f64>() / s as f64
+        }).collect();
+        let mut xh = vec![0.0; x.len()];
+        nchw_to_nhwc(&x, [n, c, s, 1], &mut xh).unwrap();
+        // Max is exact. The mean of s zero-mean terms in [-1, 1) has a rounding
+        // error of a few ulp; √s·5e-7 is far above that yet below one dropped term.
+        let tol = if max { 0.0 } else { 5e-7 * (s as f64).sqrt() + 1e-7 };
+        on_1_and_2_threads(|| {
+            for (layout, input) in [(DataLayout::Nchw, &x), (DataLayout::Nhwc, &xh)] {
+                let mut y = vec![f32::NAN; n * c];
+                global_pool(kind, layout, n, c, s, input, &mut y).unwrap();
+                for (i, (&g, &w)) in y.iter().zip(&want).enumerate() {
+                    assert!((g as f64 - w).abs() <= tol, "{kind:?} {layout:?} [{n}, {c}, {s}] out {i}: {g} vs {w}");
+                }
+            }
+        });
+    }
+}
