@@ -121,7 +121,10 @@ fn calibrate_then_per_kernel_bench_on_the_calibrated_profile() {
     let profile = eqopt::cost::HardwareProfile::load(path.to_str().unwrap()).unwrap();
     let cal = profile.calibration.as_ref().unwrap();
     assert_eq!(cal.threads, 1);
-    assert!(profile.peak(eqopt::dtype::DType::F32) <= 1.5 * cal.per_threads[0].fma_peak_f32);
+    assert_eq!(
+        profile.peak(eqopt::dtype::DType::F32),
+        cal.per_threads[0].peak_flops[&eqopt::dtype::DType::F32]
+    );
 
     let out = dir_file(&config, "opt.json");
     let text = ok(&eqopt_with_config(&["optimize", "examples/mlp.json", "-o", &out], config.path()));

@@ -6,13 +6,16 @@
 //! LLVM inlines into it use the wider registers. Hot inner loops called from
 //! the closure should be `#[inline(always)]` so they are compiled there.
 
-/// Runs `f` inside a function compiled with the widest vector instruction set
-/// the CPU supports. The result is the same as calling `f()` directly.
+use crate::simd::Isa;
+
+/// Runs `f` inside a function compiled for the instruction set [`Isa::detect`]
+/// chose (so `EQOPT_ISA` caps it, as for the `Simd` kernels). The result is the
+/// same as calling `f()` directly, up to FMA contraction.
 #[inline(always)]
 pub(crate) fn wide<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
     {
-        #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+        #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
         unsafe fn avx512<R>(f: impl FnOnce() -> R) -> R {
             f()
         }
@@ -20,13 +23,13 @@ pub(crate) fn wide<R>(f: impl FnOnce() -> R) -> R {
         unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
             f()
         }
-        if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vl") {
-            // SAFETY: the CPU supports every feature the function is compiled with.
-            return unsafe { avx512(f) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            // SAFETY: as above.
-            return unsafe { avx2(f) };
+        match Isa::detect() {
+            // SAFETY: `detect` returns an ISA only when the CPU supports all of
+            // its features, which include every feature `avx512` is compiled with.
+            Isa::Avx512 => return unsafe { avx512(f) },
+            // SAFETY: as above, for AVX2 and FMA.
+            Isa::Avx2 => return unsafe { avx2(f) },
+            Isa::Scalar => {}
         }
     }
     f()
