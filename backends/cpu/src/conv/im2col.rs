@@ -78,9 +78,40 @@ pub(super) fn nchw(g: &Geom, input: &[f32], w: &[f32], output: &mut [f32], epi: 
     let (pixels, depth) = (g.pixels(), g.depth());
     let (h, wd, khw) = (p.in_h, p.in_w, p.kernel_h * p.kernel_w);
     let out = SendPtr(output.as_mut_ptr());
+    // A 1×1, stride-1, unpadded kernel's im2col is the input itself: its group's
+    // channel rows (stride `pixels`), read in place.
+    let identity = khw == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pads == [0; 4];
     for_tasks(g, &b, |n, grp, pbi, obi| {
         let (p0, o0) = (pbi * b.pb, obi * b.obk);
         let (np, no) = (b.pb.min(pixels - p0), b.obk.min(g.og - o0));
+        let oc = grp * g.og + o0;
+        let c_off = (n * p.out_channels + oc) * pixels + p0;
+        if identity {
+            let x_off = (n * p.in_channels + grp * g.ig) * pixels + p0;
+            // SAFETY: as below, with the input rows grp·ig.. of image n, columns
+            // p0..p0+np (stride `pixels`) in place of `col`: inside `input`,
+            // whose length was validated.
+            unsafe {
+                let c = out.get().add(c_off);
+                sgemm_raw(
+                    no,
+                    depth,
+                    np,
+                    w.as_ptr().add(oc * depth),
+                    depth,
+                    1,
+                    input.as_ptr().add(x_off),
+                    pixels,
+                    1,
+                    c,
+                    pixels,
+                );
+                if !epi.is_noop() {
+                    epi.apply(&mut Tile::from_raw(c, pixels, n, oc, no, p0, np));
+                }
+            }
+            return;
+        }
         with_scratch(depth * np, |col| {
             crate::gemm::mv::wide(|| {
                 for (r, dst) in col.chunks_exact_mut(np).enumerate() {
@@ -103,8 +134,6 @@ pub(super) fn nchw(g: &Geom, input: &[f32], w: &[f32], output: &mut [f32], epi: 
                     }
                 }
             });
-            let oc = grp * g.og + o0;
-            let c_off = (n * p.out_channels + oc) * pixels + p0;
             // SAFETY: the weight rows oc..oc+no hold `depth` elements each (weight
             // length validated); `col` is a dense depth × np buffer; the output block
             // (rows oc.., columns p0..p0+np, stride `pixels`) is inside `output` and
@@ -127,9 +156,27 @@ pub(super) fn nhwc(g: &Geom, input: &[f32], w: &[f32], output: &mut [f32], epi: 
     let b = blocks(g);
     let (pixels, depth, ci, co) = (g.pixels(), g.depth(), p.in_channels, p.out_channels);
     let out = SendPtr(output.as_mut_ptr());
+    // As for NCHW: a 1×1, stride-1, unpadded kernel reads the input pixels in place.
+    let identity = p.kernel_h * p.kernel_w == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pads == [0; 4];
     for_tasks(g, &b, |n, grp, pbi, obi| {
         let (p0, o0) = (pbi * b.pb, obi * b.obk);
         let (np, no) = (b.pb.min(pixels - p0), b.obk.min(g.og - o0));
+        let oc = grp * g.og + o0;
+        let c_off = (n * pixels + p0) * co + oc;
+        if identity {
+            let x_off = (n * pixels + p0) * ci + grp * g.ig;
+            // SAFETY: as below, with the input pixels p0..p0+np of image n, channels
+            // grp·ig.. (row stride ci) in place of `col`: inside `input`, whose
+            // length was validated.
+            unsafe {
+                let c = out.get().add(c_off);
+                sgemm_raw(np, depth, no, input.as_ptr().add(x_off), ci, 1, w.as_ptr().add(oc), co, 1, c, co);
+                if !epi.is_noop() {
+                    epi.apply(&mut Tile::from_raw(c, co, n, p0, np, oc, no));
+                }
+            }
+            return;
+        }
         with_scratch(depth * np, |col| {
             for (j, dst) in col.chunks_exact_mut(depth).enumerate() {
                 let (oh, ow) = ((p0 + j) / g.ow, (p0 + j) % g.ow);
@@ -145,8 +192,6 @@ pub(super) fn nhwc(g: &Geom, input: &[f32], w: &[f32], output: &mut [f32], epi: 
                     }
                 }
             }
-            let oc = grp * g.og + o0;
-            let c_off = (n * pixels + p0) * co + oc;
             // SAFETY: weight columns oc..oc+no of the [depth, co] matrix are in bounds
             // (weight length validated); `col` is dense np × depth; the output block
             // (rows p0..p0+np, columns oc..oc+no, stride co) is inside `output` and
