@@ -17,10 +17,11 @@ fn par_chunks(out: &mut [f32], chunk: usize, f: impl Fn(usize, &mut [f32]) + Syn
     }
 }
 
-/// `NCHW` with `[O, I/g, KH, KW]` weights: one task per output plane `(n, o)`.
-/// Each input plane is laid out in stride phases ([`Phases`]), so every tap is
-/// one contiguous run over the whole output plane (at the phases' row pitch),
-/// combined into the output block by block; then the real columns are copied out.
+/// `NCHW` with `[O, I/g, KH, KW]` weights: one task per image and group.
+/// The group's input planes are laid out in stride phases ([`Phases`]) once, so
+/// every (input channel, tap) pair is one contiguous run over a whole output
+/// plane (at the phases' row pitch); each of the group's output planes is then
+/// one [`weighted_taps`] over all those runs, and its real columns are copied out.
 pub(super) fn nchw(g: &Geom, input: &[f32], w: &[f32], output: &mut [f32], epi: &ConvEpilogue<'_>) {
     let p = &g.p;
     let (h, wd, khw, pixels) = (p.in_h, p.in_w, p.kernel_h * p.kernel_w, g.pixels());
@@ -33,32 +34,31 @@ pub(super) fn nchw(g: &Geom, input: &[f32], w: &[f32], output: &mut [f32], epi: 
         oh: g.oh,
     };
     let phases = Phases::new(&geometry);
-    let starts = phases.tap_starts([p.kernel_h, p.kernel_w], [p.dilation_h, p.dilation_w]);
-    par_chunks(output, pixels, |t, plane_out| {
-        let (n, o) = (t / p.out_channels, t % p.out_channels);
-        let grp = o / g.og;
-        with_scratch(phases.len() + phases.out_len(), |scratch| {
-            let (buf, acc) = scratch.split_at_mut(phases.len());
-            acc.fill(0.0);
-            wide(|| {
-                for i in 0..g.ig {
-                    let plane = &input[(n * p.in_channels + grp * g.ig + i) * h * wd..][..h * wd];
-                    phases.fill(&geometry, plane, 0.0, buf);
-                    weighted_taps(buf, &starts, &w[(o * g.ig + i) * khw..][..khw], acc);
-                }
+    let taps = phases.tap_starts([p.kernel_h, p.kernel_w], [p.dilation_h, p.dilation_w]);
+    // Run starts of every (input channel of the group, tap), in the weights' order.
+    let starts: Vec<usize> = (0..g.ig).flat_map(|i| taps.iter().map(move |&t| i * phases.len() + t)).collect();
+    par_chunks(output, g.og * pixels, |t, group_out| {
+        let (n, grp) = (t / p.groups, t % p.groups);
+        with_scratch(g.ig * phases.len() + phases.out_len(), |scratch| {
+            let (buf, acc) = scratch.split_at_mut(g.ig * phases.len());
+            for (i, dst) in buf.chunks_exact_mut(phases.len()).enumerate() {
+                let plane = &input[(n * p.in_channels + grp * g.ig + i) * h * wd..][..h * wd];
+                phases.fill(&geometry, plane, 0.0, dst);
+            }
+            for (j, plane_out) in group_out.chunks_exact_mut(pixels).enumerate() {
+                let o = grp * g.og + j;
+                acc.fill(0.0);
+                weighted_taps(buf, &starts, &w[o * g.ig * khw..][..g.ig * khw], acc);
                 for (orow, arow) in plane_out.chunks_exact_mut(g.ow).zip(acc.chunks_exact(phases.wp)) {
                     orow.copy_from_slice(&arow[..g.ow]);
                 }
-            });
+                if !epi.is_noop() {
+                    if let Some(mut tile) = Tile::from_slice(plane_out, pixels, n, o, 1, 0, pixels) {
+                        epi.apply(&mut tile);
+                    }
+                }
+            }
         });
-        let tile = if epi.is_noop() {
-            None
-        } else {
-            Tile::from_slice(plane_out, pixels, n, o, 1, 0, pixels)
-        };
-        if let Some(mut tile) = tile {
-            epi.apply(&mut tile);
-        }
     });
 }
 
