@@ -52,10 +52,10 @@ pub(super) fn nchw(g: &Geom, input: &[f32], w: &[f32], output: &mut [f32], epi: 
                 for (orow, arow) in plane_out.chunks_exact_mut(g.ow).zip(acc.chunks_exact(phases.wp)) {
                     orow.copy_from_slice(&arow[..g.ow]);
                 }
-                if !epi.is_noop() {
-                    if let Some(mut tile) = Tile::from_slice(plane_out, pixels, n, o, 1, 0, pixels) {
-                        epi.apply(&mut tile);
-                    }
+                if !epi.is_noop()
+                    && let Some(mut tile) = Tile::from_slice(plane_out, pixels, n, o, 1, 0, pixels)
+                {
+                    epi.apply(&mut tile);
                 }
             }
         });
