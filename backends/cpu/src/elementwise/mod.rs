@@ -27,7 +27,7 @@ use rayon::prelude::*;
 
 pub use program::{BinaryOp, EwProgram, Instr, UnaryOp};
 pub use view::EwInput;
-pub(crate) use view::check_view;
+pub(crate) use view::{check_view, row_major_strides};
 
 use crate::KernelError;
 use crate::simd::Isa;

@@ -7,9 +7,11 @@
 //! needs dense (conv, pooling, softmax, layer norm, gather) and are not are
 //! copied to scratch first.
 //!
-//! Epilogues run as a second pass over each output block right after the GEMM or
-//! convolution that produced it, not yet inside the GEMM's tiles.
+//! Epilogues run on each output tile inside the GEMM or convolution that
+//! produces it, while the tile is in cache ([`epilogue`]); an epilogue whose
+//! operands do not flatten to the kernel's output matrix runs as a second pass.
 
+mod epilogue;
 mod ops;
 
 use crate::KernelError;

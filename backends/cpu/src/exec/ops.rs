@@ -1,6 +1,7 @@
 //! One kernel of a program, run with this crate's kernels.
 
 use super::Mem;
+use super::epilogue::TileEpilogue;
 use crate::KernelError;
 use crate::attention::{self, AttentionShape, MatView, ScoreScale};
 use crate::conv::{Conv2dParams, ConvWeightLayout, DataLayout};
@@ -99,9 +100,9 @@ pub(super) fn run_kernel(kernel: &Kernel, expr: Option<&EwProgram>, mem: &Mem) -
             elementwise::eval(prog, &ins, out_slice(mem, out)?, &out.shape)
         }
         Kernel::Gemm { a, b, out, epilogue } => {
-            run_gemm(mem, a, b, out)?;
+            let fused = run_gemm(mem, a, b, out, epilogue.as_ref().zip(expr))?;
             match (epilogue, expr) {
-                (Some(e), Some(p)) => apply_epilogue(mem, p, e, out),
+                (Some(e), Some(p)) if !fused => apply_epilogue(mem, p, e, out),
                 _ => Ok(()),
             }
         }
@@ -133,9 +134,17 @@ pub(super) fn run_kernel(kernel: &Kernel, expr: Option<&EwProgram>, mem: &Mem) -
                 .with_groups(g.group)
                 .with_layout(if g.nhwc { DataLayout::Nhwc } else { DataLayout::Nchw });
             let wl = if g.nhwc { ConvWeightLayout::Hwio } else { ConvWeightLayout::Oihw };
-            crate::conv::conv2d(&p, &xs, WeightRef::F32(&ws), wl, bs.as_deref(), out_slice(mem, out)?, None)?;
-            match (epilogue, expr) {
-                (Some(e), Some(pr)) => apply_epilogue(mem, pr, e, out),
+            // The epilogue runs on each output tile inside the convolution when its
+            // operands flatten to the (image, row, column) matrix; else after it.
+            let axes = if g.nhwc { [0..1, 1..3, 3..4] } else { [0..1, 1..2, 2..4] };
+            let fused = match (epilogue, expr) {
+                (Some(e), Some(pr)) => TileEpilogue::new(mem, pr, &e.extras, &out.shape, axes, &[]),
+                _ => None,
+            };
+            let user = fused.as_ref().map(|f| f as &dyn gemm::Epilogue);
+            crate::conv::conv2d(&p, &xs, WeightRef::F32(&ws), wl, bs.as_deref(), out_slice(mem, out)?, user)?;
+            match (epilogue, expr, &fused) {
+                (Some(e), Some(pr), None) => apply_epilogue(mem, pr, e, out),
                 _ => Ok(()),
             }
         }
@@ -210,7 +219,9 @@ pub(super) fn run_kernel(kernel: &Kernel, expr: Option<&EwProgram>, mem: &Mem) -
     }
 }
 
-fn run_gemm(mem: &Mem, a: &View, b: &View, out: &View) -> Result<(), KernelError> {
+/// Runs a GEMM kernel, with its epilogue inside the GEMM's tiles when the
+/// epilogue's operands allow (see [`TileEpilogue`]); returns whether it did.
+fn run_gemm(mem: &Mem, a: &View, b: &View, out: &View, epilogue: Option<(&Epilogue, &EwProgram)>) -> Result<bool, KernelError> {
     let r = out.shape.len();
     if r < 2 || a.shape.len() != r || b.shape.len() != r {
         return Err(shape_err(format!(
@@ -235,12 +246,22 @@ fn run_gemm(mem: &Mem, a: &View, b: &View, out: &View) -> Result<(), KernelError
     let c_all = out_slice(mem, out)?;
     let per_outer = last * m * n;
     let (ad, bd) = (mem.f32(a.buffer), mem.f32(b.buffer));
-    for o in 0..outer.max(1) {
-        let coords: Vec<usize> = outer_strides
+    let coords_of = |o: usize| -> Vec<usize> {
+        outer_strides
             .iter()
             .zip(&outer_dims)
             .map(|(&s, &d)| (o / s as usize) % d.max(1))
-            .collect();
+            .collect()
+    };
+    // One tile epilogue per outer batch index, or none at all (two-pass path).
+    let axes = [r.saturating_sub(3)..r - 2, r - 2..r - 1, r - 1..r];
+    let tile_epilogues: Option<Vec<TileEpilogue<'_>>> = epilogue.and_then(|(e, p)| {
+        (0..outer.max(1))
+            .map(|o| TileEpilogue::new(mem, p, &e.extras, &out.shape, axes.clone(), &coords_of(o)))
+            .collect()
+    });
+    for o in 0..outer.max(1) {
+        let coords = coords_of(o);
         let off = |v: &View| -> usize { v.offset + coords.iter().zip(&v.strides).map(|(&c, &s)| c * s as usize).sum::<usize>() };
         let al = MatLayout {
             offset: off(a),
@@ -261,9 +282,10 @@ fn run_gemm(mem: &Mem, a: &View, b: &View, out: &View) -> Result<(), KernelError
             batch_stride: m * n,
         };
         let c = &mut c_all[o * per_outer..(o + 1) * per_outer];
-        gemm::gemm(GemmDims { batch: last, m, k, n }, ad, al, WeightRef::F32(bd), bl, c, cl, None)?;
+        let user = tile_epilogues.as_ref().map(|t| &t[o] as &dyn gemm::Epilogue);
+        gemm::gemm(GemmDims { batch: last, m, k, n }, ad, al, WeightRef::F32(bd), bl, c, cl, user)?;
     }
-    Ok(())
+    Ok(tile_epilogues.is_some())
 }
 
 fn run_reduce(mem: &Mem, kind: eqopt_kir::ReduceKind, axes: &[usize], x: &View, out: &View) -> Result<(), KernelError> {

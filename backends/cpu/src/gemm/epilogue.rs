@@ -92,6 +92,17 @@ impl<'a> Tile<'a> {
         unsafe { std::slice::from_raw_parts_mut(self.ptr.add(r * self.ld), self.cols) }
     }
 
+    /// The whole block as one row-major slice (`rows() × cols()`), when its rows
+    /// are adjacent in memory (one row, or a row stride equal to `cols()`).
+    pub fn as_dense_mut(&mut self) -> Option<&mut [f32]> {
+        if self.rows > 1 && self.ld != self.cols {
+            return None;
+        }
+        // SAFETY: `from_raw`'s contract: the rows are valid and exclusively ours,
+        // and with ld == cols (or one row) they form one contiguous run.
+        Some(unsafe { std::slice::from_raw_parts_mut(self.ptr, self.rows * self.cols) })
+    }
+
     /// Calls `f(output_row_index, row)` for every row of the block.
     pub fn for_each_row(&mut self, mut f: impl FnMut(usize, &mut [f32])) {
         for r in 0..self.rows {
