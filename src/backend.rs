@@ -33,6 +33,41 @@ pub struct MemoryReport {
     pub arena_bytes: usize,
     /// The peak of live intermediate bytes over the kernel order: no plan can do better.
     pub lower_bound_bytes: usize,
+    /// Elementwise kernels the plan runs in place, writing over a dead input.
+    pub in_place_kernels: usize,
+}
+
+/// `(output, input)` buffer pairs where an elementwise kernel may write its
+/// output over a dead input: both intermediates of the same size, the kernel
+/// the output's first writer and the input's last reader, the output written
+/// densely over its whole buffer, and every read of the input (by this kernel)
+/// the same dense whole-buffer view of the output's shape. The planner honours
+/// a pair when it can; the executor detects which it honoured.
+fn inplace_candidates(program: &Program, lifetimes: &[Option<(usize, usize)>]) -> Vec<(usize, usize)> {
+    let whole = |v: &eqopt_kir::View| v.offset == 0 && v.is_dense() && v.numel() == program.buffers[v.buffer].len;
+    let temp = |b: usize| program.buffers[b].kind.is_none();
+    let mut pairs = Vec::new();
+    for (k, kernel) in program.kernels.iter().enumerate() {
+        let eqopt_kir::Kernel::Elementwise { inputs, out, .. } = kernel else {
+            continue;
+        };
+        if !temp(out.buffer) || !whole(out) || lifetimes[out.buffer].map(|l| l.0) != Some(k) {
+            continue;
+        }
+        let candidate = inputs.iter().find(|v| {
+            v.buffer != out.buffer
+                && temp(v.buffer)
+                && whole(v)
+                && v.shape == out.shape
+                && program.buffers[v.buffer].len == program.buffers[out.buffer].len
+                && lifetimes[v.buffer].map(|l| l.1) == Some(k)
+                && inputs.iter().filter(|w| w.buffer == v.buffer).all(|w| w == *v)
+        });
+        if let Some(v) = candidate {
+            pairs.push((out.buffer, v.buffer));
+        }
+    }
+    pairs
 }
 
 /// A graph compiled for the CPU backend.
@@ -49,7 +84,11 @@ impl CpuModel {
         let program = crate::lower::lower(graph)?;
         let lifetimes = program.lifetimes();
         let temps: Vec<usize> = (0..program.buffers.len()).filter(|&b| program.buffers[b].kind.is_none()).collect();
-        let reqs: Vec<eqopt_kir::plan::BufferReq> = temps
+        let mut req_of = vec![None; program.buffers.len()];
+        for (k, &b) in temps.iter().enumerate() {
+            req_of[b] = Some(k);
+        }
+        let mut reqs: Vec<eqopt_kir::plan::BufferReq> = temps
             .iter()
             .map(|&b| {
                 // A temp no kernel touches (none today) lives at kernel 0 only.
@@ -62,6 +101,11 @@ impl CpuModel {
                 }
             })
             .collect();
+        for (out, input) in inplace_candidates(&program, &lifetimes) {
+            if let (Some(o), Some(i)) = (req_of[out], req_of[input]) {
+                reqs[o].inplace_of = Some(i);
+            }
+        }
         let plan = eqopt_kir::plan::plan(&reqs, ARENA_ALIGN)?;
         let mut offsets = vec![None; program.buffers.len()];
         for (k, &b) in temps.iter().enumerate() {
@@ -71,6 +115,7 @@ impl CpuModel {
             no_reuse_bytes: plan.no_reuse_bytes,
             arena_bytes: plan.arena_bytes,
             lower_bound_bytes: plan.lower_bound,
+            in_place_kernels: plan.inplace.iter().filter(|i| i.is_some()).count(),
         };
         let arena_len = plan.arena_bytes.div_ceil(4);
         let input_types = graph.inputs.iter().map(|i| (i.name.clone(), i.ty.clone())).collect();

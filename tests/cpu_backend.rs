@@ -38,6 +38,20 @@ fn check(label: &str, g: &eqopt::graph::Graph) {
     }
 }
 
+/// Unoptimized graphs keep their elementwise ops as separate kernels, so the plan
+/// runs some in place over their dead inputs; the outputs still match the
+/// reference, and the planned arena shrinks below the no-reuse figure.
+#[test]
+fn elementwise_kernels_run_in_place_over_dead_inputs() {
+    for example in ["examples/bert_layer.json", "examples/mlp.json", "examples/resnet_blocks.json"] {
+        let g = json::load(&common::root().join(example)).unwrap();
+        let model = CpuModel::compile(&g).unwrap();
+        let mem = model.memory();
+        assert!(mem.in_place_kernels > 0, "{example}: {mem:?}");
+        check(example, &g);
+    }
+}
+
 fn f32_only(g: &eqopt::graph::Graph) -> bool {
     use eqopt::dtype::DType;
     g.inputs.iter().all(|i| matches!(i.ty.dtype, DType::F32 | DType::I64 | DType::I32)) && g.nodes.iter().all(|n| n.ty.dtype == DType::F32)

@@ -23,10 +23,11 @@ fn lowered_programs_match_their_snapshots() {
         let model = CpuModel::compile(&opt).unwrap();
         let m = model.memory();
         let text = format!(
-            "memory: no reuse {} B, arena {} B, lower bound {} B\n\n{}",
+            "memory: no reuse {} B, arena {} B, lower bound {} B, {} kernels in place\n\n{}",
             m.no_reuse_bytes,
             m.arena_bytes,
             m.lower_bound_bytes,
+            m.in_place_kernels,
             model.program()
         );
         let name = std::path::Path::new(rel).file_stem().unwrap().to_string_lossy().into_owned();

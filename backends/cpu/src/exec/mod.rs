@@ -92,7 +92,10 @@ unsafe impl Sync for Slot {}
 
 /// The buffers of one run. Invariant (the memory plan's and the lowering's): while
 /// a kernel runs, its output region overlaps none of its input regions, so handing
-/// out `&mut` to the output and `&` to the inputs at once never aliases.
+/// out `&mut` to the output and `&` to the inputs at once never aliases. The one
+/// exception is an elementwise kernel the plan runs in place: an input buffer that
+/// is exactly the output's region, which the kernel never borrows (it reads those
+/// values from a copy of each output block; see `ops::run_in_place`).
 pub(crate) struct Mem {
     slots: Vec<Slot>,
     names: Vec<String>,
@@ -126,6 +129,28 @@ impl Mem {
             Slot::F32(p, n) => unsafe { std::slice::from_raw_parts_mut(p, n) },
             Slot::I64(..) => &mut [],
         }
+    }
+
+    /// True when buffer `b`'s storage overlaps elements `range` of buffer
+    /// `other` (an elementwise kernel the memory plan runs in place).
+    pub(crate) fn overlaps(&self, b: usize, other: usize, range: std::ops::Range<usize>) -> bool {
+        let span = |slot: Slot| match slot {
+            Slot::F32(p, n) => (p as usize, n * 4),
+            Slot::I64(p, n) => (p as usize, n * 8),
+        };
+        let ((p, n), (q, _)) = (span(self.slots[b]), span(self.slots[other]));
+        let (lo, hi) = (q + range.start * 4, q + range.end * 4);
+        n > 0 && hi > lo && p < hi && lo < p + n
+    }
+
+    /// True when element `offset` of buffer `b` and element `other_offset` of
+    /// buffer `other` are the same memory.
+    pub(crate) fn same_address(&self, b: usize, offset: usize, other: usize, other_offset: usize) -> bool {
+        let addr = |slot: Slot, off: usize| match slot {
+            Slot::F32(p, _) => p as usize + off * 4,
+            Slot::I64(p, _) => p as usize + off * 8,
+        };
+        addr(self.slots[b], offset) == addr(self.slots[other], other_offset)
     }
 
     pub(crate) fn is_i64(&self, b: usize) -> bool {

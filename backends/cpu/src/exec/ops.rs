@@ -51,6 +51,49 @@ fn out_slice<'a>(mem: &'a Mem, view: &View) -> Result<&'a mut [f32], KernelError
 /// dense output `view`, block by block: each block of the accumulator is copied to
 /// scratch and the expression written back over it.
 fn apply_epilogue(mem: &Mem, prog: &EwProgram, epilogue: &Epilogue, out: &View) -> Result<(), KernelError> {
+    let operands: Vec<Option<&View>> = std::iter::once(None).chain(epilogue.extras.iter().map(Some)).collect();
+    blockwise_over_output(mem, prog, &operands, out)
+}
+
+/// True when `v` reads memory the output view `out` writes: within one buffer,
+/// overlapping extents; across buffers, storage the memory plan shares (an
+/// in-place pair).
+fn aliases(mem: &Mem, v: &View, out: &View) -> bool {
+    if v.buffer == out.buffer {
+        return match (v.extent(), out.extent()) {
+            (Some((a, b)), Some((c, d))) => a <= d && c <= b,
+            _ => false,
+        };
+    }
+    mem.overlaps(v.buffer, out.buffer, out.offset..out.offset + out.numel())
+}
+
+/// An elementwise kernel whose memory plan put its output over one of its
+/// inputs (the input's last use): every operand view on that region must be the
+/// output's own dense region; they read a copy of each output block.
+fn run_in_place(mem: &Mem, prog: &EwProgram, inputs: &[View], out: &View) -> Result<(), KernelError> {
+    let operands: Vec<Option<&View>> = inputs
+        .iter()
+        .map(|v| {
+            if !aliases(mem, v, out) {
+                Ok(Some(v))
+            } else if mem.same_address(v.buffer, v.offset, out.buffer, out.offset) && v.shape == out.shape && v.is_dense() {
+                Ok(None)
+            } else {
+                Err(shape_err(format!(
+                    "an operand of {} overlaps the output without being its region",
+                    mem.name(v.buffer)
+                )))
+            }
+        })
+        .collect::<Result<_, _>>()?;
+    blockwise_over_output(mem, prog, &operands, out)
+}
+
+/// Evaluates `prog` over the dense output `view` block by block; operand `k` is
+/// `operands[k]`, or for `None` the block's current values (copied to scratch
+/// before the block is overwritten).
+fn blockwise_over_output(mem: &Mem, prog: &EwProgram, operands: &[Option<&View>], out: &View) -> Result<(), KernelError> {
     const BLOCK: usize = 16 * 1024;
     let shape = &out.shape;
     // Outer dims iterated over; inner dims (the last one always) of at most BLOCK
@@ -78,15 +121,16 @@ fn apply_epilogue(mem: &Mem, prog: &EwProgram, epilogue: &Epilogue, out: &View) 
             .map(|(&s, &d)| (o / s as usize) % d.max(1))
             .collect();
         let acc = block.to_vec();
-        let mut inputs = vec![EwInput::strided(&acc, 0, dense_strides(&inner_shape))];
-        for v in &epilogue.extras {
-            let base: isize = coords.iter().zip(&v.strides).map(|(&c, &s)| c as isize * s).sum();
-            inputs.push(EwInput::strided(
-                mem.f32(v.buffer),
-                (v.offset as isize + base) as usize,
-                v.strides[split..].to_vec(),
-            ));
-        }
+        let inputs: Vec<EwInput<'_>> = operands
+            .iter()
+            .map(|v| match v {
+                None => EwInput::strided(&acc, 0, dense_strides(&inner_shape)),
+                Some(v) => {
+                    let base: isize = coords.iter().zip(&v.strides).map(|(&c, &s)| c as isize * s).sum();
+                    EwInput::strided(mem.f32(v.buffer), (v.offset as isize + base) as usize, v.strides[split..].to_vec())
+                }
+            })
+            .collect();
         elementwise::eval(prog, &inputs, block, &inner_shape)
     })
 }
@@ -96,6 +140,9 @@ pub(super) fn run_kernel(kernel: &Kernel, expr: Option<&EwProgram>, mem: &Mem) -
     match kernel {
         Kernel::Elementwise { inputs, out, .. } => {
             let prog = expr.ok_or_else(|| shape_err("elementwise kernel without a program".into()))?;
+            if inputs.iter().any(|v| aliases(mem, v, out)) {
+                return run_in_place(mem, prog, inputs, out);
+            }
             let ins: Vec<EwInput<'_>> = inputs.iter().map(|v| ew_input(mem, v)).collect();
             elementwise::eval(prog, &ins, out_slice(mem, out)?, &out.shape)
         }
