@@ -22,16 +22,30 @@ pub(crate) const NR: usize = 16 * NV;
 /// How many `k` steps ahead the `A` micro-panel is prefetched.
 const PF_A: usize = 8;
 
-/// `C[..ROWS, ..cols] (+)= A · B` for one packed micro-panel pair.
+/// `C[..ROWS, ..cols] (+)= A · B` for one micro-panel pair. `A` is packed
+/// (`PACKED`: step `p`, row `i` at `a + p·MR + i`) or read in place from a
+/// row-major matrix (row `i`, step `p` at `a + i·a_rs + p`); `B` is packed.
 ///
 /// # Safety
-/// The CPU supports AVX-512F; `a` holds `kc · MR` readable floats, `b` holds
-/// `kc · NR`; `c + i·ldc + j` is valid for reads and writes for `i < ROWS`,
+/// The CPU supports AVX-512F; those `A` elements for `i < ROWS`, `p < kc`
+/// are readable, `b` holds
+/// `kc · NR` floats; `c + i·ldc + j` is valid for reads and writes for `i < ROWS`,
 /// `j < cols`, with `1 ≤ cols ≤ NR`.
 #[inline(always)]
-unsafe fn tile<const ROWS: usize>(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, cols: usize, acc: bool) {
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile<const ROWS: usize, const PACKED: bool>(
+    kc: usize,
+    a: *const f32,
+    a_rs: usize,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    cols: usize,
+    acc: bool,
+) {
     // SAFETY: the caller guarantees the CPU features and the extents above;
-    // every access below stays within them (packed loads at `p · MR + i`,
+    // every access below stays within them (`A` loads at `p · MR + i` or
+    // `i · a_rs + p`, `B` loads at
     // `p · NR + 16v`; C accesses masked to `cols`).
     unsafe {
         // Fetch the C tile now so its (often conflicting: rows 4 KiB apart) lines
@@ -41,21 +55,24 @@ unsafe fn tile<const ROWS: usize>(kc: usize, a: *const f32, b: *const f32, c: *m
             _mm_prefetch::<_MM_HINT_T0>(cr);
             _mm_prefetch::<_MM_HINT_T0>(cr.wrapping_add(4 * NR - 4));
         }
+        let (rs, step) = if PACKED { (1, MR) } else { (a_rs, 1) };
         let mut r = [[_mm512_setzero_ps(); NV]; ROWS];
         let (mut ap, mut bp) = (a, b);
         for _ in 0..kc {
-            _mm_prefetch::<_MM_HINT_T0>(ap.wrapping_add(PF_A * MR) as *const i8);
+            if PACKED {
+                _mm_prefetch::<_MM_HINT_T0>(ap.wrapping_add(PF_A * MR) as *const i8);
+            }
             let mut bv = [_mm512_setzero_ps(); NV];
             for (v, x) in bv.iter_mut().enumerate() {
                 *x = _mm512_loadu_ps(bp.add(16 * v));
             }
             for (i, row) in r.iter_mut().enumerate() {
-                let av = _mm512_set1_ps(*ap.add(i));
+                let av = _mm512_set1_ps(*ap.add(i * rs));
                 for v in 0..NV {
                     row[v] = _mm512_fmadd_ps(av, bv[v], row[v]);
                 }
             }
-            ap = ap.add(MR);
+            ap = ap.add(step);
             bp = bp.add(NR);
         }
         if cols == NR {
@@ -90,26 +107,33 @@ unsafe fn tile<const ROWS: usize>(kc: usize, a: *const f32, b: *const f32, c: *m
 }
 
 macro_rules! kernels {
-    ($($rows:literal => $name:ident),* $(,)?) => {
+    ($table:ident, $packed:literal, $($rows:literal => $name:ident),* $(,)?) => {
         $(
-            /// The AVX-512 micro-kernel for a tile of this many rows (see [`tile`]).
+            /// The micro-kernel for a tile of this many rows (see [`tile`]).
             ///
             /// # Safety
             /// As [`tile`].
             #[target_feature(enable = "avx512f,avx2,fma")]
-            unsafe fn $name(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, cols: usize, acc: bool) {
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn $name(kc: usize, a: *const f32, a_rs: usize, b: *const f32, c: *mut f32, ldc: usize, cols: usize, acc: bool) {
                 // SAFETY: forwarded contract.
-                unsafe { tile::<$rows>(kc, a, b, c, ldc, cols, acc) }
+                unsafe { tile::<$rows, $packed>(kc, a, a_rs, b, c, ldc, cols, acc) }
             }
         )*
         /// Micro-kernels indexed by `rows - 1`.
-        const BY_ROWS: [KernelFn; MR] = [$($name as KernelFn),*];
+        const $table: [KernelFn; MR] = [$($name as KernelFn),*];
     };
 }
 
 kernels!(
+    BY_ROWS, true,
     1 => k1, 2 => k2, 3 => k3, 4 => k4, 5 => k5, 6 => k6, 7 => k7,
     8 => k8, 9 => k9, 10 => k10, 11 => k11, 12 => k12, 13 => k13, 14 => k14,
+);
+kernels!(
+    BY_ROWS_DIRECT, false,
+    1 => d1, 2 => d2, 3 => d3, 4 => d4, 5 => d5, 6 => d6, 7 => d7,
+    8 => d8, 9 => d9, 10 => d10, 11 => d11, 12 => d12, 13 => d13, 14 => d14,
 );
 
 /// The AVX-512 kernel family (`MR × NR` = 14 × 32). Only valid to run on a CPU
@@ -118,4 +142,5 @@ pub(crate) static KERNEL: MicroKernel = MicroKernel {
     mr: MR,
     nr: NR,
     by_rows: &BY_ROWS,
+    by_rows_direct: &BY_ROWS_DIRECT,
 };

@@ -9,10 +9,12 @@
 //! columns), each computed by the project's own single-threaded packed SGEMM
 //! (`packed.rs`: BLIS-style packing and cache blocking around AVX-512 14 × 32 or
 //! AVX2 6 × 16 register-blocked micro-kernels, chosen by [`Isa`]; it measured
-//! faster than the `gemm` crate and `matrixmultiply` here, see
-//! `examples/gemm_throughput.rs`). The scalar ISA (and non-x86 targets) use the
-//! `gemm` crate's kernel instead. A `m == 1` product with `f16`/`bf16` weights
-//! takes a dedicated memory-bound GEMV path.
+//! on par with the `gemm` crate and `matrixmultiply` on 1024³ and up to ~6%
+//! ahead on narrow-`n` model shapes, see `examples/gemm_throughput.rs` and
+//! `backends/README.md`). The scalar ISA (and non-x86 targets) use the `gemm`
+//! crate's kernel instead, as does an `f32` `m == 1` product (a memory-bound
+//! GEMV). A `m == 1` product with `f16`/`bf16` weights takes a dedicated GEMV
+//! path that converts while reading.
 
 mod driver;
 mod epilogue;
@@ -249,7 +251,7 @@ pub fn gemm_with_isa(
         epilogue,
         isa,
     };
-    if m == 1 {
+    if m == 1 && !matches!(b, WeightRef::F32(_)) {
         gemv::run(&job, c);
     } else {
         driver::run(&job, c);

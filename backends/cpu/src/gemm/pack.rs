@@ -163,6 +163,13 @@ pub(crate) unsafe fn pack_b(b: &BSrc, kc: usize, nc: usize, nr: usize, dst: &mut
                         }
                     }
                 }
+            } else if let (BPtr::F32(ptr), 1, 32, 32) = (b.ptr, cs, cols, nr) {
+                // The common full AVX-512 panel of a row-major f32 B: fixed-size copies.
+                // SAFETY: row p < kc, columns j0..j0 + 32 ≤ nc (contract).
+                unsafe { copy_rows::<32>(ptr.add(j0), rs, panel) };
+            } else if let (BPtr::F32(ptr), 1, 16, 16) = (b.ptr, cs, cols, nr) {
+                // SAFETY: as above, for the AVX2 panel.
+                unsafe { copy_rows::<16>(ptr.add(j0), rs, panel) };
             } else {
                 for (p, d) in panel.chunks_exact_mut(nr).enumerate() {
                     // SAFETY: row p < kc, columns j0..j0 + cols < nc (contract).
@@ -176,4 +183,18 @@ pub(crate) unsafe fn pack_b(b: &BSrc, kc: usize, nc: usize, nr: usize, dst: &mut
             }
         }
     })
+}
+
+/// Copies `W` contiguous floats from each row `p` (`src + p·rs`) to `dst[p·W..]`,
+/// for every full chunk of `dst`.
+///
+/// # Safety
+/// `src + p·rs .. + W` is readable for every `p < dst.len() / W`.
+#[inline(always)]
+unsafe fn copy_rows<const W: usize>(src: *const f32, rs: usize, dst: &mut [f32]) {
+    for (p, d) in dst.chunks_exact_mut(W).enumerate() {
+        // SAFETY: row p is readable for W floats (contract); `[f32; W]` has align 4.
+        let row = unsafe { &*(src.add(p * rs) as *const [f32; W]) };
+        d.copy_from_slice(row);
+    }
 }

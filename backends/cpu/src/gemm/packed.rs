@@ -28,13 +28,16 @@ use std::cell::Cell;
 use super::pack::{BSrc, pack_a, pack_b};
 use crate::simd::Isa;
 
-/// A micro-kernel: `(kc, a_panel, b_panel, c, ldc, cols, accumulate)` computes
+/// A micro-kernel: `(kc, a, a_rs, b_panel, c, ldc, cols, accumulate)` computes
 /// the tile `C[..rows, ..cols]` (`rows` fixed by the function, `cols ≤ NR`) and
-/// stores it, or adds it to `C` when `accumulate`.
+/// stores it, or adds it to `C` when `accumulate`. `A` is a packed micro-panel
+/// (`a_rs` unused) or, for the `direct` kernels, `rows` rows of a row-major
+/// matrix `a_rs` apart.
 ///
-/// Safety contract: the CPU supports the kernel's instruction set, the panels
-/// hold `kc·MR` and `kc·NR` floats, and the `C` tile is valid for reads and writes.
-pub(crate) type KernelFn = unsafe fn(usize, *const f32, *const f32, *mut f32, usize, usize, bool);
+/// Safety contract: the CPU supports the kernel's instruction set, `A` holds
+/// `kc` steps of `rows` readable values, the `B` panel `kc·NR` floats, and the
+/// `C` tile is valid for reads and writes.
+pub(crate) type KernelFn = unsafe fn(usize, *const f32, usize, *const f32, *mut f32, usize, usize, bool);
 
 /// A family of micro-kernels sharing one packed layout.
 pub(crate) struct MicroKernel {
@@ -42,8 +45,10 @@ pub(crate) struct MicroKernel {
     pub mr: usize,
     /// Columns per `B` micro-panel (the tile width).
     pub nr: usize,
-    /// `by_rows[r - 1]` computes a tile of `r ≤ mr` rows.
+    /// `by_rows[r - 1]` computes a tile of `r ≤ mr` rows from a packed `A` panel.
     pub by_rows: &'static [KernelFn],
+    /// The same, reading a row-major `A` in place (no packing).
+    pub by_rows_direct: &'static [KernelFn],
 }
 
 /// Depth of a packed block (the `k` extent per pass). A `B` micro-panel is
@@ -57,6 +62,16 @@ pub(crate) const KC: usize = 256;
 pub(crate) const MC: usize = 336;
 /// Columns of a packed `B` block: `KC · NC` floats = 4 MiB (lives in L3).
 pub(crate) const NC: usize = 4096;
+/// A row-major `A` (unit column stride) is read in place instead of packed when
+/// `n` is at most this: each `A` element then takes part in too few FMAs (`n / 16`
+/// cycles' worth per element with either kernel) to repay packing it (about
+/// one cycle per element; measured 3136×576×64: +5% AVX-512, +25% AVX2).
+pub(crate) const DIRECT_A_MAX_N: usize = 64;
+/// The same up to this `n` when `A`'s row stride is not a multiple of 512
+/// floats (2 KiB): the `MR` rows a micro-kernel reads then fall into different
+/// L1 sets. (Rows 4 KiB apart all share one set and thrash it: 1024³ runs ~20%
+/// slower unpacked.) Measured 3136×64×256: +5%, 3136×576×128: +8%.
+pub(crate) const DIRECT_A_MAX_N_SPREAD: usize = 256;
 
 /// The micro-kernel family for `isa`, or `None` when it has none (scalar, or a
 /// non-x86 target): the caller then uses its portable fallback.
@@ -120,7 +135,9 @@ pub(crate) unsafe fn sgemm_packed(
     let kc_max = k.div_ceil(k.div_ceil(KC));
     let mc_max = (MC / mr * mr).min(m.div_ceil(mr) * mr);
     let nc_max = (NC / nr * nr).min(n.div_ceil(nr) * nr);
-    with_pack(mc_max * kc_max, kc_max * nc_max, |abuf, bbuf| {
+    let direct_a = csa == 1 && (n <= DIRECT_A_MAX_N || (n <= DIRECT_A_MAX_N_SPREAD && !rsa.is_multiple_of(512)));
+    let a_len = if direct_a { 0 } else { mc_max * kc_max };
+    with_pack(a_len, kc_max * nc_max, |abuf, bbuf| {
         for jc in (0..n).step_by(nc_max) {
             let nc = nc_max.min(n - jc);
             for pc in (0..k).step_by(kc_max) {
@@ -130,20 +147,30 @@ pub(crate) unsafe fn sgemm_packed(
                 unsafe { pack_b(&b.offset(pc, jc), kc, nc, nr, bbuf) };
                 for ic in (0..m).step_by(mc_max) {
                     let mc = mc_max.min(m - ic);
-                    // SAFETY: as above for A's block (ic.., pc..) and `abuf`.
-                    unsafe { pack_a(a.add(ic * rsa + pc * csa), rsa, csa, mc, kc, mr, abuf) };
+                    // SAFETY: A's block (ic.., pc..) is inside its extents (contract).
+                    let a_blk = unsafe { a.add(ic * rsa + pc * csa) };
+                    if !direct_a {
+                        // SAFETY: as above; `abuf` holds mc_max · kc_max floats.
+                        unsafe { pack_a(a_blk, rsa, csa, mc, kc, mr, abuf) };
+                    }
                     for jr in (0..nc).step_by(nr) {
                         let cols = nr.min(nc - jr);
                         let bp = bbuf[jr * kc..].as_ptr();
                         for ir in (0..mc).step_by(mr) {
                             let rows = mr.min(mc - ir);
-                            let ap = abuf[ir * kc..].as_ptr();
-                            // SAFETY: the panels hold kc·mr and kc·nr floats; the
-                            // tile (ic+ir.., jc+jr..) of rows × cols is inside C
-                            // (contract); `kern` runs on this CPU (contract).
+                            // SAFETY: the packed panels hold kc·mr and kc·nr floats
+                            // (a direct A's rows ir.. of the block are readable for
+                            // kc steps); the tile (ic+ir.., jc+jr..) of rows × cols is
+                            // inside C (contract); `kern` runs on this CPU (contract).
                             unsafe {
                                 let cp = c.add((ic + ir) * ldc + jc + jr);
-                                (kern.by_rows[rows - 1])(kc, ap, bp, cp, ldc, cols, pc > 0);
+                                if direct_a {
+                                    let ap = a_blk.add(ir * rsa);
+                                    (kern.by_rows_direct[rows - 1])(kc, ap, rsa, bp, cp, ldc, cols, pc > 0);
+                                } else {
+                                    let ap = abuf[ir * kc..].as_ptr();
+                                    (kern.by_rows[rows - 1])(kc, ap, 0, bp, cp, ldc, cols, pc > 0);
+                                }
                             }
                         }
                     }
