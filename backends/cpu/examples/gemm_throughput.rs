@@ -1,8 +1,9 @@
 //! Best-of-N GEMM/conv throughput probe, robust to a shared, noisy machine:
 //! the libraries are timed in alternation and the fastest round is kept.
 //! Not a correctness test; run with
-//! `cargo run -p eqopt-cpu --release --example gemm_throughput [-- gemm|conv|peak|big]...`
-//! (no argument: peak, gemm and conv tables; `big` adds 2048³ to the GEMM table).
+//! `cargo run -p eqopt-cpu --release --example gemm_throughput [-- gemm|conv|peak|big|quick]...`
+//! (no argument: peak, gemm and conv tables; `big` adds 2048³ to the GEMM table,
+//! `quick` keeps only the square shapes and one thread).
 //! Single-threaded rows are timed on the thread's CPU-time clock, so time spent
 //! descheduled on a busy machine does not count; 2-thread rows use wall time.
 //!
@@ -102,7 +103,7 @@ fn gemm_throughput(big: bool) {
     }
     let quick = std::env::args().any(|a| a == "quick");
     if quick {
-        shapes.truncate(1);
+        shapes.retain(|s| s.0 == s.1 && s.1 == s.2);
     }
     println!("| shape m×k×n | threads | eqopt AVX-512 | eqopt AVX2 | eqopt AVX-512, f16 B | gemm crate | matrixmultiply (1 thread) |");
     println!("|---|---|---|---|---|---|---|");

@@ -402,7 +402,7 @@ proptest! {
 
 #[test]
 fn every_isa_handles_k_zero_large_k_and_multiple_cache_blocks() {
-    // (m, k, n): k = 0; k split into several depth blocks (256 each, 3000 → 12);
+    // (m, k, n): k = 0; k split into several depth blocks (at most 256 each);
     // m beyond one row block (336) and n beyond one column block (4096).
     let shapes = [
         (3, 0, 5),
@@ -413,6 +413,12 @@ fn every_isa_handles_k_zero_large_k_and_multiple_cache_blocks() {
         (15, 257, 31),
         (700, 37, 45),
         (20, 300, 4100),
+        // n > 256 (or A's rows 512 floats apart): A is packed, not read in place;
+        // k around the 8-wide transpose blocks of the row-major packing.
+        (45, 23, 300),
+        (33, 7, 257),
+        (17, 512, 100),
+        (29, 16, 290),
     ];
     for isa in Isa::available() {
         for (i, &(m, k, n)) in shapes.iter().enumerate() {

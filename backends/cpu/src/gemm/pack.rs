@@ -100,11 +100,19 @@ impl BSrc {
 /// Every `a + i·rs + p·cs` with `i < mc`, `p < kc` is readable, and
 /// `dst.len() ≥ ⌈mc / mr⌉ · mr · kc`.
 pub(crate) unsafe fn pack_a(a: *const f32, rs: usize, cs: usize, mc: usize, kc: usize, mr: usize, dst: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    let avx2 = std::arch::is_x86_feature_detected!("avx2");
     super::mv::wide(|| {
         for (q, panel) in dst[..mc.div_ceil(mr) * mr * kc].chunks_exact_mut(mr * kc).enumerate() {
             let (i0, rows) = (q * mr, mr.min(mc - q * mr));
             // SAFETY: rows i0..i0 + rows < mc and columns < kc are readable (contract).
             let src = unsafe { a.add(i0 * rs) };
+            #[cfg(target_arch = "x86_64")]
+            if cs == 1 && rs != 1 && kc >= 8 && avx2 {
+                // SAFETY: as above; `panel` holds kc · mr floats; AVX2 checked.
+                unsafe { pack_a_rows_avx2(src, rs, kc, mr, rows, panel) };
+                continue;
+            }
             // SAFETY: as above; `panel` holds kc · mr floats.
             unsafe {
                 match (mr, rows) {
@@ -146,6 +154,16 @@ unsafe fn pack_a_full<const MR: usize>(src: *const f32, rs: usize, cs: usize, kc
 /// Every element `(p, j)` with `p < kc`, `j < nc` of `b` is readable, and
 /// `dst.len() ≥ ⌈nc / nr⌉ · nr · kc`.
 pub(crate) unsafe fn pack_b(b: &BSrc, kc: usize, nc: usize, nr: usize, dst: &mut [f32]) {
+    if b.cs == 1 && (b.rs != 1 || nc == 1) {
+        // SAFETY: forwarded contract.
+        return unsafe {
+            match (b.ptr, nr) {
+                (BPtr::F32(ptr), 32) => pack_b_rows::<32>(ptr, b.rs, kc, nc, dst),
+                (BPtr::F32(ptr), 16) => pack_b_rows::<16>(ptr, b.rs, kc, nc, dst),
+                _ => pack_b_rows_convert(b, kc, nc, nr, dst),
+            }
+        };
+    }
     super::mv::wide(|| {
         let (rs, cs) = (b.rs, b.cs);
         for (q, panel) in dst[..nc.div_ceil(nr) * nr * kc].chunks_exact_mut(nr * kc).enumerate() {
@@ -163,13 +181,6 @@ pub(crate) unsafe fn pack_b(b: &BSrc, kc: usize, nc: usize, nr: usize, dst: &mut
                         }
                     }
                 }
-            } else if let (BPtr::F32(ptr), 1, 32, 32) = (b.ptr, cs, cols, nr) {
-                // The common full AVX-512 panel of a row-major f32 B: fixed-size copies.
-                // SAFETY: row p < kc, columns j0..j0 + 32 ≤ nc (contract).
-                unsafe { copy_rows::<32>(ptr.add(j0), rs, panel) };
-            } else if let (BPtr::F32(ptr), 1, 16, 16) = (b.ptr, cs, cols, nr) {
-                // SAFETY: as above, for the AVX2 panel.
-                unsafe { copy_rows::<16>(ptr.add(j0), rs, panel) };
             } else {
                 for (p, d) in panel.chunks_exact_mut(nr).enumerate() {
                     // SAFETY: row p < kc, columns j0..j0 + cols < nc (contract).
@@ -185,16 +196,119 @@ pub(crate) unsafe fn pack_b(b: &BSrc, kc: usize, nc: usize, nr: usize, dst: &mut
     })
 }
 
-/// Copies `W` contiguous floats from each row `p` (`src + p·rs`) to `dst[p·W..]`,
-/// for every full chunk of `dst`.
+/// [`pack_b`] for a row-major `f32` `B` and `NR`-column panels, walking `B`
+/// row by row (one sequential read stream; each row's `nc` values go to the
+/// `⌈nc / NR⌉` panels) rather than panel by panel (which touches `kc` rows,
+/// usually 4 KiB apart, per 128 bytes read).
 ///
 /// # Safety
-/// `src + p·rs .. + W` is readable for every `p < dst.len() / W`.
-#[inline(always)]
-unsafe fn copy_rows<const W: usize>(src: *const f32, rs: usize, dst: &mut [f32]) {
-    for (p, d) in dst.chunks_exact_mut(W).enumerate() {
-        // SAFETY: row p is readable for W floats (contract); `[f32; W]` has align 4.
-        let row = unsafe { &*(src.add(p * rs) as *const [f32; W]) };
-        d.copy_from_slice(row);
+/// As [`pack_b`], with `B`'s element `(p, j)` at `src + p·rs + j`.
+unsafe fn pack_b_rows<const NR: usize>(src: *const f32, rs: usize, kc: usize, nc: usize, dst: &mut [f32]) {
+    let (full, rest) = (nc / NR, nc % NR);
+    let dst = &mut dst[..nc.div_ceil(NR) * NR * kc];
+    for p in 0..kc {
+        // SAFETY: row p < kc holds nc readable floats (contract).
+        let row = unsafe { std::slice::from_raw_parts(src.add(p * rs), nc) };
+        for q in 0..full {
+            let d = &mut dst[(q * kc + p) * NR..][..NR];
+            d.copy_from_slice(&row[q * NR..(q + 1) * NR]);
+        }
+        if rest > 0 {
+            let d = &mut dst[(full * kc + p) * NR..][..NR];
+            d[..rest].copy_from_slice(&row[full * NR..]);
+            d[rest..].fill(0.0);
+        }
+    }
+}
+
+/// One micro-panel of [`pack_a`] for a row-major `A` (`cs == 1`): 8 × 8 blocks
+/// are loaded row-wise and transposed in registers, so each step's `mr` values
+/// are written with vector stores. Groups of 8 rows are written last-first with
+/// full 8-lane stores; a group narrower than 8 spills into the next step's first
+/// rows, which the group before it (or the next step) overwrites afterwards; the
+/// step where that spill would leave the panel is written by the scalar tail.
+///
+/// # Safety
+/// AVX2 is available; `src + i·rs + p` is readable for `i < rows ≤ mr`,
+/// `p < kc`; `dst.len() ≥ kc · mr`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn pack_a_rows_avx2(src: *const f32, rs: usize, kc: usize, mr: usize, rows: usize, dst: &mut [f32]) {
+    use std::arch::x86_64::*;
+    assert!(dst.len() >= kc * mr);
+    let d = dst.as_mut_ptr();
+    let groups = mr.div_ceil(8);
+    for g in (0..groups).rev() {
+        let i0 = g * 8;
+        let valid = rows.saturating_sub(i0).min(8);
+        // Vector steps: all of them, except that a group spilling past `mr`
+        // leaves at least its last step to the scalar tail.
+        let vec_steps = if i0 + 8 > mr { (kc - 1) / 8 * 8 } else { kc / 8 * 8 };
+        for p0 in (0..vec_steps).step_by(8) {
+            // SAFETY: rows i0 + r < rows and columns p0..p0 + 8 ≤ kc are readable;
+            // each store writes dst[(p0 + u)·mr + i0 ..][..8], which ends at most at
+            // (vec_steps - 1)·mr + i0 + 8 ≤ kc·mr (by the choice of vec_steps).
+            unsafe {
+                let mut v = [_mm256_setzero_ps(); 8];
+                for (r, x) in v.iter_mut().enumerate().take(valid) {
+                    *x = _mm256_loadu_ps(src.add((i0 + r) * rs + p0));
+                }
+                let t0 = _mm256_unpacklo_ps(v[0], v[1]);
+                let t1 = _mm256_unpackhi_ps(v[0], v[1]);
+                let t2 = _mm256_unpacklo_ps(v[2], v[3]);
+                let t3 = _mm256_unpackhi_ps(v[2], v[3]);
+                let t4 = _mm256_unpacklo_ps(v[4], v[5]);
+                let t5 = _mm256_unpackhi_ps(v[4], v[5]);
+                let t6 = _mm256_unpacklo_ps(v[6], v[7]);
+                let t7 = _mm256_unpackhi_ps(v[6], v[7]);
+                let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+                let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+                let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+                let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+                let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+                let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+                let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+                let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+                let cols = [
+                    _mm256_permute2f128_ps::<0x20>(u0, u4),
+                    _mm256_permute2f128_ps::<0x20>(u1, u5),
+                    _mm256_permute2f128_ps::<0x20>(u2, u6),
+                    _mm256_permute2f128_ps::<0x20>(u3, u7),
+                    _mm256_permute2f128_ps::<0x31>(u0, u4),
+                    _mm256_permute2f128_ps::<0x31>(u1, u5),
+                    _mm256_permute2f128_ps::<0x31>(u2, u6),
+                    _mm256_permute2f128_ps::<0x31>(u3, u7),
+                ];
+                for (u, &c) in cols.iter().enumerate() {
+                    _mm256_storeu_ps(d.add((p0 + u) * mr + i0), c);
+                }
+            }
+        }
+        let width = (mr - i0).min(8);
+        for p in vec_steps..kc {
+            for r in 0..width {
+                // SAFETY: row i0 + r < rows, column p < kc when read; the index
+                // p·mr + i0 + r < kc·mr.
+                unsafe { *d.add(p * mr + i0 + r) = if r < valid { *src.add((i0 + r) * rs + p) } else { 0.0 } };
+            }
+        }
+    }
+}
+
+/// [`pack_b_rows`] for any element type and panel width: the same row-by-row
+/// walk, converting each run of up to `nr` elements into its panel.
+///
+/// # Safety
+/// As [`pack_b`], with `b.cs == 1`.
+unsafe fn pack_b_rows_convert(b: &BSrc, kc: usize, nc: usize, nr: usize, dst: &mut [f32]) {
+    let dst = &mut dst[..nc.div_ceil(nr) * nr * kc];
+    for p in 0..kc {
+        for q in 0..nc.div_ceil(nr) {
+            let cols = nr.min(nc - q * nr);
+            let d = &mut dst[(q * kc + p) * nr..][..nr];
+            // SAFETY: row p < kc, columns q·nr..q·nr + cols ≤ nc (contract).
+            unsafe { b.read(p * b.rs + q * nr, 1, &mut d[..cols]) };
+            d[cols..].fill(0.0);
+        }
     }
 }
