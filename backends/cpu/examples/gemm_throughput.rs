@@ -105,6 +105,12 @@ fn gemm_throughput(big: bool) {
     if quick {
         shapes.retain(|s| s.0 == s.1 && s.1 == s.2);
     }
+    // Rows with a transposed (column-major) B, e.g. `[out, in]` linear weights.
+    let mut shapes: Vec<(usize, usize, usize, bool)> = shapes.into_iter().map(|(m, k, n)| (m, k, n, false)).collect();
+    shapes.push((1024, 1024, 1024, true));
+    if !quick {
+        shapes.push((128, 384, 1152, true));
+    }
     println!("| shape m×k×n | threads | eqopt AVX-512 | eqopt AVX2 | eqopt AVX-512, f16 B | gemm crate | matrixmultiply (1 thread) |");
     println!("|---|---|---|---|---|---|---|");
     for threads in [1usize, 2] {
@@ -112,13 +118,19 @@ fn gemm_throughput(big: bool) {
             break;
         }
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-        for &(m, k, n) in &shapes {
+        for &(m, k, n, tb) in &shapes {
             let (a, b) = (data(m * k, 1), data(k * n, 2));
             let b16: Vec<half::f16> = b.iter().map(|&x| half::f16::from_f32(x)).collect();
             let mut c = vec![0.0f32; m * n];
             let cp = Ptr(c.as_mut_ptr());
             let dims = GemmDims::new(m, k, n);
-            let (al, bl, cl) = (MatLayout::row_major(m, k), MatLayout::row_major(k, n), MatLayout::row_major(m, n));
+            let (al, cl) = (MatLayout::row_major(m, k), MatLayout::row_major(m, n));
+            let bl = if tb {
+                MatLayout::col_major(k, n)
+            } else {
+                MatLayout::row_major(k, n)
+            };
+            let (rsb, csb) = (bl.row_stride as isize, bl.col_stride as isize);
             let times = pool.install(|| {
                 let run = |isa: Isa, w: WeightRef<'_>| {
                     gemm_with_isa(
@@ -143,7 +155,7 @@ fn gemm_throughput(big: bool) {
                 } else {
                     gemm::Parallelism::None
                 };
-                // SAFETY: dense row-major buffers of the right sizes.
+                // SAFETY: dense buffers of the right sizes in the layouts given.
                 let mut f_gc = || unsafe {
                     gemm::gemm(
                         m,
@@ -157,8 +169,8 @@ fn gemm_throughput(big: bool) {
                         1,
                         k as isize,
                         b.as_ptr(),
-                        1,
-                        n as isize,
+                        csb,
+                        rsb,
                         0.0,
                         1.0,
                         false,
@@ -178,8 +190,8 @@ fn gemm_throughput(big: bool) {
                         k as isize,
                         1,
                         b.as_ptr(),
-                        n as isize,
-                        1,
+                        rsb,
+                        csb,
                         0.0,
                         cp.get(),
                         n as isize,
@@ -194,8 +206,9 @@ fn gemm_throughput(big: bool) {
                 )
             });
             let gf = |t: f64| 2.0 * (m * k * n) as f64 / t / 1e9;
+            let t = if tb { " (Bᵀ)" } else { "" };
             println!(
-                "| {m}×{k}×{n} | {threads} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
+                "| {m}×{k}×{n}{t} | {threads} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
                 gf(times[0]),
                 gf(times[1]),
                 gf(times[2]),

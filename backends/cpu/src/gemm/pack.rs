@@ -110,7 +110,7 @@ pub(crate) unsafe fn pack_a(a: *const f32, rs: usize, cs: usize, mc: usize, kc: 
             #[cfg(target_arch = "x86_64")]
             if cs == 1 && rs != 1 && kc >= 8 && avx2 {
                 // SAFETY: as above; `panel` holds kc · mr floats; AVX2 checked.
-                unsafe { pack_a_rows_avx2(src, rs, kc, mr, rows, panel) };
+                unsafe { pack_transposed_avx2(src, rs, kc, mr, rows, panel) };
                 continue;
             }
             // SAFETY: as above; `panel` holds kc · mr floats.
@@ -163,6 +163,22 @@ pub(crate) unsafe fn pack_b(b: &BSrc, kc: usize, nc: usize, nr: usize, dst: &mut
                 _ => pack_b_rows_convert(b, kc, nc, nr, dst),
             }
         };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if let (BPtr::F32(ptr), 1) = (b.ptr, b.rs)
+        && b.cs != 1
+        && kc >= 8
+        && std::arch::is_x86_feature_detected!("avx2")
+    {
+        // Column-major B: panel q is the transpose of columns q·nr.. (each
+        // contiguous in p), exactly what the A packing does for rows.
+        for (q, panel) in dst[..nc.div_ceil(nr) * nr * kc].chunks_exact_mut(nr * kc).enumerate() {
+            let cols = nr.min(nc - q * nr);
+            // SAFETY: columns q·nr..q·nr + cols < nc, rows < kc are readable
+            // (contract); `panel` holds kc·nr floats; AVX2 checked.
+            unsafe { pack_transposed_avx2(ptr.add(q * nr * b.cs), b.cs, kc, nr, cols, panel) };
+        }
+        return;
     }
     super::mv::wide(|| {
         let (rs, cs) = (b.rs, b.cs);
@@ -221,8 +237,10 @@ unsafe fn pack_b_rows<const NR: usize>(src: *const f32, rs: usize, kc: usize, nc
     }
 }
 
-/// One micro-panel of [`pack_a`] for a row-major `A` (`cs == 1`): 8 × 8 blocks
-/// are loaded row-wise and transposed in registers, so each step's `mr` values
+/// One micro-panel of [`pack_a`] for a row-major `A` (`cs == 1`), or of
+/// [`pack_b`] for a column-major `B` (its columns play the rows): `dst[p·mr + i]
+/// = src[i·rs + p]`, zero for `i ≥ rows`. 8 × 8 blocks are loaded row-wise and
+/// transposed in registers, so each step's `mr` values
 /// are written with vector stores. Groups of 8 rows are written last-first with
 /// full 8-lane stores; a group narrower than 8 spills into the next step's first
 /// rows, which the group before it (or the next step) overwrites afterwards; the
@@ -233,7 +251,7 @@ unsafe fn pack_b_rows<const NR: usize>(src: *const f32, rs: usize, kc: usize, nc
 /// `p < kc`; `dst.len() ≥ kc · mr`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn pack_a_rows_avx2(src: *const f32, rs: usize, kc: usize, mr: usize, rows: usize, dst: &mut [f32]) {
+unsafe fn pack_transposed_avx2(src: *const f32, rs: usize, kc: usize, mr: usize, rows: usize, dst: &mut [f32]) {
     use std::arch::x86_64::*;
     assert!(dst.len() >= kc * mr);
     let d = dst.as_mut_ptr();
