@@ -9,9 +9,8 @@
 //! columns), each computed by the project's own single-threaded packed SGEMM
 //! (`packed.rs`: BLIS-style packing and cache blocking around AVX-512 14 × 32 or
 //! AVX2 6 × 16 register-blocked micro-kernels, chosen by [`Isa`]; it measured
-//! on par with the `gemm` crate and `matrixmultiply` on 1024³ and up to ~6%
-//! ahead on narrow-`n` model shapes, see `examples/gemm_throughput.rs` and
-//! `backends/README.md`). The scalar ISA (and non-x86 targets) use the `gemm`
+//! on par with the `gemm` crate — within ±3% on most shapes, up to 7% ahead on
+//! some — see `examples/gemm_throughput.rs` and `backends/README.md`). The scalar ISA (and non-x86 targets) use the `gemm`
 //! crate's kernel instead, as does an `f32` `m == 1` product (a memory-bound
 //! GEMV). A `m == 1` product with `f16`/`bf16` weights takes a dedicated GEMV
 //! path that converts while reading.
