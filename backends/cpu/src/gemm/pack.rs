@@ -165,20 +165,25 @@ pub(crate) unsafe fn pack_b(b: &BSrc, kc: usize, nc: usize, nr: usize, dst: &mut
         };
     }
     #[cfg(target_arch = "x86_64")]
-    if let (BPtr::F32(ptr), 1) = (b.ptr, b.rs)
-        && b.cs != 1
-        && kc >= 8
-        && std::arch::is_x86_feature_detected!("avx2")
-    {
+    if b.rs == 1 && b.cs != 1 && kc >= 8 && std::arch::is_x86_feature_detected!("avx2") {
         // Column-major B: panel q is the transpose of columns q·nr.. (each
         // contiguous in p), exactly what the A packing does for rows.
-        for (q, panel) in dst[..nc.div_ceil(nr) * nr * kc].chunks_exact_mut(nr * kc).enumerate() {
-            let cols = nr.min(nc - q * nr);
-            // SAFETY: columns q·nr..q·nr + cols < nc, rows < kc are readable
-            // (contract); `panel` holds kc·nr floats; AVX2 checked.
-            unsafe { pack_transposed_avx2(ptr.add(q * nr * b.cs), b.cs, kc, nr, cols, panel) };
+        let f16c = std::arch::is_x86_feature_detected!("f16c");
+        if matches!(b.ptr, BPtr::F32(_)) || (f16c && matches!(b.ptr, BPtr::F16(_))) {
+            for (q, panel) in dst[..nc.div_ceil(nr) * nr * kc].chunks_exact_mut(nr * kc).enumerate() {
+                let cols = nr.min(nc - q * nr);
+                // SAFETY: columns q·nr..q·nr + cols < nc, rows < kc are readable
+                // (contract); `panel` holds kc·nr floats; AVX2 (and F16C) checked.
+                unsafe {
+                    match b.ptr {
+                        BPtr::F32(ptr) => pack_transposed_avx2(ptr.add(q * nr * b.cs), b.cs, kc, nr, cols, panel),
+                        BPtr::F16(ptr) => pack_transposed_f16(ptr.add(q * nr * b.cs), b.cs, kc, nr, cols, panel),
+                        BPtr::Bf16(_) => unreachable!("filtered above"),
+                    }
+                }
+            }
+            return;
         }
-        return;
     }
     super::mv::wide(|| {
         let (rs, cs) = (b.rs, b.cs);
@@ -252,6 +257,59 @@ unsafe fn pack_b_rows<const NR: usize>(src: *const f32, rs: usize, kc: usize, nc
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn pack_transposed_avx2(src: *const f32, rs: usize, kc: usize, mr: usize, rows: usize, dst: &mut [f32]) {
+    use std::arch::x86_64::_mm256_loadu_ps;
+    // SAFETY: forwarded contract; the loads read 8 floats of a readable row.
+    unsafe {
+        transpose_pack(
+            |r, p| _mm256_loadu_ps(src.add(r * rs + p)),
+            |r, p| *src.add(r * rs + p),
+            kc,
+            mr,
+            rows,
+            dst,
+        )
+    }
+}
+
+/// [`pack_transposed_avx2`] for `f16` elements, converted with F16C (a
+/// column-major `f16` `B`).
+///
+/// # Safety
+/// As [`pack_transposed_avx2`], with F16C available too.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn pack_transposed_f16(src: *const f16, rs: usize, kc: usize, mr: usize, rows: usize, dst: &mut [f32]) {
+    use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm256_cvtph_ps};
+    // SAFETY: forwarded contract; the loads read 8 halves of a readable row.
+    unsafe {
+        transpose_pack(
+            |r, p| _mm256_cvtph_ps(_mm_loadu_si128(src.add(r * rs + p) as *const __m128i)),
+            |r, p| (*src.add(r * rs + p)).to_f32(),
+            kc,
+            mr,
+            rows,
+            dst,
+        )
+    }
+}
+
+/// The body of the transposing packers: `load(r, p)` gives row `r`'s 8
+/// values from column `p`, `scalar(r, p)` one value.
+///
+/// # Safety
+/// Inlined only into functions with AVX2 enabled; `load` and `scalar` are
+/// called for rows `r < rows` and columns `p < kc` (`p + 8 ≤ kc` for `load`),
+/// which the caller guarantees readable; `dst.len() ≥ kc · mr`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn transpose_pack(
+    load: impl Fn(usize, usize) -> std::arch::x86_64::__m256,
+    scalar: impl Fn(usize, usize) -> f32,
+    kc: usize,
+    mr: usize,
+    rows: usize,
+    dst: &mut [f32],
+) {
     use std::arch::x86_64::*;
     assert!(dst.len() >= kc * mr);
     let d = dst.as_mut_ptr();
@@ -269,7 +327,7 @@ unsafe fn pack_transposed_avx2(src: *const f32, rs: usize, kc: usize, mr: usize,
             unsafe {
                 let mut v = [_mm256_setzero_ps(); 8];
                 for (r, x) in v.iter_mut().enumerate().take(valid) {
-                    *x = _mm256_loadu_ps(src.add((i0 + r) * rs + p0));
+                    *x = load(i0 + r, p0);
                 }
                 let t0 = _mm256_unpacklo_ps(v[0], v[1]);
                 let t1 = _mm256_unpackhi_ps(v[0], v[1]);
@@ -307,7 +365,7 @@ unsafe fn pack_transposed_avx2(src: *const f32, rs: usize, kc: usize, mr: usize,
             for r in 0..width {
                 // SAFETY: row i0 + r < rows, column p < kc when read; the index
                 // p·mr + i0 + r < kc·mr.
-                unsafe { *d.add(p * mr + i0 + r) = if r < valid { *src.add((i0 + r) * rs + p) } else { 0.0 } };
+                unsafe { *d.add(p * mr + i0 + r) = if r < valid { scalar(i0 + r, p) } else { 0.0 } };
             }
         }
     }
