@@ -1,8 +1,10 @@
-//! GEMM throughput: eqopt-cpu's `gemm` (blocked over rayon's current pool,
-//! the `gemm` crate's single-threaded kernel per block) against the `gemm`
-//! crate alone and `matrixmultiply`, on model shapes, with 1 and 2 threads; plus
-//! ResNet-50 convolution layers. Throughput is reported in
-//! "elements/s" where one element is one floating-point operation (2·m·k·n).
+//! GEMM throughput: eqopt-cpu's `gemm` (blocked over rayon's current pool, the
+//! project's packed SGEMM per block, with its AVX-512 and its AVX2 micro-kernels
+//! via `gemm_with_isa`) against the `gemm` crate alone and `matrixmultiply`, on
+//! 1024³ and model shapes, with 1 and 2 threads; plus ResNet-50 convolution
+//! layers. Throughput is reported in "elements/s" where one element is one
+//! floating-point operation (2·m·k·n). For a quick, noise-robust comparison on a
+//! shared machine prefer `examples/gemm_throughput.rs` (alternating best-of-N).
 //!
 //! Filter with e.g. `cargo bench -p eqopt-cpu --bench gemm -- 'gemm/bert'`.
 
@@ -10,10 +12,12 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use eqopt_cpu::gemm::{GemmDims, MatLayout, WeightRef, gemm};
+use eqopt_cpu::gemm::{GemmDims, MatLayout, WeightRef, gemm_with_isa};
+use eqopt_cpu::simd::Isa;
 
 /// (name, m, k, n)
 const SHAPES: &[(&str, usize, usize, usize)] = &[
+    ("square_1024", 1024, 1024, 1024),
     ("bert_qkv_128x384x1152", 128, 384, 1152),
     ("bert_proj_128x384x384", 128, 384, 384),
     ("bert_ffn1_128x384x1536", 128, 384, 1536),
@@ -39,9 +43,10 @@ fn data(len: usize, seed: u32) -> Vec<f32> {
         .collect()
 }
 
-fn eq_gemm(m: usize, k: usize, n: usize, a: &[f32], b: WeightRef<'_>, c: &mut [f32]) {
+fn eq_gemm(isa: Isa, m: usize, k: usize, n: usize, a: &[f32], b: WeightRef<'_>, c: &mut [f32]) {
     let dims = GemmDims::new(m, k, n);
-    gemm(
+    gemm_with_isa(
+        isa,
         dims,
         a,
         MatLayout::row_major(m, k),
@@ -103,13 +108,16 @@ fn bench_shapes(cr: &mut Criterion) {
             let mut g = cr.benchmark_group(format!("gemm/{name}/t{threads}"));
             g.throughput(Throughput::Elements((2 * m * k * n) as u64));
             g.bench_function("eqopt", |bch| {
-                pool.install(|| bch.iter(|| eq_gemm(m, k, n, black_box(&a), WeightRef::F32(&b), &mut c)))
+                pool.install(|| bch.iter(|| eq_gemm(Isa::Avx512, m, k, n, black_box(&a), WeightRef::F32(&b), &mut c)))
+            });
+            g.bench_function("eqopt_avx2", |bch| {
+                pool.install(|| bch.iter(|| eq_gemm(Isa::Avx2, m, k, n, black_box(&a), WeightRef::F32(&b), &mut c)))
             });
             g.bench_function("gemm_crate", |bch| {
                 pool.install(|| bch.iter(|| crate_gemm(m, k, n, black_box(&a), &b, &mut c, threads)))
             });
             g.bench_function("eqopt_f16w", |bch| {
-                pool.install(|| bch.iter(|| eq_gemm(m, k, n, black_box(&a), WeightRef::F16(&b16), &mut c)))
+                pool.install(|| bch.iter(|| eq_gemm(Isa::Avx512, m, k, n, black_box(&a), WeightRef::F16(&b16), &mut c)))
             });
             if threads == 1 {
                 g.bench_function("matrixmultiply", |bch| {

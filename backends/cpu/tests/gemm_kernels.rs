@@ -1,8 +1,11 @@
 //! GEMM against an f64 reference: strides/transposes, batches with broadcast,
-//! f16/bf16 weights, epilogues, threading, argument errors.
+//! f16/bf16 weights, epilogues, threading, argument errors; the packed
+//! micro-kernels of every instruction set the CPU has (`gemm_with_isa`) on
+//! tile-edge sizes, `k = 0`, large `k` and blocks beyond one cache block.
 
 use eqopt_cpu::KernelError;
-use eqopt_cpu::gemm::{BiasAct, Epilogue, GemmDims, MatLayout, Tile, WeightRef, gemm, matmul};
+use eqopt_cpu::gemm::{BiasAct, Epilogue, GemmDims, MatLayout, Tile, WeightRef, gemm, gemm_with_isa, matmul};
+use eqopt_cpu::simd::Isa;
 use half::{bf16, f16};
 use proptest::prelude::*;
 
@@ -340,4 +343,101 @@ fn bad_arguments_are_errors() {
         "col_bias",
     );
     assert!(c.iter().all(|&x| x == 0.0), "nothing written on error");
+}
+
+/// Sizes around the micro-kernels' tiles (AVX-512 14 × 32, AVX2 6 × 16) and vector widths.
+const EDGE_SIZES: &[usize] = &[1, 2, 5, 6, 7, 8, 13, 14, 15, 16, 17, 28, 31, 32, 33, 47, 64, 70, 97];
+
+/// Runs one product with `isa` and checks it against the f64 reference.
+#[allow(clippy::too_many_arguments)]
+fn check_isa(isa: Isa, d: GemmDims, ta: bool, tb: bool, pad: usize, precision: u8, seed: u64, tol: f64) {
+    let (m, k, n) = (d.m, d.k, d.n);
+    let al = layout(m, k, ta, pad, 1, 0);
+    let bl = layout(k, n, tb, pad, 2, 0);
+    let a = rand_vec(al.span(d.batch, m, k).unwrap().max(1), seed);
+    let bf = rand_vec(bl.span(d.batch, k, n).unwrap().max(1), seed + 1);
+    let cl = MatLayout {
+        offset: 1,
+        row_stride: n + pad,
+        col_stride: 1,
+        batch_stride: m * (n + pad),
+    };
+    let mut c = vec![f32::NAN; cl.span(d.batch, m, n).unwrap()];
+    let b16: Vec<f16> = bf.iter().map(|&x| f16::from_f32(x)).collect();
+    let bb16: Vec<bf16> = bf.iter().map(|&x| bf16::from_f32(x)).collect();
+    let (w, get): (WeightRef<'_>, Box<dyn Fn(usize) -> f64>) = match precision {
+        0 => (WeightRef::F32(&bf), Box::new(|i| bf[i] as f64)),
+        1 => (WeightRef::F16(&b16), Box::new(|i| b16[i].to_f64())),
+        _ => (WeightRef::BF16(&bb16), Box::new(|i| bb16[i].to_f64())),
+    };
+    gemm_with_isa(isa, d, &a, al, w, bl, &mut c, cl, None).unwrap();
+    let want = reference(d, &a, al, &*get, bl);
+    for bi in 0..d.batch {
+        for i in 0..m {
+            for j in 0..n {
+                let g = c[cl.offset + bi * cl.batch_stride + i * cl.row_stride + j] as f64;
+                let (w, mag) = want[(bi * m + i) * n + j];
+                assert!(
+                    (g - w).abs() <= tol * mag + 1e-6,
+                    "{isa:?} ({bi},{i},{j}): got {g}, want {w} (dims {d:?}, ta {ta}, tb {tb}, pad {pad}, precision {precision})"
+                );
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn every_isa_matches_reference_on_tile_edges(
+        mi in 0..EDGE_SIZES.len(), ki in 0..EDGE_SIZES.len(), ni in 0..EDGE_SIZES.len(),
+        batch in 1usize..3, ta: bool, tb: bool, pad in 0usize..3, precision in 0u8..3, seed in 0u64..1000,
+    ) {
+        let d = GemmDims { batch, m: EDGE_SIZES[mi], k: EDGE_SIZES[ki], n: EDGE_SIZES[ni] };
+        for isa in Isa::available() {
+            check_isa(isa, d, ta, tb, pad, precision, seed, 1e-5);
+        }
+    }
+}
+
+#[test]
+fn every_isa_handles_k_zero_large_k_and_multiple_cache_blocks() {
+    // (m, k, n): k = 0; k split into several depth blocks (at most 256 each);
+    // m beyond one row block (336) and n beyond one column block (4096).
+    let shapes = [
+        (3, 0, 5),
+        (15, 0, 33),
+        (1, 3000, 1),
+        (7, 3000, 33),
+        (29, 3000, 17),
+        (15, 257, 31),
+        (700, 37, 45),
+        (20, 300, 4100),
+        // n > 256 (or A's rows 512 floats apart): A is packed, not read in place;
+        // k around the 8-wide transpose blocks of the row-major packing.
+        (45, 23, 300),
+        (33, 7, 257),
+        (17, 512, 100),
+        (29, 16, 290),
+    ];
+    for isa in Isa::available() {
+        for (i, &(m, k, n)) in shapes.iter().enumerate() {
+            for (ta, tb) in [(false, false), (true, true), (false, true), (true, false)] {
+                let tol = if k > 1000 { 1e-4 } else { 1e-5 };
+                check_isa(isa, GemmDims::new(m, k, n), ta, tb, 1, (i % 3) as u8, i as u64, tol);
+            }
+        }
+    }
+}
+
+#[test]
+fn every_isa_runs_under_two_threads() {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    pool.install(|| {
+        for isa in Isa::available() {
+            for (m, k, n) in [(97, 65, 129), (1030, 20, 33), (2, 300, 700)] {
+                check_isa(isa, GemmDims::new(m, k, n).batched(2), false, true, 0, 0, 7, 1e-5);
+            }
+        }
+    });
 }

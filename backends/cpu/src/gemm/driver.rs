@@ -3,8 +3,10 @@
 use rayon::prelude::*;
 
 use super::epilogue::{Epilogue, Tile};
-use super::weights::{WeightRef, pack_panel};
-use super::{GemmDims, MatLayout, with_scratch};
+use super::pack::{BPtr, BSrc};
+use super::weights::WeightRef;
+use super::{GemmDims, MatLayout, packed, with_scratch};
+use crate::simd::Isa;
 
 /// A validated GEMM (see [`super::gemm`] for the checks it has passed).
 pub(crate) struct Job<'a> {
@@ -15,6 +17,8 @@ pub(crate) struct Job<'a> {
     pub b_layout: MatLayout,
     pub c_layout: MatLayout,
     pub epilogue: Option<&'a dyn Epilogue>,
+    /// Instruction set of the micro-kernels.
+    pub isa: Isa,
 }
 
 /// A raw output pointer shared by tasks that write disjoint regions.
@@ -33,14 +37,13 @@ impl SendPtr {
     }
 }
 
-/// Widest `B` panel converted from `f16`/`bf16` at a time (columns).
-const LP_PANEL: usize = 256;
 /// Most output rows per task (bounds the block the epilogue sees).
 const ROWS_CAP: usize = 512;
 /// Row/column blocks are multiples of this (a multiple of the micro-kernels' tiles).
 const ALIGN: usize = 16;
 
 /// Serial `C = A · B` on raw strided operands: `C` is `m × n` row-major with row stride `ldc`.
+/// Uses the packed kernel of [`Isa::detect`] (see [`sgemm_raw_isa`]).
 ///
 /// # Safety
 /// For every `i < m, p < k, j < n`: `a + i·rsa + p·csa` and `b + p·rsb + j·csb`
@@ -60,6 +63,38 @@ pub(crate) unsafe fn sgemm_raw(
     c: *mut f32,
     ldc: usize,
 ) {
+    let b = BSrc {
+        ptr: BPtr::F32(b),
+        rs: rsb,
+        cs: csb,
+    };
+    // SAFETY: forwarded contract.
+    unsafe { sgemm_raw_isa(Isa::detect(), m, k, n, a, rsa, csa, &b, c, ldc) }
+}
+
+/// [`sgemm_raw`] with an explicit instruction set and a `B` operand in any
+/// precision: the packed SGEMM ([`super::packed`]) with `isa`'s micro-kernels,
+/// or, for an ISA without one (scalar, non-x86), the `gemm` crate (`f16`/`bf16`
+/// `B` is then converted into a dense scratch panel first). An `f32`
+/// matrix–vector product (`m == 1`) also goes to the `gemm` crate: it is
+/// memory-bound, packing `B` would only add traffic, and the crate's GEMV
+/// measured fastest (1×2048×1000: 39 GFLOP/s against 26 for `gemv.rs`).
+///
+/// # Safety
+/// As [`sgemm_raw`], with `B`'s element `(p, j)` readable for `p < k, j < n`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn sgemm_raw_isa(
+    isa: Isa,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const f32,
+    rsa: usize,
+    csa: usize,
+    b: &BSrc,
+    c: *mut f32,
+    ldc: usize,
+) {
     if m == 0 || n == 0 {
         return;
     }
@@ -70,11 +105,61 @@ pub(crate) unsafe fn sgemm_raw(
         }
         return;
     }
-    // Strides of unit dimensions are never applied; use 1 so the casts cannot wrap.
-    let fix = |s: usize, d: usize| if d <= 1 { 1 } else { s as isize };
-    let (rsa, csa, rsb, csb, ldc) = (fix(rsa, m), fix(csa, k), fix(rsb, k), fix(csb, n), fix(ldc, m));
-    // SAFETY: the caller guarantees the extents; `read_dst = false` means C is
-    // only written (C = 1·A·B).
+    // Strides of unit dimensions are never applied; use 1 so products cannot wrap.
+    let fix = |s: usize, d: usize| if d <= 1 { 1 } else { s };
+    let (rsa, csa, ldc) = (fix(rsa, m), fix(csa, k), fix(ldc, m));
+    let b = BSrc {
+        ptr: b.ptr,
+        rs: fix(b.rs, k),
+        cs: fix(b.cs, n),
+    };
+    let gemv = m == 1 && matches!(b.ptr, BPtr::F32(_));
+    if let Some(kern) = packed::kernel_for(isa).filter(|_| !gemv) {
+        // SAFETY: forwarded contract; `kernel_for` only returns kernels this CPU runs.
+        return unsafe { packed::sgemm_packed(kern, m, k, n, a, rsa, csa, &b, c, ldc) };
+    }
+    match b.ptr {
+        // SAFETY: forwarded contract.
+        BPtr::F32(bp) => unsafe { crate_sgemm(m, k, n, a, rsa, csa, bp, b.rs, b.cs, c, ldc) },
+        _ => with_scratch(k * n, |panel| {
+            // SAFETY: B's k × n elements are readable (contract); `panel` holds k·n floats.
+            unsafe { pack_b_dense(&b, k, n, panel) };
+            // SAFETY: the panel is a dense k × n row-major matrix; A and C as the contract.
+            unsafe { crate_sgemm(m, k, n, a, rsa, csa, panel.as_ptr(), n, 1, c, ldc) }
+        }),
+    }
+}
+
+/// Converts the `k × n` operand `b` into the dense row-major `dst`.
+///
+/// # Safety
+/// `b`'s elements `(p, j)`, `p < k`, `j < n`, are readable; `dst.len() ≥ k·n`.
+unsafe fn pack_b_dense(b: &BSrc, k: usize, n: usize, dst: &mut [f32]) {
+    // A single micro-panel of width n is exactly the row-major layout.
+    // SAFETY: forwarded contract.
+    unsafe { super::pack::pack_b(b, k, n, n, dst) }
+}
+
+/// The `gemm` crate's serial kernel (`C = A · B`), for ISAs without a packed kernel.
+///
+/// # Safety
+/// As [`sgemm_raw`] with `m, k, n > 0` and unit-dimension strides already 1.
+#[allow(clippy::too_many_arguments)]
+unsafe fn crate_sgemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const f32,
+    rsa: usize,
+    csa: usize,
+    b: *const f32,
+    rsb: usize,
+    csb: usize,
+    c: *mut f32,
+    ldc: usize,
+) {
+    // SAFETY: the caller guarantees the extents and that they fit in isize;
+    // `read_dst = false` means C is only written (C = 1·A·B).
     unsafe {
         gemm::gemm(
             m,
@@ -82,14 +167,14 @@ pub(crate) unsafe fn sgemm_raw(
             k,
             c,
             1,
-            ldc,
+            ldc as isize,
             false,
             a,
-            csa,
-            rsa,
+            csa as isize,
+            rsa as isize,
             b,
-            csb,
-            rsb,
+            csb as isize,
+            rsb as isize,
             0.0,
             1.0,
             false,
@@ -105,10 +190,10 @@ fn round_up(x: usize, to: usize) -> usize {
 }
 
 /// Row and column block sizes for `threads` threads.
-fn plan(dims: &GemmDims, threads: usize, col_cap: usize) -> (usize, usize) {
+fn plan(dims: &GemmDims, threads: usize) -> (usize, usize) {
     let GemmDims { batch, m, n, .. } = *dims;
     let mut mblocks = m.div_ceil(ROWS_CAP);
-    let mut nblocks = n.div_ceil(col_cap);
+    let mut nblocks = 1;
     let needed = threads.div_ceil(batch.max(1));
     if threads > 1 && needed > 1 && mblocks * nblocks < needed {
         // Split the longer side: each task packs its whole share of the other operand.
@@ -117,6 +202,11 @@ fn plan(dims: &GemmDims, threads: usize, col_cap: usize) -> (usize, usize) {
         } else {
             mblocks = round_up(mblocks, needed);
         }
+    } else if threads > 1 && batch == 1 && mblocks % threads != 0 && mblocks < 4 * threads {
+        // Few row blocks: make their count a multiple of the threads so none idles
+        // at the end (3136 rows: 7 blocks of 448 leave one thread idle 1/8 of
+        // the time, 8 blocks of 400 do not).
+        mblocks = round_up(mblocks, threads);
     }
     let mb = round_up(m.div_ceil(mblocks.max(1)), ALIGN).min(m).max(1);
     let nb = round_up(n.div_ceil(nblocks.max(1)), ALIGN).min(n).max(1);
@@ -127,8 +217,7 @@ fn plan(dims: &GemmDims, threads: usize, col_cap: usize) -> (usize, usize) {
 pub(crate) fn run(job: &Job<'_>, c: &mut [f32]) {
     let GemmDims { batch, m, k, n } = job.dims;
     let threads = rayon::current_num_threads();
-    let low_precision = !matches!(job.b, WeightRef::F32(_));
-    let (mb, nb) = plan(&job.dims, threads, if low_precision { LP_PANEL } else { usize::MAX });
+    let (mb, nb) = plan(&job.dims, threads);
     let (mblocks, nblocks) = (m.div_ceil(mb), n.div_ceil(nb));
     let ntasks = batch * mblocks * nblocks;
     let cptr = SendPtr(c.as_mut_ptr());
@@ -182,47 +271,32 @@ unsafe fn block(job: &Job<'_>, c: SendPtr, bi: usize, i0: usize, rows: usize, j0
 unsafe fn product(job: &Job<'_>, bi: usize, i0: usize, rows: usize, j0: usize, cols: usize, k: usize, c_ptr: *mut f32) {
     let (al, bl, cl) = (&job.a_layout, &job.b_layout, &job.c_layout);
     let a_off = al.offset + bi * al.batch_stride + i0 * al.row_stride;
-    let b_off = bl.offset + bi * bl.batch_stride;
-    // SAFETY: k > 0, so the offset is within A's validated span (caller's contract).
-    let a_ptr = unsafe { job.a.as_ptr().add(a_off) };
-    match job.b {
-        WeightRef::F32(b) => {
-            // SAFETY: as above; the block is inside the validated extents.
-            unsafe {
-                let b_ptr = b.as_ptr().add(b_off + j0 * bl.col_stride);
-                sgemm_raw(
-                    rows,
-                    k,
-                    cols,
-                    a_ptr,
-                    al.row_stride,
-                    al.col_stride,
-                    b_ptr,
-                    bl.row_stride,
-                    bl.col_stride,
-                    c_ptr,
-                    cl.row_stride,
-                );
-            }
-        }
-        b => with_scratch(k * cols, |panel| {
-            pack_panel(b, b_off, bl.row_stride, bl.col_stride, k, j0, cols, panel);
-            // SAFETY: the panel is a dense k × cols row-major buffer; A and C as above.
-            unsafe {
-                sgemm_raw(
-                    rows,
-                    k,
-                    cols,
-                    a_ptr,
-                    al.row_stride,
-                    al.col_stride,
-                    panel.as_ptr(),
-                    cols,
-                    1,
-                    c_ptr,
-                    cl.row_stride,
-                )
-            };
-        }),
+    let b_off = bl.offset + bi * bl.batch_stride + j0 * bl.col_stride;
+    // SAFETY: k > 0, so the offsets are within the validated spans of A and B
+    // (caller's contract), and the block is inside the validated extents.
+    unsafe {
+        let a_ptr = job.a.as_ptr().add(a_off);
+        let ptr = match job.b {
+            WeightRef::F32(b) => BPtr::F32(b.as_ptr().add(b_off)),
+            WeightRef::F16(b) => BPtr::F16(b.as_ptr().add(b_off)),
+            WeightRef::BF16(b) => BPtr::Bf16(b.as_ptr().add(b_off)),
+        };
+        let b = BSrc {
+            ptr,
+            rs: bl.row_stride,
+            cs: bl.col_stride,
+        };
+        sgemm_raw_isa(
+            job.isa,
+            rows,
+            k,
+            cols,
+            a_ptr,
+            al.row_stride,
+            al.col_stride,
+            &b,
+            c_ptr,
+            cl.row_stride,
+        );
     }
 }

@@ -6,15 +6,25 @@
 //!
 //! The product runs on rayon's *current* pool: the output is cut into blocks of
 //! rows (and, when there are too few rows to keep every thread busy, of
-//! columns), each computed by the single-threaded kernel of the `gemm` crate
-//! (`Parallelism::None`; it measured faster than `matrixmultiply` on this
-//! project's shapes, see `examples/gemm_throughput.rs`). A `m == 1` product with
-//! `f16`/`bf16` weights takes a dedicated memory-bound GEMV path.
+//! columns), each computed by the project's own single-threaded packed SGEMM
+//! (`packed.rs`: BLIS-style packing and cache blocking around AVX-512 14 × 32 or
+//! AVX2 6 × 16 register-blocked micro-kernels, chosen by [`Isa`]; it measured
+//! on par with the `gemm` crate — within ±3% on most shapes, up to 7% ahead on
+//! some — see `examples/gemm_throughput.rs` and `backends/README.md`). The scalar ISA (and non-x86 targets) use the `gemm`
+//! crate's kernel instead, as does an `f32` `m == 1` product (a memory-bound
+//! GEMV). A `m == 1` product with `f16`/`bf16` weights takes a dedicated GEMV
+//! path that converts while reading.
 
 mod driver;
 mod epilogue;
 mod gemv;
+#[cfg(target_arch = "x86_64")]
+mod kernel_avx2;
+#[cfg(target_arch = "x86_64")]
+mod kernel_avx512;
 pub(crate) mod mv;
+mod pack;
+mod packed;
 mod weights;
 
 pub use epilogue::{BiasAct, Epilogue, Tile};
@@ -23,6 +33,7 @@ pub use weights::WeightRef;
 pub(crate) use driver::{SendPtr, sgemm_raw};
 
 use crate::KernelError;
+use crate::simd::Isa;
 
 const KERNEL: &str = "gemm";
 
@@ -158,7 +169,8 @@ pub(crate) fn check_operand(
 ///   (rows are contiguous), `row_stride ≥ n`, and batches must not overlap
 ///   (`batch_stride ≥ (m-1)·row_stride + n` when `batch > 1`).
 ///
-/// `k == 0` writes zeros (before the epilogue). Runs on rayon's current pool.
+/// `k == 0` writes zeros (before the epilogue). Runs on rayon's current pool,
+/// with the micro-kernels of [`Isa::detect`] (see [`gemm_with_isa`]).
 ///
 /// # Errors
 /// [`KernelError::BufferLength`] if a slice is too short for its layout,
@@ -166,6 +178,28 @@ pub(crate) fn check_operand(
 /// or whatever [`Epilogue::check`] reports. Nothing is written on error.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm(
+    dims: GemmDims,
+    a: &[f32],
+    a_layout: MatLayout,
+    b: WeightRef<'_>,
+    b_layout: MatLayout,
+    c: &mut [f32],
+    c_layout: MatLayout,
+    epilogue: Option<&dyn Epilogue>,
+) -> Result<(), KernelError> {
+    gemm_with_isa(Isa::detect(), dims, a, a_layout, b, b_layout, c, c_layout, epilogue)
+}
+
+/// [`gemm()`] with the micro-kernels of an explicit instruction set (one the
+/// CPU lacks falls back to the next one down, as [`Isa::dispatch`] does), so
+/// tests and benchmarks can run every kernel in one process. [`Isa::Scalar`]
+/// uses the `gemm` crate's kernel.
+///
+/// # Errors
+/// As [`gemm()`].
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_with_isa(
+    isa: Isa,
     dims: GemmDims,
     a: &[f32],
     a_layout: MatLayout,
@@ -214,6 +248,7 @@ pub fn gemm(
         b_layout,
         c_layout,
         epilogue,
+        isa,
     };
     if m == 1 && !matches!(b, WeightRef::F32(_)) {
         gemv::run(&job, c);

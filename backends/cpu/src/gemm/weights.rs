@@ -3,8 +3,8 @@
 use half::{bf16, f16};
 
 /// The `B` operand of a GEMM: `f32`, or weights stored as IEEE half (`f16`) or
-/// bfloat16 (`bf16`). Reduced-precision weights are converted to `f32` panel by
-/// panel inside the kernel (into per-thread scratch), so they stay stored at
+/// bfloat16 (`bf16`). Reduced-precision weights are converted to `f32` while the
+/// kernel packs them into its micro-panels, so they stay stored at
 /// half size; the product is then computed in `f32`.
 #[derive(Clone, Copy, Debug)]
 pub enum WeightRef<'a> {
@@ -66,31 +66,6 @@ impl WeightRef<'_> {
             *d = self.get(start + i * stride);
         }
     }
-}
-
-/// Packs columns `j0..j0 + width` of a `k`-row matrix stored in `b` (element
-/// `(r, c)` at `base + r * rs + c * cs`) into `dst` as a row-major `k × width`
-/// `f32` matrix. Bounds were validated by the caller.
-pub(crate) fn pack_panel(b: WeightRef<'_>, base: usize, rs: usize, cs: usize, k: usize, j0: usize, width: usize, dst: &mut [f32]) {
-    super::mv::wide(|| {
-        if cs == 1 || width == 1 {
-            for r in 0..k {
-                b.convert_run(base + r * rs + j0 * cs, &mut dst[r * width..(r + 1) * width]);
-            }
-        } else if rs == 1 {
-            // Column-major storage: walk each column contiguously.
-            for c in 0..width {
-                let col = base + (j0 + c) * cs;
-                for r in 0..k {
-                    dst[r * width + c] = b.get(col + r);
-                }
-            }
-        } else {
-            for r in 0..k {
-                b.convert_strided(base + r * rs + j0 * cs, cs, &mut dst[r * width..(r + 1) * width]);
-            }
-        }
-    })
 }
 
 /// Converts `src` into `dst` (same length), with F16C when the CPU has it.
