@@ -4,7 +4,8 @@
 //!
 //! Conventions (contracts the counts keep):
 //! - Bytes read are the *distinct* elements of each input view (a broadcast
-//!   dimension, stride 0, is read once) times the element size; bytes written
+//!   dimension, stride 0, is read once) times the element size, except that a
+//!   gather reads only the rows its indices select; bytes written
 //!   are the output view's elements. Caches are not modelled: an operand read
 //!   twice by the algorithm is counted once, as in a perfectly blocked kernel.
 //! - Operations: a multiply-add is 2; an elementwise instruction (including a
@@ -92,7 +93,14 @@ impl Program {
             }
             Kernel::Gather { .. } | Kernel::Copy { .. } => 0,
         };
-        let bytes_read = kernel.inputs().iter().map(|v| self.view_bytes(v)).sum();
+        let bytes_read = match kernel {
+            // A gather reads the indices and only the rows they select.
+            Kernel::Gather { data, indices, .. } => {
+                let size = self.buffers.get(data.buffer).map_or(4, |b| b.elem.size()) as u64;
+                self.view_bytes(indices).saturating_add(out_elems.saturating_mul(size))
+            }
+            _ => kernel.inputs().iter().map(|v| self.view_bytes(v)).sum(),
+        };
         Some(KernelWork {
             flops,
             bytes_read,
