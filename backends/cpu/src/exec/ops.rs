@@ -413,28 +413,44 @@ fn run_attention(
     scatter(&tmp, &src, mem.f32_mut(out.buffer), out)
 }
 
-/// Copies `src` (a view of `data`) into the region `dst` of `target`, element by
-/// element in row-major order of the shape.
+/// Copies `src` (a view of `data`) into the region `dst` of `target`, in
+/// row-major order of the shape, one innermost row at a time (a slice copy when
+/// both rows are contiguous).
 fn scatter(data: &[f32], src: &View, target: &mut [f32], dst: &View) -> Result<(), KernelError> {
     let n = dst.numel();
     if n == 0 {
         return Ok(());
     }
-    let (lo, hi) = dst.extent().unwrap_or((0, 0));
-    if lo < 0 || hi as usize >= target.len() {
+    let inside = |v: &View, len: usize| matches!(v.extent(), Some((lo, hi)) if lo >= 0 && (hi as usize) < len);
+    if !inside(dst, target.len()) {
         return Err(shape_err("a copy destination reaches outside its buffer".into()));
     }
+    if !inside(src, data.len()) {
+        return Err(shape_err("a copy source reaches outside its buffer".into()));
+    }
     let shape = &dst.shape;
-    let mut idx = vec![0usize; shape.len()];
-    for _ in 0..n {
-        let so: isize = idx.iter().zip(&src.strides).map(|(&i, &s)| i as isize * s).sum::<isize>() + src.offset as isize;
-        let d: isize = idx.iter().zip(&dst.strides).map(|(&i, &s)| i as isize * s).sum::<isize>() + dst.offset as isize;
-        target[d as usize] = *data
-            .get(so as usize)
-            .ok_or_else(|| shape_err("a copy source reaches outside its buffer".into()))?;
-        for a in (0..shape.len()).rev() {
+    let r = shape.len();
+    let (inner, ss, ds) = match r {
+        0 => (1, 0, 0),
+        _ => (shape[r - 1], src.strides[r - 1], dst.strides[r - 1]),
+    };
+    let outer_dims = &shape[..r.saturating_sub(1)];
+    let mut idx = vec![0usize; outer_dims.len()];
+    for _ in 0..n / inner.max(1) {
+        // In bounds: both extents were checked above.
+        let so = idx.iter().zip(&src.strides).map(|(&i, &s)| i as isize * s).sum::<isize>() + src.offset as isize;
+        let d = idx.iter().zip(&dst.strides).map(|(&i, &s)| i as isize * s).sum::<isize>() + dst.offset as isize;
+        if ss == 1 && ds == 1 {
+            let (so, d) = (so as usize, d as usize);
+            target[d..d + inner].copy_from_slice(&data[so..so + inner]);
+        } else {
+            for j in 0..inner as isize {
+                target[(d + j * ds) as usize] = data[(so + j * ss) as usize];
+            }
+        }
+        for a in (0..outer_dims.len()).rev() {
             idx[a] += 1;
-            if idx[a] < shape[a] {
+            if idx[a] < outer_dims[a] {
                 break;
             }
             idx[a] = 0;
