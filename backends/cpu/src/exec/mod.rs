@@ -7,6 +7,10 @@
 //! needs dense (conv, pooling, softmax, layer norm, gather) and are not are
 //! copied to scratch first.
 //!
+//! Constant `f16`/`bf16` buffers (GEMM `b` operands and convolution weights) are
+//! handed to the kernels as [`WeightRef::F16`]/[`WeightRef::BF16`] and converted
+//! to `f32` inside them; every other operand is `f32` (or `i64` gather indices).
+//!
 //! Epilogues run as a second pass over each output block right after the GEMM or
 //! convolution that produced it, not yet inside the GEMM's tiles.
 
@@ -14,6 +18,7 @@ mod ops;
 
 use crate::KernelError;
 use crate::elementwise::EwProgram;
+use crate::gemm::WeightRef;
 use eqopt_kir::{BufferKind, ConstData, ElemType, Expr, Kernel, Program};
 
 /// Caller-supplied tensor data for a program input.
@@ -81,6 +86,8 @@ fn compile_expr(e: &Expr) -> Result<EwProgram, KernelError> {
 enum Slot {
     F32(*mut f32, usize),
     I64(*const i64, usize),
+    F16(*const half::f16, usize),
+    BF16(*const half::bf16, usize),
 }
 
 // SAFETY: slots are only dereferenced by `Executable::run`, which hands each
@@ -102,7 +109,19 @@ impl Mem {
         match self.slots[b] {
             // SAFETY: the pointer and length describe a live allocation owned by `run`.
             Slot::F32(p, n) => unsafe { std::slice::from_raw_parts(p, n) },
-            Slot::I64(..) => &[],
+            _ => &[],
+        }
+    }
+
+    /// The data of buffer `b` as a GEMM or convolution weight operand, in its
+    /// stored precision (`f32`, `f16` or `bf16`).
+    pub(crate) fn weight(&self, b: usize) -> WeightRef<'_> {
+        match self.slots[b] {
+            // SAFETY: as for `f32`; constants are never written.
+            Slot::F16(p, n) => WeightRef::F16(unsafe { std::slice::from_raw_parts(p, n) }),
+            // SAFETY: as above.
+            Slot::BF16(p, n) => WeightRef::BF16(unsafe { std::slice::from_raw_parts(p, n) }),
+            _ => WeightRef::F32(self.f32(b)),
         }
     }
 
@@ -111,7 +130,7 @@ impl Mem {
         match self.slots[b] {
             // SAFETY: as for `f32`.
             Slot::I64(p, n) => unsafe { std::slice::from_raw_parts(p, n) },
-            Slot::F32(..) => &[],
+            _ => &[],
         }
     }
 
@@ -122,7 +141,7 @@ impl Mem {
         match self.slots[b] {
             // SAFETY: see the struct invariant: no live shared reference overlaps it.
             Slot::F32(p, n) => unsafe { std::slice::from_raw_parts_mut(p, n) },
-            Slot::I64(..) => &mut [],
+            _ => &mut [],
         }
     }
 
@@ -214,6 +233,8 @@ impl Executable {
                 None => Slot::F32(unsafe { arena_ptr.add(self.offsets[b].unwrap_or(0)) }, buf.len),
                 Some(BufferKind::Constant(ConstData::F32(v))) => Slot::F32(v.as_ptr() as *mut f32, v.len()),
                 Some(BufferKind::Constant(ConstData::I64(v))) => Slot::I64(v.as_ptr(), v.len()),
+                Some(BufferKind::Constant(ConstData::F16(v))) => Slot::F16(v.as_ptr(), v.len()),
+                Some(BufferKind::Constant(ConstData::BF16(v))) => Slot::BF16(v.as_ptr(), v.len()),
                 Some(BufferKind::Input | BufferKind::Output) => Slot::F32(std::ptr::null_mut(), 0),
             };
         }
