@@ -94,10 +94,11 @@ fn memory_lines(m: &MemoryReport) -> String {
         m.arena_bytes as f64 / m.lower_bound_bytes as f64
     };
     format!(
-        "memory: no reuse {}, arena {}, lower bound {} (arena / lower bound {ratio:.3})\n",
+        "memory: no reuse {}, arena {}, lower bound {} (arena / lower bound {ratio:.3}); constants (weights) as stored {}\n",
         mib(m.no_reuse_bytes),
         mib(m.arena_bytes),
-        mib(m.lower_bound_bytes)
+        mib(m.lower_bound_bytes),
+        mib(m.constant_bytes)
     )
 }
 

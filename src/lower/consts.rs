@@ -30,9 +30,8 @@ fn read_as_weights(graph: &Graph, cast: &str) -> bool {
             if i != cast {
                 continue;
             }
-            let weights = k == 1
-                && n.inputs[0] != cast
-                && matches!(n.op, Op::MatMul | Op::FusedMatMul { .. } | Op::Conv(_) | Op::FusedConv { .. });
+            let weights =
+                k == 1 && n.inputs[0] != cast && matches!(n.op, Op::MatMul | Op::FusedMatMul { .. } | Op::Conv(_) | Op::FusedConv { .. });
             if !weights {
                 return false;
             }

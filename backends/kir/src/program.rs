@@ -567,7 +567,9 @@ pub enum ProgramError {
     },
     /// An `f16`/`bf16` buffer that is not a constant holding data of its type, or
     /// that a kernel reads other than as GEMM `b` or convolution weights.
-    #[error("kernel {kernel} ({name}): reads {elem:?} buffer {buffer_name} where only f32 is accepted (or it is not a constant of that type)")]
+    #[error(
+        "kernel {kernel} ({name}): reads {elem:?} buffer {buffer_name} where only f32 is accepted (or it is not a constant of that type)"
+    )]
     LowPrecision {
         /// Kernel index (`usize::MAX` for a buffer whose declaration is wrong).
         kernel: usize,
