@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 /// Arena offsets are aligned to this many bytes (a cache line; AVX-512 loads).
 pub const ARENA_ALIGN: usize = 64;
 
-/// The three memory figures of a planned program, in bytes.
+/// The memory figures of a planned program, in bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct MemoryReport {
     /// Every intermediate in its own allocation.
@@ -35,6 +35,9 @@ pub struct MemoryReport {
     pub lower_bound_bytes: usize,
     /// Elementwise kernels the plan runs in place, writing over a dead input.
     pub in_place_kernels: usize,
+    /// Constants (weights) as stored: `f16`/`bf16` GEMM and convolution weights
+    /// count 2 bytes an element, everything else 4 (`i64`: 8).
+    pub constant_bytes: usize,
 }
 
 /// `(output, input)` buffer pairs where an elementwise kernel may write its
@@ -116,6 +119,7 @@ impl CpuModel {
             arena_bytes: plan.arena_bytes,
             lower_bound_bytes: plan.lower_bound,
             in_place_kernels: plan.inplace.iter().filter(|i| i.is_some()).count(),
+            constant_bytes: program.constant_bytes(),
         };
         let arena_len = plan.arena_bytes.div_ceil(4);
         let input_types = graph.inputs.iter().map(|i| (i.name.clone(), i.ty.clone())).collect();

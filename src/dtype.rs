@@ -54,6 +54,11 @@ impl DType {
         matches!(self, DType::F32 | DType::F64 | DType::F16 | DType::BF16)
     }
 
+    /// True for the 2-byte floats (`f16`, `bf16`): every value widens to f32 exactly.
+    pub fn is_reduced_float(self) -> bool {
+        matches!(self, DType::F16 | DType::BF16)
+    }
+
     /// True for the integer index types accepted by `Gather`.
     pub fn is_index(self) -> bool {
         matches!(self, DType::I32 | DType::I64)

@@ -8,7 +8,7 @@
 
 use crate::analysis::{Facts, TEGraph};
 use crate::cost::{HardwareProfile, work};
-use crate::dtype::TensorType;
+use crate::dtype::{DType, TensorType};
 use crate::error::{Error, Result};
 use crate::graph::op::{Op, UnaryOp};
 use crate::graph::tensor::ConstInit;
@@ -309,6 +309,13 @@ fn folded_name(n: &crate::graph::Node, taken: &BTreeSet<String>) -> String {
 /// Replaces every node whose inputs are all constants by a constant holding its
 /// value (computed by the reference interpreter), named as the node was (weights
 /// transposed for an NHWC convolution are named `W.hwio`).
+///
+/// One exception keeps reduced-precision weights reduced: a `Cast` to f32 of an
+/// f16/bf16 constant (an exact widening) stays a node when something other than a
+/// folded computation reads it, so the lowering can hand the 2-byte data to a GEMM
+/// or convolution. Data movement applied to such a cast (`Transpose`, `Reshape`,
+/// `Flatten`, `Identity`) is folded on the f16/bf16 data, under the cast: the new
+/// constant is named `NAME.f16` (or `.bf16`) and the cast keeps the node's name.
 pub fn fold_constants(graph: Graph) -> Result<Graph> {
     let mut consts: BTreeMap<String, Constant> = graph.constants.iter().map(|c| (c.name.clone(), c.clone())).collect();
     let mut order: Vec<String> = graph.constants.iter().map(|c| c.name.clone()).collect();
@@ -322,6 +329,21 @@ pub fn fold_constants(graph: Graph) -> Result<Graph> {
         .chain(graph.nodes.iter().map(|n| n.name.clone()))
         .collect();
     let mut renamed: BTreeMap<String, String> = BTreeMap::new();
+    // Kept widening casts: node name -> the f16/bf16 constant it reads. Each also
+    // has its f32 value in `consts` (not in `order`) for folding its other readers.
+    let mut widened: BTreeMap<String, String> = BTreeMap::new();
+    let eval = |name: &str, op: &Op, inputs: &[&Constant]| -> Result<crate::graph::tensor::Tensor> {
+        let vals: Vec<Arc<crate::graph::tensor::Tensor>> = inputs.iter().map(|c| c.init.materialize(&c.ty)).collect();
+        let refs: Vec<&crate::graph::tensor::Tensor> = vals.iter().map(|v| v.as_ref()).collect();
+        crate::eval::eval_node(name, op, &refs).map_err(|e| Error::BadExtraction {
+            problem: format!("constant folding: {e}"),
+        })
+    };
+    let data_const = |name: &str, t: crate::graph::tensor::Tensor| Constant {
+        name: name.to_string(),
+        ty: t.ty.clone(),
+        init: ConstInit::Data(Arc::new(t)),
+    };
     for n in &graph.nodes {
         let mut n = n.clone();
         for i in &mut n.inputs {
@@ -330,31 +352,68 @@ pub fn fold_constants(graph: Graph) -> Result<Graph> {
             }
         }
         let all_const = !n.inputs.is_empty() && n.inputs.iter().all(|i| consts.contains_key(i));
-        if all_const && !outputs.contains(&n.name) {
-            let name = folded_name(&n, &taken);
-            if name != n.name {
-                taken.insert(name.clone());
-                renamed.insert(n.name.clone(), name.clone());
-            }
-            let vals: Vec<Arc<crate::graph::tensor::Tensor>> = n.inputs.iter().map(|i| consts[i].init.materialize(&consts[i].ty)).collect();
-            let refs: Vec<&crate::graph::tensor::Tensor> = vals.iter().map(|v| v.as_ref()).collect();
-            let t = crate::eval::eval_node(&n.name, &n.op, &refs).map_err(|e| Error::BadExtraction {
-                problem: format!("constant folding: {e}"),
-            })?;
-            consts.insert(
-                name.clone(),
-                Constant {
-                    name: name.clone(),
-                    ty: n.ty.clone(),
-                    init: ConstInit::Data(Arc::new(t)),
-                },
-            );
-            order.push(name);
-        } else {
+        if !all_const || outputs.contains(&n.name) {
             nodes.push(n);
+            continue;
         }
+        let low = |i: &str| consts[i].ty.dtype.is_reduced_float();
+        let widening = matches!(n.op, Op::Cast { to: DType::F32 }) && !widened.contains_key(&n.inputs[0]) && low(&n.inputs[0]);
+        let moves = n.op.is_view() || matches!(n.op, Op::Transpose { .. });
+        if widening {
+            let f32_value = eval(&n.name, &n.op, &[&consts[&n.inputs[0]]])?;
+            consts.insert(n.name.clone(), data_const(&n.name, f32_value));
+            widened.insert(n.name.clone(), n.inputs[0].clone());
+            nodes.push(n);
+            continue;
+        }
+        let name = folded_name(&n, &taken);
+        if name != n.name {
+            taken.insert(name.clone());
+            renamed.insert(n.name.clone(), name.clone());
+        }
+        if moves && let Some(src) = widened.get(&n.inputs[0]).cloned() {
+            // op(cast(c)) = cast(op(c)) for data movement: fold op on c's data.
+            let moved = eval(&n.name, &n.op, &[&consts[&src]])?;
+            let dtype = moved.ty.dtype;
+            let mut low_name = format!("{name}.{}", dtype.name());
+            let mut k = 2;
+            while taken.contains(&low_name) {
+                low_name = format!("{name}.{}#{k}", dtype.name());
+                k += 1;
+            }
+            taken.insert(low_name.clone());
+            consts.insert(low_name.clone(), data_const(&low_name, moved));
+            order.push(low_name.clone());
+            let cast = Node {
+                name: name.clone(),
+                op: Op::Cast { to: DType::F32 },
+                inputs: vec![low_name.clone()],
+                ty: n.ty.clone(),
+            };
+            let f32_value = eval(&name, &cast.op, &[&consts[&low_name]])?;
+            consts.insert(name.clone(), data_const(&name, f32_value));
+            widened.insert(name, low_name);
+            nodes.push(cast);
+            continue;
+        }
+        let ins: Vec<&Constant> = n.inputs.iter().map(|i| &consts[i]).collect();
+        let t = eval(&n.name, &n.op, &ins)?;
+        consts.insert(name.clone(), data_const(&name, t));
+        order.push(name);
     }
+    // Kept casts that only folded computations read are dropped.
+    let read: BTreeSet<String> = nodes
+        .iter()
+        .filter(|n| !widened.contains_key(&n.name))
+        .flat_map(|n| n.inputs.iter().cloned())
+        .chain(graph.outputs.iter().cloned())
+        .collect();
+    nodes.retain(|n| !widened.contains_key(&n.name) || read.contains(&n.name));
     let used: BTreeSet<&String> = nodes.iter().flat_map(|n| n.inputs.iter()).chain(graph.outputs.iter()).collect();
-    let constants: Vec<Constant> = order.iter().filter(|c| used.contains(c)).map(|c| consts[c].clone()).collect();
+    let constants: Vec<Constant> = order
+        .iter()
+        .filter(|c| used.contains(c) && !widened.contains_key(*c))
+        .map(|c| consts[c].clone())
+        .collect();
     Graph::new(graph.name.clone(), graph.inputs.clone(), constants, nodes, graph.outputs.clone())
 }

@@ -107,11 +107,12 @@ fn memory_lines(m: &MemoryReport) -> String {
         m.arena_bytes as f64 / m.lower_bound_bytes as f64
     };
     format!(
-        "memory: no reuse {}, arena {}, lower bound {} (arena / lower bound {ratio:.3}); {} elementwise kernels in place\n",
+        "memory: no reuse {}, arena {}, lower bound {} (arena / lower bound {ratio:.3}); {} elementwise kernels in place; constants (weights) as stored {}\n",
         mib(m.no_reuse_bytes),
         mib(m.arena_bytes),
         mib(m.lower_bound_bytes),
-        m.in_place_kernels
+        m.in_place_kernels,
+        mib(m.constant_bytes)
     )
 }
 

@@ -16,16 +16,16 @@
 //! Graph outputs are written by their producing kernel straight into the output
 //! buffer, or copied there when the output is a view, an input or a constant.
 
+mod consts;
 mod expr;
 
 use crate::dtype::{DType, TensorType};
 use crate::error::{Error, Result};
 use crate::graph::op::{AttentionLayout, BinaryOp, KEYS_TO_KT, Layout, Op, PoolKind, ReduceKind, SWAP_HEADS, UnaryOp};
 use crate::graph::{Graph, Node};
-use eqopt_kir::{Buffer, BufferId, BufferKind, ConstData, ConvGeometry, ElemType, Epilogue, Kernel, Program, View, dense_strides};
+use eqopt_kir::{Buffer, BufferId, BufferKind, ConvGeometry, ElemType, Epilogue, Kernel, Program, View, dense_strides};
 pub use expr::lower_expr;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 struct Lowering<'g> {
     graph: &'g Graph,
@@ -38,6 +38,10 @@ struct Lowering<'g> {
     placed: BTreeMap<String, View>,
     /// The placed outputs whose producer did write into its region.
     written_in_place: BTreeSet<String>,
+    /// `f16`/`bf16` constants read only through casts to f32 (see [`consts`]).
+    reduced: BTreeMap<String, crate::graph::Constant>,
+    /// Their buffers: (constant, kept in its precision) -> the whole buffer.
+    reduced_buffers: BTreeMap<(String, bool), View>,
 }
 
 /// True for ops whose lowering writes one fresh dense buffer obtained from
@@ -273,6 +277,9 @@ impl<'g> Lowering<'g> {
     }
 
     fn node(&mut self, node: &Node) -> Result<()> {
+        if self.widening_cast(node) {
+            return Ok(());
+        }
         self.check_f32(node)?;
         let name = node.name.as_str();
         let shape = node.ty.shape.clone();
@@ -657,6 +664,8 @@ pub fn lower(graph: &Graph) -> Result<Program> {
         concat_out: BTreeMap::new(),
         placed: BTreeMap::new(),
         written_in_place: BTreeSet::new(),
+        reduced: BTreeMap::new(),
+        reduced_buffers: BTreeMap::new(),
     };
     let mut inputs = Vec::new();
     for i in &graph.inputs {
@@ -675,28 +684,7 @@ pub fn lower(graph: &Graph) -> Result<Program> {
         l.values.insert(i.name.clone(), View::dense(id, &i.ty.shape));
         inputs.push((id, i.ty.shape.clone()));
     }
-    for c in &graph.constants {
-        let t = c.init.materialize(&c.ty);
-        let (elem, data) = match c.ty.dtype {
-            DType::F32 | DType::F16 | DType::BF16 => (
-                ElemType::F32,
-                ConstData::F32(Arc::new(t.to_f64().into_iter().map(|v| v as f32).collect())),
-            ),
-            DType::I64 | DType::I32 => (
-                ElemType::I64,
-                ConstData::I64(Arc::new(t.to_f64().into_iter().map(|v| v as i64).collect())),
-            ),
-            other => {
-                return Err(Error::Unsupported {
-                    node: c.name.clone(),
-                    op: "constant".into(),
-                    problem: format!("runs f32 tensors (and integer indices), this constant is {}", other.name()),
-                });
-            }
-        };
-        let id = l.add_buffer(&c.name, elem, c.ty.numel(), Some(BufferKind::Constant(data)));
-        l.values.insert(c.name.clone(), View::dense(id, &c.ty.shape));
-    }
+    l.constants()?;
     l.plan_concats();
     for n in &graph.nodes {
         l.node(n)?;

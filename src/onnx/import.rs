@@ -506,6 +506,11 @@ fn fold(name: &str, op: &Op, inputs: &[Value], ty: &TensorType) -> Result<Option
             Value::Dyn { .. } => unreachable!("fold is called on constants only"),
         })
         .collect();
+    // A widening of f16/bf16 data stays a node, so the weight keeps its 2-byte
+    // storage (see `extraction::fold_constants`).
+    if matches!(op, Op::Cast { to: DType::F32 }) && consts[0].ty.dtype.is_reduced_float() {
+        return Ok(None);
+    }
     if op.is_view() {
         let init = match &consts[0].init {
             ConstInit::Fill(x) => ConstInit::Fill(*x),

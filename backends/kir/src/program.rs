@@ -8,7 +8,10 @@
 //! - a kernel's output view is dense and row-major ([`View::is_dense`]) and does
 //!   not overlap any of its inputs, except [`Kernel::Copy`], whose destination may
 //!   be any non-overlapping strided region (a part of a concatenation);
-//! - activations are `f32`; only [`Kernel::Gather`] indices are `i64`.
+//! - activations are `f32`; only [`Kernel::Gather`] indices are `i64`;
+//! - `f16`/`bf16` buffers are constants, read only as the `b` operand of a
+//!   [`Kernel::Gemm`] or the weights `w` of a [`Kernel::Conv`] (converted to `f32`
+//!   inside the kernel, so the weights stay stored at 2 bytes an element).
 
 use std::fmt;
 
@@ -22,6 +25,10 @@ pub enum ElemType {
     F32,
     /// 64-bit signed integer (gather indices).
     I64,
+    /// IEEE 754 half precision (constant GEMM and convolution weights).
+    F16,
+    /// bfloat16 (constant GEMM and convolution weights).
+    BF16,
 }
 
 impl ElemType {
@@ -30,7 +37,13 @@ impl ElemType {
         match self {
             ElemType::F32 => 4,
             ElemType::I64 => 8,
+            ElemType::F16 | ElemType::BF16 => 2,
         }
+    }
+
+    /// True for the 2-byte floats a kernel converts to `f32` as it reads them.
+    pub fn is_low_precision(self) -> bool {
+        matches!(self, ElemType::F16 | ElemType::BF16)
     }
 }
 
@@ -52,6 +65,37 @@ pub enum ConstData {
     F32(std::sync::Arc<Vec<f32>>),
     /// `i64` values.
     I64(std::sync::Arc<Vec<i64>>),
+    /// IEEE half-precision values.
+    F16(std::sync::Arc<Vec<half::f16>>),
+    /// bfloat16 values.
+    BF16(std::sync::Arc<Vec<half::bf16>>),
+}
+
+impl ConstData {
+    /// The element type of the data.
+    pub fn elem(&self) -> ElemType {
+        match self {
+            ConstData::F32(_) => ElemType::F32,
+            ConstData::I64(_) => ElemType::I64,
+            ConstData::F16(_) => ElemType::F16,
+            ConstData::BF16(_) => ElemType::BF16,
+        }
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        match self {
+            ConstData::F32(v) => v.len(),
+            ConstData::I64(v) => v.len(),
+            ConstData::F16(v) => v.len(),
+            ConstData::BF16(v) => v.len(),
+        }
+    }
+
+    /// True when there are no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// A buffer: a named, flat array of elements. Buffers without a [`BufferKind`]
@@ -521,13 +565,69 @@ pub enum ProgramError {
         /// The buffer's name.
         buffer_name: String,
     },
+    /// An `f16`/`bf16` buffer that is not a constant holding data of its type, or
+    /// that a kernel reads other than as GEMM `b` or convolution weights.
+    #[error(
+        "kernel {kernel} ({name}): reads {elem:?} buffer {buffer_name} where only f32 is accepted (or it is not a constant of that type)"
+    )]
+    LowPrecision {
+        /// Kernel index (`usize::MAX` for a buffer whose declaration is wrong).
+        kernel: usize,
+        /// Kernel name.
+        name: &'static str,
+        /// The buffer's name.
+        buffer_name: String,
+        /// Its element type.
+        elem: ElemType,
+    },
 }
 
 impl Program {
+    /// Constant bytes as stored (weights and other constant tensors).
+    pub fn constant_bytes(&self) -> usize {
+        self.buffers
+            .iter()
+            .filter(|b| matches!(b.kind, Some(BufferKind::Constant(_))))
+            .map(Buffer::bytes)
+            .sum()
+    }
+
     /// Checks the contracts listed in the module docs that can be checked statically.
     pub fn validate(&self) -> Result<(), ProgramError> {
+        for buf in &self.buffers {
+            let ok = match &buf.kind {
+                Some(BufferKind::Constant(d)) => d.elem() == buf.elem && d.len() == buf.len,
+                _ => !buf.elem.is_low_precision(),
+            };
+            if !ok {
+                return Err(ProgramError::LowPrecision {
+                    kernel: usize::MAX,
+                    name: "buffer",
+                    buffer_name: buf.name.clone(),
+                    elem: buf.elem,
+                });
+            }
+        }
         for (k, kernel) in self.kernels.iter().enumerate() {
             let name = kernel.name();
+            let weight = match kernel {
+                Kernel::Gemm { b, .. } => Some(b),
+                Kernel::Conv { w, .. } => Some(w),
+                _ => None,
+            };
+            for view in kernel.inputs() {
+                let low = self.buffers.get(view.buffer).filter(|b| b.elem.is_low_precision());
+                if let Some(buf) = low
+                    && !weight.is_some_and(|w| std::ptr::eq(w, view))
+                {
+                    return Err(ProgramError::LowPrecision {
+                        kernel: k,
+                        name,
+                        buffer_name: buf.name.clone(),
+                        elem: buf.elem,
+                    });
+                }
+            }
             let mut all = kernel.inputs();
             all.push(kernel.output());
             for view in all {

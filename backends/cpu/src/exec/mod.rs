@@ -7,6 +7,10 @@
 //! needs dense (conv, pooling, softmax, layer norm, gather) and are not are
 //! copied to scratch first.
 //!
+//! Constant `f16`/`bf16` buffers (GEMM `b` operands and convolution weights) are
+//! handed to the kernels as [`WeightRef::F16`]/[`WeightRef::BF16`] and converted
+//! to `f32` inside them; every other operand is `f32` (or `i64` gather indices).
+//!
 //! Epilogues run on each output tile inside the GEMM or convolution that
 //! produces it, while the tile is in cache ([`epilogue`]); an epilogue whose
 //! operands do not flatten to the kernel's output matrix runs as a second pass.
@@ -16,6 +20,7 @@ mod ops;
 
 use crate::KernelError;
 use crate::elementwise::EwProgram;
+use crate::gemm::WeightRef;
 use eqopt_kir::{BufferKind, ConstData, ElemType, Expr, Kernel, Program};
 
 /// Caller-supplied tensor data for a program input.
@@ -83,6 +88,8 @@ fn compile_expr(e: &Expr) -> Result<EwProgram, KernelError> {
 enum Slot {
     F32(*mut f32, usize),
     I64(*const i64, usize),
+    F16(*const half::f16, usize),
+    BF16(*const half::bf16, usize),
 }
 
 // SAFETY: slots are only dereferenced by `Executable::run`, which hands each
@@ -107,7 +114,19 @@ impl Mem {
         match self.slots[b] {
             // SAFETY: the pointer and length describe a live allocation owned by `run`.
             Slot::F32(p, n) => unsafe { std::slice::from_raw_parts(p, n) },
-            Slot::I64(..) => &[],
+            _ => &[],
+        }
+    }
+
+    /// The data of buffer `b` as a GEMM or convolution weight operand, in its
+    /// stored precision (`f32`, `f16` or `bf16`).
+    pub(crate) fn weight(&self, b: usize) -> WeightRef<'_> {
+        match self.slots[b] {
+            // SAFETY: as for `f32`; constants are never written.
+            Slot::F16(p, n) => WeightRef::F16(unsafe { std::slice::from_raw_parts(p, n) }),
+            // SAFETY: as above.
+            Slot::BF16(p, n) => WeightRef::BF16(unsafe { std::slice::from_raw_parts(p, n) }),
+            _ => WeightRef::F32(self.f32(b)),
         }
     }
 
@@ -116,7 +135,7 @@ impl Mem {
         match self.slots[b] {
             // SAFETY: as for `f32`.
             Slot::I64(p, n) => unsafe { std::slice::from_raw_parts(p, n) },
-            Slot::F32(..) => &[],
+            _ => &[],
         }
     }
 
@@ -127,7 +146,7 @@ impl Mem {
         match self.slots[b] {
             // SAFETY: see the struct invariant: no live shared reference overlaps it.
             Slot::F32(p, n) => unsafe { std::slice::from_raw_parts_mut(p, n) },
-            Slot::I64(..) => &mut [],
+            _ => &mut [],
         }
     }
 
@@ -137,6 +156,8 @@ impl Mem {
         let span = |slot: Slot| match slot {
             Slot::F32(p, n) => (p as usize, n * 4),
             Slot::I64(p, n) => (p as usize, n * 8),
+            Slot::F16(p, n) => (p as usize, n * 2),
+            Slot::BF16(p, n) => (p as usize, n * 2),
         };
         let ((p, n), (q, _)) = (span(self.slots[b]), span(self.slots[other]));
         let (lo, hi) = (q + range.start * 4, q + range.end * 4);
@@ -149,6 +170,8 @@ impl Mem {
         let addr = |slot: Slot, off: usize| match slot {
             Slot::F32(p, _) => p as usize + off * 4,
             Slot::I64(p, _) => p as usize + off * 8,
+            Slot::F16(p, _) => p as usize + off * 2,
+            Slot::BF16(p, _) => p as usize + off * 2,
         };
         addr(self.slots[b], offset) == addr(self.slots[other], other_offset)
     }
@@ -260,6 +283,8 @@ impl Executable {
                 None => Slot::F32(unsafe { arena_ptr.add(self.offsets[b].unwrap_or(0)) }, buf.len),
                 Some(BufferKind::Constant(ConstData::F32(v))) => Slot::F32(v.as_ptr() as *mut f32, v.len()),
                 Some(BufferKind::Constant(ConstData::I64(v))) => Slot::I64(v.as_ptr(), v.len()),
+                Some(BufferKind::Constant(ConstData::F16(v))) => Slot::F16(v.as_ptr(), v.len()),
+                Some(BufferKind::Constant(ConstData::BF16(v))) => Slot::BF16(v.as_ptr(), v.len()),
                 Some(BufferKind::Input | BufferKind::Output) => Slot::F32(std::ptr::null_mut(), 0),
             };
         }

@@ -33,6 +33,66 @@ fn dense<'a>(mem: &'a Mem, view: &View) -> Result<Cow<'a, [f32]>, KernelError> {
     Ok(Cow::Owned(out))
 }
 
+/// Convolution weights, dense, in their stored precision.
+enum DenseWeight<'a> {
+    /// Borrowed as stored (dense `f32`, `f16` or `bf16`).
+    Stored(WeightRef<'a>),
+    /// A strided view gathered into a dense `f32` copy.
+    Copied(Vec<f32>),
+}
+
+impl DenseWeight<'_> {
+    fn as_ref(&self) -> WeightRef<'_> {
+        match self {
+            DenseWeight::Stored(w) => *w,
+            DenseWeight::Copied(v) => WeightRef::F32(v),
+        }
+    }
+}
+
+/// The elements of the weight `view` dense row-major, borrowed in their stored
+/// precision when the view is dense, else converted to a dense `f32` copy.
+fn dense_weight<'a>(mem: &'a Mem, view: &View) -> Result<DenseWeight<'a>, KernelError> {
+    let w = mem.weight(view.buffer);
+    if let WeightRef::F32(_) = w {
+        return Ok(match dense(mem, view)? {
+            Cow::Borrowed(s) => DenseWeight::Stored(WeightRef::F32(s)),
+            Cow::Owned(v) => DenseWeight::Copied(v),
+        });
+    }
+    let n = view.numel();
+    let past_end = || shape_err(format!("a view of {} reaches past its end", mem.name(view.buffer)));
+    if view.is_dense() {
+        let end = view.offset + n;
+        if end > w.len() {
+            return Err(past_end());
+        }
+        return Ok(DenseWeight::Stored(match w {
+            WeightRef::F16(s) => WeightRef::F16(&s[view.offset..end]),
+            WeightRef::BF16(s) => WeightRef::BF16(&s[view.offset..end]),
+            WeightRef::F32(s) => WeightRef::F32(&s[view.offset..end]),
+        }));
+    }
+    // A strided low-precision view (the lowering does not make one today).
+    let mut idx = vec![0usize; view.shape.len()];
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let at: isize = view.offset as isize + idx.iter().zip(&view.strides).map(|(&i, &s)| i as isize * s).sum::<isize>();
+        if at < 0 || at as usize >= w.len() {
+            return Err(past_end());
+        }
+        out.push(w.get(at as usize));
+        for a in (0..idx.len()).rev() {
+            idx[a] += 1;
+            if idx[a] < view.shape[a] {
+                break;
+            }
+            idx[a] = 0;
+        }
+    }
+    Ok(DenseWeight::Copied(out))
+}
+
 fn ew_input<'a>(mem: &'a Mem, view: &View) -> EwInput<'a> {
     EwInput::strided(mem.f32(view.buffer), view.offset, view.strides.clone())
 }
@@ -162,7 +222,7 @@ pub(super) fn run_kernel(kernel: &Kernel, expr: Option<&EwProgram>, mem: &Mem) -
             epilogue,
         } => {
             let xs = dense(mem, x)?;
-            let ws = dense(mem, w)?;
+            let ws = dense_weight(mem, w)?;
             let bs = bias.as_ref().map(|b| dense(mem, b)).transpose()?;
             let (n, c, h, wd) = if g.nhwc {
                 (x.shape[0], x.shape[3], x.shape[1], x.shape[2])
@@ -189,7 +249,7 @@ pub(super) fn run_kernel(kernel: &Kernel, expr: Option<&EwProgram>, mem: &Mem) -
                 _ => None,
             };
             let user = fused.as_ref().map(|f| f as &dyn gemm::Epilogue);
-            crate::conv::conv2d(&p, &xs, WeightRef::F32(&ws), wl, bs.as_deref(), out_slice(mem, out)?, user)?;
+            crate::conv::conv2d(&p, &xs, ws.as_ref(), wl, bs.as_deref(), out_slice(mem, out)?, user)?;
             match (epilogue, expr, &fused) {
                 (Some(e), Some(pr), None) => apply_epilogue(mem, pr, e, out),
                 _ => Ok(()),
@@ -292,7 +352,7 @@ fn run_gemm(mem: &Mem, a: &View, b: &View, out: &View, epilogue: Option<(&Epilog
     let bstride = |v: &View| if r > 2 { v.strides[r - 3] as usize } else { 0 };
     let c_all = out_slice(mem, out)?;
     let per_outer = last * m * n;
-    let (ad, bd) = (mem.f32(a.buffer), mem.f32(b.buffer));
+    let (ad, bd) = (mem.f32(a.buffer), mem.weight(b.buffer));
     let coords_of = |o: usize| -> Vec<usize> {
         outer_strides
             .iter()
@@ -330,7 +390,7 @@ fn run_gemm(mem: &Mem, a: &View, b: &View, out: &View, epilogue: Option<(&Epilog
         };
         let c = &mut c_all[o * per_outer..(o + 1) * per_outer];
         let user = tile_epilogues.as_ref().map(|t| &t[o] as &dyn gemm::Epilogue);
-        gemm::gemm(GemmDims { batch: last, m, k, n }, ad, al, WeightRef::F32(bd), bl, c, cl, user)?;
+        gemm::gemm(GemmDims { batch: last, m, k, n }, ad, al, bd, bl, c, cl, user)?;
     }
     Ok(tile_epilogues.is_some())
 }
