@@ -12,17 +12,8 @@ use eqopt_cpu::elementwise::{BinaryOp, EwInput, EwProgram, Instr, UnaryOp, eval_
 use eqopt_cpu::reduce::softmax_with;
 use eqopt_cpu::simd::{Isa, Simd, SimdKernel};
 
-fn data(len: usize, seed: u32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-    (0..len)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            (s >> 8) as f32 / (1u32 << 23) as f32 - 1.0
-        })
-        .collect()
-}
+mod common;
+use common::data;
 
 /// `out = relu(a + b)` as one hand-fused SIMD loop: the ceiling for the
 /// tile-by-tile interpreter.

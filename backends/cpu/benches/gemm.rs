@@ -15,6 +15,9 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use eqopt_cpu::gemm::{GemmDims, MatLayout, WeightRef, gemm_with_isa};
 use eqopt_cpu::simd::Isa;
 
+mod common;
+use common::data;
+
 /// (name, m, k, n)
 const SHAPES: &[(&str, usize, usize, usize)] = &[
     ("square_1024", 1024, 1024, 1024),
@@ -30,18 +33,6 @@ const SHAPES: &[(&str, usize, usize, usize)] = &[
     ("fc_gemv_1x4096x4096", 1, 4096, 4096),
     ("fc_gemv_1x2048x1000", 1, 2048, 1000),
 ];
-
-fn data(len: usize, seed: u32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-    (0..len)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            (s % 2001) as f32 / 1000.0 - 1.0
-        })
-        .collect()
-}
 
 fn eq_gemm(isa: Isa, m: usize, k: usize, n: usize, a: &[f32], b: WeightRef<'_>, c: &mut [f32]) {
     let dims = GemmDims::new(m, k, n);

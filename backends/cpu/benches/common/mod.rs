@@ -1,5 +1,5 @@
-//! Helpers shared by the per-kernel benches (`conv`, `pool`, `norm`,
-//! `attention`, `layout`): deterministic data, per-thread-count pools and a
+//! Helpers shared by the benches (`conv`, `pool`, `norm`, `attention`,
+//! `layout`, and `data` for `gemm` and `ew`): deterministic data, per-thread-count pools and a
 //! short criterion configuration so the whole suite stays within minutes.
 
 #![allow(dead_code)]
