@@ -30,6 +30,54 @@ struct Extra<'a> {
 pub(super) struct TileEpilogue<'a> {
     prog: &'a EwProgram,
     extras: Vec<Extra<'a>>,
+    /// Set when the expression is `x0 + x1` or `relu(x0 + x1)` with `x1`
+    /// constant along each row or contiguous along it: run by a plain loop
+    /// instead of the general evaluator (the conv and GEMM epilogue of almost
+    /// every CNN layer).
+    bias_act: Option<BiasAct>,
+}
+
+/// `acc + x1` (then ReLU if `relu`), `x1` read at `base + b·sb + i·si + j·sj`
+/// with `sj` 0 (one value per row) or 1 (a contiguous run per row: a column
+/// bias, or a dense operand such as a residual).
+#[derive(Clone, Copy)]
+struct BiasAct {
+    relu: bool,
+}
+
+/// `max(y, 0)` with NaN kept, as the elementwise `Relu` (written as a compare
+/// and select so it vectorizes).
+#[inline(always)]
+fn relu_f32(y: f32) -> f32 {
+    if y < 0.0 { 0.0 } else { y }
+}
+
+/// Recognises `x0 + x1` and `relu(x0 + x1)` (either operand order).
+fn bias_act(prog: &EwProgram) -> Option<BiasAct> {
+    use crate::elementwise::{BinaryOp, Instr, UnaryOp};
+    let add_of_inputs = |i: &[Instr]| {
+        matches!(
+            i,
+            [
+                Instr::Input(0),
+                Instr::Input(1),
+                Instr::Binary(BinaryOp::Add, 0, 1) | Instr::Binary(BinaryOp::Add, 1, 0)
+            ] | [
+                Instr::Input(1),
+                Instr::Input(0),
+                Instr::Binary(BinaryOp::Add, 0, 1) | Instr::Binary(BinaryOp::Add, 1, 0)
+            ]
+        )
+    };
+    let instrs = prog.instrs();
+    if prog.num_inputs() != 2 {
+        return None;
+    }
+    match instrs {
+        [head @ .., Instr::Unary(UnaryOp::Relu, 2)] if add_of_inputs(head) => Some(BiasAct { relu: true }),
+        _ if add_of_inputs(instrs) => Some(BiasAct { relu: false }),
+        _ => None,
+    }
 }
 
 /// The stride of the flattened dims `dims` of a view with `shape` and
@@ -87,7 +135,8 @@ impl<'a> TileEpilogue<'a> {
                 })
             })
             .collect::<Option<Vec<_>>>()?;
-        Some(TileEpilogue { prog, extras })
+        let bias_act = bias_act(prog).filter(|_| extras[0].strides[2] <= 1);
+        Some(TileEpilogue { prog, extras, bias_act })
     }
 }
 
@@ -119,6 +168,31 @@ impl TileEpilogue<'_> {
 impl Epilogue for TileEpilogue<'_> {
     fn apply(&self, tile: &mut Tile<'_>) {
         let (b, i0, c0, rows, cols) = (tile.batch(), tile.first_row(), tile.first_col(), tile.rows(), tile.cols());
+        if let Some(BiasAct { relu }) = self.bias_act {
+            let e = &self.extras[0];
+            let [sb, si, sj] = e.strides;
+            crate::gemm::mv::wide(|| {
+                tile.for_each_row(|i, row| {
+                    let at = e.base + b * sb + i * si + c0 * sj;
+                    if sj == 0 {
+                        let v = e.data[at];
+                        if relu {
+                            row.iter_mut().for_each(|x| *x = relu_f32(*x + v));
+                        } else {
+                            row.iter_mut().for_each(|x| *x += v);
+                        }
+                    } else {
+                        let bias = &e.data[at..at + cols];
+                        if relu {
+                            row.iter_mut().zip(bias).for_each(|(x, v)| *x = relu_f32(*x + v));
+                        } else {
+                            row.iter_mut().zip(bias).for_each(|(x, v)| *x += v);
+                        }
+                    }
+                });
+            });
+            return;
+        }
         if let Some(out) = tile.as_dense_mut() {
             // Evaluations over runs of whole rows of about CHUNK elements: the
             // per-call setup is amortized and the accumulator's copy stays in cache.
