@@ -245,7 +245,7 @@ impl Executable {
     /// Runs the program on `inputs` (in the program's input order) and returns its
     /// outputs (in its output order), each a dense row-major f32 vector.
     pub fn run(&self, inputs: &[InputData<'_>]) -> Result<Vec<Vec<f32>>, ExecError> {
-        self.run_observed(inputs, |_, _| {})
+        self.run_observed(inputs, None)
     }
 
     /// As [`Executable::run`], and also returns the wall time of each kernel, in
@@ -253,17 +253,13 @@ impl Executable {
     /// two kernels is the only addition).
     pub fn run_timed(&self, inputs: &[InputData<'_>]) -> Result<(Vec<Vec<f32>>, Vec<std::time::Duration>), ExecError> {
         let mut times = vec![std::time::Duration::ZERO; self.program.kernels.len()];
-        let outputs = self.run_observed(inputs, |k, t| times[k] = t)?;
+        let outputs = self.run_observed(inputs, Some(&mut times))?;
         Ok((outputs, times))
     }
 
-    /// Runs the program, calling `observe(k, elapsed)` after kernel `k` with the
-    /// kernel's wall time (one `Instant` read per kernel, tens of nanoseconds).
-    fn run_observed(
-        &self,
-        inputs: &[InputData<'_>],
-        mut observe: impl FnMut(usize, std::time::Duration),
-    ) -> Result<Vec<Vec<f32>>, ExecError> {
+    /// Runs the program; with `times` (one entry per kernel), records each
+    /// kernel's wall time there (one `Instant` read per kernel; none without).
+    fn run_observed(&self, inputs: &[InputData<'_>], mut times: Option<&mut [std::time::Duration]>) -> Result<Vec<Vec<f32>>, ExecError> {
         let p = &self.program;
         if inputs.len() != p.inputs.len() {
             return Err(ExecError::Input {
@@ -310,16 +306,18 @@ impl Executable {
             slots,
             names: p.buffers.iter().map(|b| b.name.clone()).collect(),
         };
-        let mut clock = std::time::Instant::now();
+        let mut clock = times.as_ref().map(|_| std::time::Instant::now());
         for (k, kernel) in p.kernels.iter().enumerate() {
             ops::run_kernel(kernel, self.exprs[k].as_ref(), &mem).map_err(|source| ExecError::Kernel {
                 kernel: k,
                 name: kernel.name(),
                 source,
             })?;
-            let now = std::time::Instant::now();
-            observe(k, now - clock);
-            clock = now;
+            if let (Some(times), Some(start)) = (times.as_deref_mut(), clock.as_mut()) {
+                let now = std::time::Instant::now();
+                times[k] = now - *start;
+                *start = now;
+            }
         }
         drop(mem);
         drop(arena);
