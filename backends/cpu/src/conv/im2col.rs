@@ -62,12 +62,34 @@ fn for_tasks(g: &Geom, b: &Blocks, task: impl Fn(usize, usize, usize, usize) + S
 
 /// Fills `dst[j] = row[ow·stride + off]` for output columns `ow = ow0 + j`,
 /// zero where the input column falls outside `0..row.len()`.
+///
+/// The in-range columns form one run `lo..hi`: it is copied (stride 1, a
+/// vectorised `memcpy`) or gathered without per-element bounds tests, and only
+/// the padding columns at either end are zeroed.
 #[inline(always)]
 fn fill_segment(dst: &mut [f32], row: &[f32], ow0: usize, stride: usize, off: isize) {
-    let w = row.len() as isize;
-    for (j, d) in dst.iter_mut().enumerate() {
-        let iw = ((ow0 + j) * stride) as isize + off;
-        *d = if iw >= 0 && iw < w { row[iw as usize] } else { 0.0 };
+    let (w, len) = (row.len() as isize, dst.len());
+    // Input column of output column j: base + j·stride.
+    let base = (ow0 * stride) as isize + off;
+    let s = stride as isize;
+    // First j with base + j·s ≥ 0, and first j with base + j·s ≥ w (both clamped to len).
+    let first_at_least = |bound: isize| -> usize {
+        if base >= bound { 0 } else { ((bound - base + s - 1) / s).min(len as isize) as usize }
+    };
+    let (lo, hi) = (first_at_least(0), first_at_least(w));
+    let hi = hi.max(lo);
+    dst[..lo].fill(0.0);
+    dst[hi..].fill(0.0);
+    if hi > lo {
+        let start = (base + lo as isize * s) as usize;
+        let seg = &mut dst[lo..hi];
+        if stride == 1 {
+            seg.copy_from_slice(&row[start..start + seg.len()]);
+        } else {
+            for (d, x) in seg.iter_mut().zip(row[start..].iter().step_by(stride)) {
+                *d = *x;
+            }
+        }
     }
 }
 
@@ -205,4 +227,33 @@ pub(super) fn nhwc(g: &Geom, input: &[f32], w: &[f32], output: &mut [f32], epi: 
             }
         });
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fill_segment;
+
+    /// Every (start column, stride, offset) against the per-element definition,
+    /// including runs entirely inside, partly outside and entirely outside the row.
+    #[test]
+    fn fill_segment_matches_its_definition() {
+        let row: Vec<f32> = (0..11).map(|x| x as f32 + 1.0).collect();
+        for len in [0, 1, 5, 13] {
+            for ow0 in 0..6 {
+                for stride in 1..4 {
+                    for off in -7isize..14 {
+                        let mut got = vec![f32::NAN; len];
+                        fill_segment(&mut got, &row, ow0, stride, off);
+                        let want: Vec<f32> = (0..len)
+                            .map(|j| {
+                                let iw = ((ow0 + j) * stride) as isize + off;
+                                if (0..row.len() as isize).contains(&iw) { row[iw as usize] } else { 0.0 }
+                            })
+                            .collect();
+                        assert_eq!(got, want, "len {len} ow0 {ow0} stride {stride} off {off}");
+                    }
+                }
+            }
+        }
+    }
 }
