@@ -328,6 +328,39 @@ impl SimdKernel for Partial<'_> {
     }
 }
 
+/// `load_even` gathers `src[2i]` and zeroes lanes past the slice.
+struct Even<'a> {
+    results: &'a mut Vec<(usize, Vec<f32>)>,
+}
+
+impl SimdKernel for Even<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn run<S: Simd>(self, s: S) {
+        let src: Vec<f32> = (1..=40).map(|i| i as f32).collect();
+        for len in 0..=2 * S::LANES + 3 {
+            let mut dst = vec![-1.0f32; S::LANES];
+            s.store(s.load_even(&src[..len]), &mut dst);
+            self.results.push((len, dst));
+        }
+    }
+}
+
+#[test]
+fn load_even_gathers_stride_two() {
+    for isa in Isa::available() {
+        let mut results = Vec::new();
+        isa.dispatch(Even { results: &mut results });
+        assert!(!results.is_empty());
+        for (len, dst) in results {
+            for (i, &v) in dst.iter().enumerate() {
+                let want = if 2 * i < len { (2 * i + 1) as f32 } else { 0.0 };
+                assert_eq!(v, want, "{isa:?} len {len} lane {i}");
+            }
+        }
+    }
+}
+
 #[test]
 fn partial_load_store() {
     for isa in Isa::available() {

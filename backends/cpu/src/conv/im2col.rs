@@ -3,7 +3,9 @@
 use rayon::prelude::*;
 
 use super::{ConvEpilogue, Geom};
-use crate::gemm::{Epilogue, SendPtr, Tile, sgemm_raw, with_scratch};
+use super::implicit::Im2colPanels;
+use crate::gemm::{Epilogue, SendPtr, Tile, sgemm_raw, sgemm_with_packer, with_scratch};
+use crate::simd::Isa;
 
 /// Target scratch size of one im2col block, in `f32` elements (1 MiB).
 const SCRATCH_ELEMS: usize = 1 << 18;
@@ -60,37 +62,61 @@ fn for_tasks(g: &Geom, b: &Blocks, task: impl Fn(usize, usize, usize, usize) + S
     }
 }
 
-/// Fills `dst[j] = row[ow·stride + off]` for output columns `ow = ow0 + j`,
-/// zero where the input column falls outside `0..row.len()`.
-///
-/// The in-range columns form one run `lo..hi`: it is copied (stride 1, a
-/// vectorised `memcpy`) or gathered without per-element bounds tests, and only
-/// the padding columns at either end are zeroed.
-#[inline(always)]
-fn fill_segment(dst: &mut [f32], row: &[f32], ow0: usize, stride: usize, off: isize) {
-    let (w, len) = (row.len() as isize, dst.len());
-    // Input column of output column j: base + j·stride.
+/// The in-range part of an im2col segment: output columns `lo..hi` of the
+/// segment read input columns `start, start + stride, …`; the columns before
+/// `lo` and from `hi` on fall in the padding.
+#[derive(Clone, Copy)]
+pub(super) struct InRange {
+    pub lo: usize,
+    pub hi: usize,
+    pub start: usize,
+}
+
+/// [`InRange`] of a `len`-column segment whose output column `j` reads input
+/// column `(ow0 + j)·stride + off` of a row of `row_len` columns.
+pub(super) fn in_range(len: usize, row_len: usize, ow0: usize, stride: usize, off: isize) -> InRange {
     let base = (ow0 * stride) as isize + off;
     let s = stride as isize;
-    // First j with base + j·s ≥ 0, and first j with base + j·s ≥ w (both clamped to len).
+    // First j with base + j·s ≥ bound, clamped to len.
     let first_at_least = |bound: isize| -> usize {
         if base >= bound { 0 } else { ((bound - base + s - 1) / s).min(len as isize) as usize }
     };
-    let (lo, hi) = (first_at_least(0), first_at_least(w));
-    let hi = hi.max(lo);
-    dst[..lo].fill(0.0);
-    dst[hi..].fill(0.0);
-    if hi > lo {
-        let start = (base + lo as isize * s) as usize;
-        let seg = &mut dst[lo..hi];
-        if stride == 1 {
-            seg.copy_from_slice(&row[start..start + seg.len()]);
-        } else {
-            for (d, x) in seg.iter_mut().zip(row[start..].iter().step_by(stride)) {
-                *d = *x;
-            }
+    let lo = first_at_least(0);
+    let hi = first_at_least(row_len as isize).max(lo);
+    let start = if hi > lo { (base + lo as isize * s) as usize } else { 0 };
+    InRange { lo, hi, start }
+}
+
+/// Fills `dst` from `row` as [`in_range`] describes: zeros, then the in-range
+/// run (a `memcpy` at stride 1, an unchecked-index gather otherwise), then zeros.
+#[inline(always)]
+pub(super) fn fill_in_range(dst: &mut [f32], row: &[f32], r: InRange, stride: usize) {
+    dst[..r.lo].fill(0.0);
+    dst[r.hi..].fill(0.0);
+    let seg = &mut dst[r.lo..r.hi];
+    if stride == 1 {
+        seg.copy_from_slice(&row[r.start..r.start + seg.len()]);
+    } else if !seg.is_empty() {
+        for (d, x) in seg.iter_mut().zip(row[r.start..].iter().step_by(stride)) {
+            *d = *x;
         }
     }
+}
+
+/// Fills `dst[j] = row[ow·stride + off]` for output columns `ow = ow0 + j`,
+/// zero where the input column falls outside `0..row.len()`.
+#[cfg(test)]
+fn fill_segment(dst: &mut [f32], row: &[f32], ow0: usize, stride: usize, off: isize) {
+    fill_in_range(dst, row, in_range(dst.len(), row.len(), ow0, stride, off), stride);
+}
+
+/// One output row's share of an im2col block: block columns `j..j + run`
+/// are output row `oh`, columns `ow0..ow0 + run`.
+struct RowSegment {
+    j: usize,
+    run: usize,
+    oh: usize,
+    ow0: usize,
 }
 
 /// `NCHW`: per (image, group) `Y[O_g, P] = W_g[O_g, D] · col[D, P]`, `D = ig·KH·KW`.
@@ -134,25 +160,66 @@ pub(super) fn nchw(g: &Geom, input: &[f32], w: &[f32], output: &mut [f32], epi: 
             }
             return;
         }
+        let planes = &input[(n * p.in_channels + grp * g.ig) * h * wd..][..g.ig * h * wd];
+        let packer = Im2colPanels {
+            planes,
+            p,
+            ow: g.ow,
+            p0,
+        };
+        // SAFETY: as below, with `packer` standing for `col`: it reads only the
+        // group's planes of image n (inside `input`, whose length was validated).
+        let packed = unsafe {
+            let c = out.get().add(c_off);
+            let done = sgemm_with_packer(Isa::detect(), no, depth, np, w.as_ptr().add(oc * depth), depth, 1, &packer, c, pixels);
+            if done && !epi.is_noop() {
+                epi.apply(&mut Tile::from_raw(c, pixels, n, oc, no, p0, np));
+            }
+            done
+        };
+        if packed {
+            return;
+        }
+        // No packed micro-kernel for this ISA: materialise `col` and use the
+        // portable GEMM. The block's output-row segments, and for each kernel column the
+        // in-range run of every segment (for each kernel row, its input row):
+        // computed once per block, not once per im2col row.
+        let mut segs = Vec::new();
+        let mut j = 0;
+        while j < np {
+            let (oh, ow0) = ((p0 + j) / g.ow, (p0 + j) % g.ow);
+            let run = (g.ow - ow0).min(np - j);
+            segs.push(RowSegment { j, run, oh, ow0 });
+            j += run;
+        }
+        let cols: Vec<Vec<InRange>> = (0..p.kernel_w)
+            .map(|kw| {
+                let off = (kw * p.dilation_w) as isize - p.pads[1] as isize;
+                segs.iter().map(|s| in_range(s.run, wd, s.ow0, p.stride_w, off)).collect()
+            })
+            .collect();
+        let rows: Vec<Vec<Option<usize>>> = (0..p.kernel_h)
+            .map(|kh| {
+                segs.iter()
+                    .map(|s| {
+                        let ih = (s.oh * p.stride_h + kh * p.dilation_h) as isize - p.pads[0] as isize;
+                        (0..h as isize).contains(&ih).then_some(ih as usize)
+                    })
+                    .collect()
+            })
+            .collect();
         with_scratch(depth * np, |col| {
             crate::gemm::mv::wide(|| {
                 for (r, dst) in col.chunks_exact_mut(np).enumerate() {
                     let (i, kk) = (r / khw, r % khw);
                     let (kh, kw) = (kk / p.kernel_w, kk % p.kernel_w);
                     let plane = &input[((n * p.in_channels) + grp * g.ig + i) * h * wd..][..h * wd];
-                    let off_w = (kw * p.dilation_w) as isize - p.pads[1] as isize;
-                    let mut j = 0;
-                    while j < np {
-                        let (oh, ow0) = ((p0 + j) / g.ow, (p0 + j) % g.ow);
-                        let run = (g.ow - ow0).min(np - j);
-                        let ih = (oh * p.stride_h + kh * p.dilation_h) as isize - p.pads[0] as isize;
-                        let seg = &mut dst[j..j + run];
-                        if ih < 0 || ih >= h as isize {
-                            seg.fill(0.0);
-                        } else {
-                            fill_segment(seg, &plane[ih as usize * wd..][..wd], ow0, p.stride_w, off_w);
+                    for ((s, ih), range) in segs.iter().zip(&rows[kh]).zip(&cols[kw]) {
+                        let seg = &mut dst[s.j..s.j + s.run];
+                        match ih {
+                            Some(ih) => fill_in_range(seg, &plane[ih * wd..][..wd], *range, p.stride_w),
+                            None => seg.fill(0.0),
                         }
-                        j += run;
                     }
                 }
             });

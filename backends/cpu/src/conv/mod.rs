@@ -23,6 +23,7 @@
 
 mod direct;
 mod im2col;
+mod implicit;
 
 use std::borrow::Cow;
 

@@ -130,6 +130,37 @@ pub(crate) unsafe fn sgemm_raw_isa(
     }
 }
 
+/// `C = A · B` (as [`sgemm_raw`]) with `B` written into the micro-panels by a
+/// custom packer, when `isa` has a packed micro-kernel; returns `false` and
+/// does nothing otherwise (the caller then materialises `B` and uses
+/// [`sgemm_raw`]).
+///
+/// # Safety
+/// As [`sgemm_raw`] for `A` and `C`, with `m, k, n > 0`, and `b` valid for
+/// every block inside `k × n` (the [`packed::PackB`] contract).
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn sgemm_with_packer(
+    isa: Isa,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const f32,
+    rsa: usize,
+    csa: usize,
+    b: &impl packed::PackB,
+    c: *mut f32,
+    ldc: usize,
+) -> bool {
+    let Some(kern) = packed::kernel_for(isa) else {
+        return false;
+    };
+    let fix = |s: usize, d: usize| if d <= 1 { 1 } else { s };
+    let (rsa, csa, ldc) = (fix(rsa, m), fix(csa, k), fix(ldc, m));
+    // SAFETY: forwarded contract; `kernel_for` only returns kernels this CPU runs.
+    unsafe { packed::sgemm_packed(kern, m, k, n, a, rsa, csa, b, c, ldc) };
+    true
+}
+
 /// Converts the `k × n` operand `b` into the dense row-major `dst`.
 ///
 /// # Safety

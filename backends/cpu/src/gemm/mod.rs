@@ -30,7 +30,8 @@ mod weights;
 pub use epilogue::{BiasAct, Epilogue, Tile};
 pub use weights::WeightRef;
 
-pub(crate) use driver::{SendPtr, sgemm_raw};
+pub(crate) use driver::{SendPtr, sgemm_raw, sgemm_with_packer};
+pub(crate) use packed::PackB;
 
 use crate::KernelError;
 use crate::simd::Isa;

@@ -87,6 +87,27 @@ pub(crate) fn kernel_for(isa: Isa) -> Option<&'static MicroKernel> {
     }
 }
 
+/// A `B` operand of [`sgemm_packed`]: anything that can write a block of
+/// itself in the micro-panel layout of [`super::pack`] (a strided matrix, or a
+/// convolution's input read as its implicit im2col matrix).
+pub(crate) trait PackB {
+    /// Writes the `kc × nc` block whose first element is `(pc, jc)` as
+    /// `⌈nc / nr⌉` micro-panels of `nr` columns into `dst` (panel `q`, step `p`
+    /// at `dst[(q·kc + p)·nr..][..nr]`), columns past `nc` zero.
+    ///
+    /// # Safety
+    /// The block lies inside the operand's `k × n` extents and
+    /// `dst.len() ≥ ⌈nc / nr⌉ · nr · kc`.
+    unsafe fn pack(&self, pc: usize, jc: usize, kc: usize, nc: usize, nr: usize, dst: &mut [f32]);
+}
+
+impl PackB for BSrc {
+    unsafe fn pack(&self, pc: usize, jc: usize, kc: usize, nc: usize, nr: usize, dst: &mut [f32]) {
+        // SAFETY: (pc, jc) and the block are inside the operand (contract).
+        unsafe { pack_b(&self.offset(pc, jc), kc, nc, nr, dst) }
+    }
+}
+
 thread_local! {
     static PACK: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
 }
@@ -113,11 +134,13 @@ fn with_pack<R>(a_len: usize, b_len: usize, f: impl FnOnce(&mut [f32], &mut [f32
 }
 
 /// `C = A · B` with the packed algorithm and the micro-kernels of `kern`.
-/// `A` element `(i, p)` is at `a + i·rsa + p·csa`; `C` is `m × n` with row stride `ldc`.
+/// `A` element `(i, p)` is at `a + i·rsa + p·csa`; `B` is `k × n`, packed by
+/// its [`PackB`]; `C` is `m × n` with row stride `ldc`.
 ///
 /// # Safety
 /// `m, k, n > 0`; `kern` runs on this CPU; for every `i < m, p < k, j < n`:
-/// `a + i·rsa + p·csa` and `B`'s element `(p, j)` are readable, `c + i·ldc + j`
+/// `a + i·rsa + p·csa` and `B`'s element `(p, j)` are readable (for a
+/// [`PackB`] other than [`BSrc`]: its contract holds for every block inside `k × n`), `c + i·ldc + j`
 /// is valid for writes (and reads) and not aliased by anything else during the
 /// call, and all those offsets fit in `isize`.
 #[allow(clippy::too_many_arguments)]
@@ -129,7 +152,7 @@ pub(crate) unsafe fn sgemm_packed(
     a: *const f32,
     rsa: usize,
     csa: usize,
-    b: &BSrc,
+    b: &impl PackB,
     c: *mut f32,
     ldc: usize,
 ) {
@@ -146,7 +169,7 @@ pub(crate) unsafe fn sgemm_packed(
                 let kc = kc_max.min(k - pc);
                 // SAFETY: the block (pc.., jc..) of B is inside its extents
                 // (contract); `bbuf` holds kc_max · nc_max ≥ ⌈nc/nr⌉·nr·kc floats.
-                unsafe { pack_b(&b.offset(pc, jc), kc, nc, nr, bbuf) };
+                unsafe { b.pack(pc, jc, kc, nc, nr, bbuf) };
                 for ic in (0..m).step_by(mc_max) {
                     let mc = mc_max.min(m - ic);
                     // SAFETY: A's block (ic.., pc..) is inside its extents (contract).

@@ -56,6 +56,17 @@ impl Simd for Avx2 {
         unsafe { _mm256_maskload_ps(src.as_ptr(), tail_mask(src.len())) }
     }
     #[inline(always)]
+    fn load_even(self, src: &[f32]) -> __m256 {
+        let lo = self.load_partial(src);
+        let hi = self.load_partial(src.get(8..).unwrap_or(&[]));
+        // SAFETY: register-only shuffles; features per module docs.
+        unsafe {
+            // [lo0 lo2 hi0 hi2 | lo4 lo6 hi4 hi6], then 64-bit lanes reordered 0, 2, 1, 3.
+            let mixed = _mm256_shuffle_ps::<0b10_00_10_00>(lo, hi);
+            _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(mixed)))
+        }
+    }
+    #[inline(always)]
     fn store(self, v: __m256, dst: &mut [f32]) {
         let dst = &mut dst[..8];
         // SAFETY: `dst` has 8 elements; features per module docs.

@@ -55,6 +55,20 @@ impl Simd for Avx512 {
         unsafe { _mm512_maskz_loadu_ps(tail_mask(src.len()), src.as_ptr()) }
     }
     #[inline(always)]
+    fn load_even(self, src: &[f32]) -> __m512 {
+        let (n, p) = (src.len(), src.as_ptr());
+        // SAFETY: the masked loads touch only elements `..n` of `src` (the second
+        // starts at 16 and is fully masked when n ≤ 16; masked-off lanes never
+        // fault, and `wrapping_add` keeps the unused address computation defined).
+        // Features per module docs.
+        unsafe {
+            let lo = _mm512_maskz_loadu_ps(tail_mask(n), p);
+            let hi = _mm512_maskz_loadu_ps(tail_mask(n.saturating_sub(16)), p.wrapping_add(16));
+            let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+            _mm512_permutex2var_ps(lo, even, hi)
+        }
+    }
+    #[inline(always)]
     fn store(self, v: __m512, dst: &mut [f32]) {
         let dst = &mut dst[..16];
         // SAFETY: `dst` has 16 elements; features per module docs.

@@ -82,6 +82,10 @@ pub trait Simd: Copy + Send + Sync + std::fmt::Debug + 'static {
     fn store(self, v: Self::V, dst: &mut [f32]);
     /// Stores the first `min(dst.len(), LANES)` lanes.
     fn store_partial(self, v: Self::V, dst: &mut [f32]);
+    /// Lanes `src[0], src[2], …, src[2·(LANES − 1)]` (a stride-2 gather, as a
+    /// stride-2 convolution or pooling window reads a row); lanes whose index
+    /// falls past the slice are zero. Reads only elements inside `src`.
+    fn load_even(self, src: &[f32]) -> Self::V;
 
     /// `a + b`.
     fn add(self, a: Self::V, b: Self::V) -> Self::V;

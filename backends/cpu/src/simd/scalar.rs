@@ -25,6 +25,10 @@ impl Simd for Scalar {
         src.first().copied().unwrap_or(0.0)
     }
     #[inline(always)]
+    fn load_even(self, src: &[f32]) -> f32 {
+        self.load_partial(src)
+    }
+    #[inline(always)]
     fn store(self, v: f32, dst: &mut [f32]) {
         dst[0] = v;
     }
