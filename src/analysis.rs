@@ -92,6 +92,8 @@ pub struct TensorAnalysis {
     memo: BTreeMap<String, String>,
     /// Materialized constant data by name.
     cache: BTreeMap<String, Arc<crate::graph::tensor::Tensor>>,
+    /// Numbers computed alongside memoized constants (an approximation's error), by key.
+    values: BTreeMap<String, f64>,
 }
 
 /// The e-graph type used throughout eqopt.
@@ -107,6 +109,7 @@ impl TensorAnalysis {
             current_rule: None,
             memo: BTreeMap::new(),
             cache: BTreeMap::new(),
+            values: BTreeMap::new(),
         }
     }
 
@@ -136,6 +139,17 @@ impl TensorAnalysis {
         let name = self.add_constant(base, t);
         self.memo.insert(key.to_string(), name.clone());
         Some(name)
+    }
+
+    /// Remembers `value` under `key` (for numbers derived with a memoized
+    /// constant, such as the error of a rounded weight).
+    pub fn remember_value(&mut self, key: &str, value: f64) {
+        self.values.insert(key.to_string(), value);
+    }
+
+    /// The value remembered under `key`.
+    pub fn remembered_value(&self, key: &str) -> Option<f64> {
+        self.values.get(key).copied()
     }
 
     /// Adds a computed constant under a fresh name derived from `base`; returns the name used.

@@ -4,13 +4,14 @@ use crate::dtype::{DType, TensorType};
 use crate::error::{Error, Result};
 use crate::graph::json;
 use crate::graph::tensor::Tensor;
-use crate::optimize::{OptimizeOptions, optimize};
+use crate::optimize::{OptimizeOptions, optimize_measured};
 use crate::rules::RuleSet;
 use crate::saturate::Limits;
 use crate::tensor_io;
 use clap::{Args, Parser, Subcommand};
 
 mod backend;
+mod budget;
 mod calibrate;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -209,6 +210,8 @@ struct OptimizeArgs {
     /// List the rules whose rewrites the optimized graph uses, with the nodes each built.
     #[arg(long)]
     explain: bool,
+    #[command(flatten)]
+    budget: budget::BudgetArgs,
 }
 
 #[derive(Args, Debug)]
@@ -261,10 +264,12 @@ fn parse_input_arg(s: &str) -> std::result::Result<(String, PathBuf), String> {
 }
 
 fn load_rules(args: &RuleArgs) -> Result<RuleSet> {
+    // The approximate families come with the defaults: `rules list` and `rules
+    // check` show and check them, and `optimize` runs them only under --max-error.
     let mut set = if args.no_default_rules {
         RuleSet::empty()
     } else {
-        RuleSet::defaults()?
+        RuleSet::defaults()?.with_approx_families()?
     };
     for dir in &args.rules {
         set.add_dir(dir)?;
@@ -313,7 +318,10 @@ fn run_optimize(a: &OptimizeArgs, out: &mut dyn Write) -> Result<()> {
     let mut opts = OptimizeOptions::new(target).with_limits(limits).with_extractor(a.extractor.clone());
     opts.extract_time_limit_s = positive("--extract-time-limit", a.extract_time_limit)?;
     opts.explain = a.explain;
-    let (optimized, report) = optimize(&graph, &rules, &opts)?;
+    opts.max_error = a.budget.max_error;
+    let mut meter = a.budget.meter(&graph)?;
+    let meter = meter.as_mut().map(|m| m as &mut dyn crate::budget::ErrorMeter);
+    let (optimized, report) = optimize_measured(&graph, &rules, &opts, meter)?;
     crate::onnx::save_any(&optimized, &a.output)?;
     if let Some(r) = &a.report {
         let mut text = serde_json::to_string_pretty(&report).expect("reports serialize");

@@ -378,15 +378,43 @@ pub struct Totals {
     pub latency_s: f64,
 }
 
+/// True for ops whose second input is a weight the backends read in its stored
+/// precision: an `f16`/`bf16` constant widened by a `Cast` to f32 is read at 2
+/// bytes per element and converted inside the kernel (see `src/lower/consts.rs`).
+pub fn reads_stored_weights(op: &Op) -> bool {
+    matches!(op, Op::MatMul | Op::FusedMatMul { .. } | Op::Conv(_) | Op::FusedConv { .. })
+}
+
+/// `ty` with the element type of the stored weight it widens, if `stored` is a
+/// reduced-precision float (the type the cost model charges a weight read at).
+pub fn as_stored(ty: &TensorType, stored: DType) -> TensorType {
+    TensorType::new(ty.shape.clone(), stored)
+}
+
 /// Roofline totals of a graph on `target`.
 pub fn graph_totals(graph: &crate::graph::Graph, target: &HardwareProfile) -> Totals {
     let mut consts: BTreeMap<&str, bool> = BTreeMap::new();
     for c in &graph.constants {
         consts.insert(&c.name, true);
     }
+    // Casts to f32 of f16/bf16 constants: the stored dtype of what they produce.
+    let mut widened: BTreeMap<&str, DType> = BTreeMap::new();
+    for n in &graph.nodes {
+        if let (Op::Cast { to: DType::F32 }, [x]) = (&n.op, &n.inputs[..]) {
+            if let Some(c) = graph.constants.iter().find(|c| &c.name == x && c.ty.dtype.is_reduced_float()) {
+                widened.insert(&n.name, c.ty.dtype);
+            }
+        }
+    }
     let mut t = Totals::default();
     for n in &graph.nodes {
-        let tys: Vec<&TensorType> = n.inputs.iter().filter_map(|i| graph.type_of(i)).collect();
+        let mut owned: Vec<TensorType> = n.inputs.iter().filter_map(|i| graph.type_of(i).cloned()).collect();
+        if reads_stored_weights(&n.op) {
+            if let (Some(w), Some(d)) = (owned.get_mut(1), n.inputs.get(1).and_then(|i| widened.get(i.as_str()))) {
+                *w = as_stored(w, *d);
+            }
+        }
+        let tys: Vec<&TensorType> = owned.iter().collect();
         let cs: Vec<bool> = n.inputs.iter().map(|i| consts.get(i.as_str()).copied().unwrap_or(false)).collect();
         let w = work(&n.op, &tys, &cs, &n.ty);
         if w.kind == ExecKind::Folded || (w.kind == ExecKind::View && cs.iter().all(|&c| c)) {

@@ -7,13 +7,13 @@
 //! an original tensor, and whose constant-only nodes are evaluated into constants.
 
 use crate::analysis::{Facts, TEGraph};
-use crate::cost::{HardwareProfile, work};
+use crate::cost::{HardwareProfile, as_stored, reads_stored_weights, work};
 use crate::dtype::{DType, TensorType};
 use crate::error::{Error, Result};
 use crate::graph::op::{Op, UnaryOp};
 use crate::graph::tensor::ConstInit;
 use crate::graph::{Constant, Graph, Input, Node};
-use crate::lang::{Attr, TNode, TOp, decode_op};
+use crate::lang::{Attr, TNode, TOp, approx_error, decode_op};
 use egg::Id;
 use eqopt_extract::{ClassId, Cost, CostedEGraph, ExtractOptions, Extraction};
 use std::collections::{BTreeMap, BTreeSet};
@@ -41,10 +41,29 @@ pub fn enode_time(egraph: &TEGraph, n: &TNode, target: &HardwareProfile) -> Opti
     let op = decode_op(&n.op, &attrs?)?;
     let facts: Option<Vec<&crate::analysis::TensorFacts>> = n.inputs().iter().map(|&c| egraph[c].data.tensor()).collect();
     let facts = facts?;
-    let tys: Vec<&TensorType> = facts.iter().map(|f| &f.ty).collect();
+    let mut owned: Vec<TensorType> = facts.iter().map(|f| f.ty.clone()).collect();
+    if reads_stored_weights(&op) {
+        if let (Some(w), Some(d)) = (owned.get_mut(1), n.inputs().get(1).and_then(|&c| widened_const(egraph, c))) {
+            *w = as_stored(w, d);
+        }
+    }
+    let tys: Vec<&TensorType> = owned.iter().collect();
     let consts: Vec<bool> = facts.iter().map(|f| f.is_const).collect();
-    let out = crate::graph::infer::infer(&op, &tys).ok()?;
+    let out = crate::graph::infer::infer(&op, &facts.iter().map(|f| &f.ty).collect::<Vec<_>>()).ok()?;
     Some(target.kernel_time(&work(&op, &tys, &consts, &out)))
+}
+
+/// The stored dtype of class `id` when it holds a cast to f32 of an `f16`/`bf16`
+/// constant (a weight the kernels read at 2 bytes per element).
+pub(crate) fn widened_const(egraph: &TEGraph, id: Id) -> Option<DType> {
+    egraph[id].nodes.iter().find_map(|n| {
+        let to = egraph[*n.children.first()?].data.attr()?;
+        if n.op != TOp::Cast || *to != Attr::DType(DType::F32) {
+            return None;
+        }
+        let x = egraph[*n.inputs().first()?].data.tensor()?;
+        (x.is_const && x.ty.dtype.is_reduced_float()).then_some(x.ty.dtype)
+    })
 }
 
 /// The cost of one e-node for extraction, or `None` for "never choose it".
@@ -105,6 +124,19 @@ pub struct ExtractStats {
     /// (before constant folding); `optimize --explain` traces them to rules.
     #[serde(skip)]
     pub chosen: BTreeMap<String, TNode>,
+    /// The approximate e-nodes (`(approx ERR x)`) in the chosen term: node name
+    /// and declared relative error, by name. Empty unless approximate rules ran.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub approx: Vec<(String, f64)>,
+}
+
+impl ExtractStats {
+    /// The estimated relative output error of the chosen term: the declared
+    /// errors of its approximate nodes added in quadrature (independent
+    /// perturbations, each passed to the output at unit gain, to first order).
+    pub fn estimated_error(&self) -> f64 {
+        self.approx.iter().map(|(_, e)| e * e).sum::<f64>().sqrt()
+    }
 }
 
 /// Extracts the cheapest graph equal to `original` from a saturated e-graph.
@@ -140,6 +172,10 @@ pub fn extract_graph_with(
     }
     let (graph, chosen) = rebuild(original, sat, &view, &extraction)?;
     let graph = fold_constants(graph)?;
+    let approx = chosen
+        .iter()
+        .filter_map(|(name, n)| approx_error(n, |c| eg[c].data.attr().cloned()).map(|e| (name.clone(), e)))
+        .collect();
     Ok((
         graph,
         ExtractStats {
@@ -147,6 +183,7 @@ pub fn extract_graph_with(
             dag_cost_s: dag.value(),
             time_s: start.elapsed().as_secs_f64(),
             chosen,
+            approx,
         },
     ))
 }

@@ -158,6 +158,12 @@ pub enum TOp {
     FusedConv,
     /// `(fused_attention DIVIDE q kt v s [mask])`, `DIVIDE` 0 (multiply by `s`) or 1
     FusedAttention,
+    /// `(approx ERR x)`: `x` stands in for the value of the e-class it is in
+    /// only approximately, with relative error `ERR` (a float: ‖x − v‖₂ / ‖v‖₂
+    /// estimated for the class' value `v`). Only approximate rules add it; it
+    /// computes nothing (it becomes an identity in the extracted graph), and
+    /// extraction under an error budget charges its `ERR`.
+    Approx,
     /// A leaf holding an attribute value.
     Attr(Attr),
 }
@@ -194,6 +200,7 @@ impl TOp {
             TOp::FusedMatMul => "fused_matmul".into(),
             TOp::FusedConv => "fused_conv".into(),
             TOp::FusedAttention => "fused_attention".into(),
+            TOp::Approx => "approx".into(),
             TOp::Attr(a) => a.to_string(),
         }
     }
@@ -212,6 +219,7 @@ impl TOp {
         v.extend([TOp::Gather, TOp::Softmax, TOp::LayerNorm]);
         v.extend([ReduceKind::Sum, ReduceKind::Mean, ReduceKind::Max].map(TOp::Reduce));
         v.extend([TOp::FusedElementwise, TOp::FusedMatMul, TOp::FusedConv, TOp::FusedAttention]);
+        v.push(TOp::Approx);
         v
     }
 
@@ -220,7 +228,7 @@ impl TOp {
         match self {
             TOp::Input | TOp::Const | TOp::Cast | TOp::Conv | TOp::Pool(_) | TOp::BatchNorm => 1,
             TOp::Concat | TOp::Flatten | TOp::Reshape | TOp::Transpose | TOp::Gather | TOp::Softmax => 1,
-            TOp::FusedElementwise | TOp::FusedMatMul => 1,
+            TOp::FusedElementwise | TOp::FusedMatMul | TOp::Approx => 1,
             TOp::FusedAttention => 2,
             TOp::LayerNorm | TOp::Reduce(_) | TOp::FusedConv => 2,
             TOp::Slice => 4,
@@ -232,7 +240,7 @@ impl TOp {
     pub fn input_arity(&self) -> (usize, usize) {
         match self {
             TOp::Input | TOp::Const | TOp::Attr(_) => (0, 0),
-            TOp::Unary(_) | TOp::Cast | TOp::Pool(_) | TOp::GlobalPool(_) => (1, 1),
+            TOp::Unary(_) | TOp::Cast | TOp::Pool(_) | TOp::GlobalPool(_) | TOp::Approx => (1, 1),
             TOp::Flatten | TOp::Reshape | TOp::Transpose | TOp::Slice | TOp::Softmax | TOp::Reduce(_) => (1, 1),
             TOp::Binary(_) | TOp::MatMul | TOp::Gather => (2, 2),
             TOp::Conv => (2, 3),
@@ -440,6 +448,10 @@ pub fn decode_op(op: &TOp, attrs: &[&Attr]) -> Option<Op> {
     Some(match op {
         TOp::Input | TOp::Const | TOp::Attr(_) => return None,
         TOp::Unary(u) => Op::Unary(*u),
+        TOp::Approx => match attrs.first()?.as_f64()? {
+            e if e >= 0.0 && e.is_finite() => Op::Unary(UnaryOp::Identity),
+            _ => return None,
+        },
         TOp::Binary(b) => Op::Binary(*b),
         TOp::Cast => match attrs.first()? {
             Attr::DType(d) => Op::Cast { to: *d },
@@ -563,5 +575,14 @@ mod tests {
             let refs: Vec<&Attr> = attrs.iter().collect();
             assert_eq!(decode_op(&top, &refs), Some(op));
         }
+    }
+}
+
+/// The relative error an `(approx ERR x)` e-node declares, or `None` for any
+/// other e-node. `attr` reads an attribute child's value.
+pub fn approx_error(n: &TNode, attr: impl Fn(Id) -> Option<Attr>) -> Option<f64> {
+    match n.op {
+        TOp::Approx => n.children.first().and_then(|&c| attr(c)).and_then(|a| a.as_f64()),
+        _ => None,
     }
 }

@@ -14,6 +14,7 @@
 
 pub mod analysis;
 pub mod backend;
+pub mod budget;
 pub mod calibrate;
 pub mod cli;
 pub mod cost;

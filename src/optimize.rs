@@ -1,7 +1,8 @@
 //! The whole pipeline, graph in, graph out: saturate, extract, fold, report.
 
+use crate::budget::{BudgetReport, ErrorMeter, extract_within_budget};
 use crate::cost::{HardwareProfile, Totals, graph_totals};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::extraction::{ExtractStats, extract_graph};
 use crate::graph::Graph;
 use crate::rules::RuleSet;
@@ -24,6 +25,10 @@ pub struct OptimizeOptions {
     pub extract_time_limit_s: f64,
     /// Trace the result's nodes to the rules that built them (`Report::explain`).
     pub explain: bool,
+    /// The accuracy budget: the largest relative output error allowed
+    /// (`‖y − ŷ‖₂ / ‖y‖₂`, worst output). `None` or `Some(0.0)`: no approximate
+    /// rule runs and the result computes the same function as the input.
+    pub max_error: Option<f64>,
 }
 
 impl OptimizeOptions {
@@ -35,7 +40,17 @@ impl OptimizeOptions {
             extractor: eqopt_extract::DEFAULT_EXTRACTOR.to_string(),
             extract_time_limit_s: DEFAULT_EXTRACT_TIME_LIMIT_S,
             explain: false,
+            max_error: None,
         }
+    }
+    /// Sets the accuracy budget (see [`OptimizeOptions::max_error`]).
+    pub fn with_max_error(mut self, max_error: f64) -> Self {
+        self.max_error = Some(max_error);
+        self
+    }
+    /// The budget when approximate rules may run (a positive one).
+    fn budget(&self) -> Option<f64> {
+        self.max_error.filter(|&e| e > 0.0)
     }
     /// Sets the saturation limits.
     pub fn with_limits(mut self, limits: Limits) -> Self {
@@ -79,6 +94,26 @@ pub struct Report {
     /// Which rules built the result's nodes (with `OptimizeOptions::explain`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explain: Option<crate::explain::Explanation>,
+    /// The budgeted extraction (with a positive `OptimizeOptions::max_error`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetSummary>,
+}
+
+/// The accuracy-budget part of a [`Report`].
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct BudgetSummary {
+    /// The search and its measurements.
+    #[serde(flatten)]
+    pub search: BudgetReport,
+    /// Bytes of the input graph's constants (weights) as stored.
+    pub weight_bytes_before: u64,
+    /// Bytes of the optimized graph's constants as stored.
+    pub weight_bytes_after: u64,
+}
+
+/// Bytes of `graph`'s constants as stored (f16/bf16 at 2 bytes per element).
+pub fn weight_bytes(graph: &Graph) -> u64 {
+    graph.constants.iter().fold(0u64, |a, c| a.saturating_add(c.ty.size_bytes()))
 }
 
 /// Optimizes `graph` with `rules` for `opts.target`.
@@ -97,15 +132,60 @@ pub struct Report {
 /// assert!(report.after.latency_s < report.before.latency_s);
 /// ```
 pub fn optimize(graph: &Graph, rules: &RuleSet, opts: &OptimizeOptions) -> Result<(Graph, Report)> {
+    optimize_measured(graph, rules, opts, None)
+}
+
+/// [`optimize`] with an accuracy budget: with a positive
+/// [`OptimizeOptions::max_error`], the approximate rule families
+/// ([`crate::rules::APPROX_FAMILIES`], unless `rules` already has families of
+/// those names) join `rules`, and the result is extracted within the budget
+/// ([`crate::budget`]), each candidate measured by `meter`. Without a budget,
+/// approximate rules in `rules` are dropped.
+///
+/// # Errors
+/// [`Error::Usage`] for a negative or non-finite budget, or a positive one
+/// without a meter; otherwise as [`optimize`], plus what `meter` reports.
+pub fn optimize_measured(
+    graph: &Graph,
+    rules: &RuleSet,
+    opts: &OptimizeOptions,
+    meter: Option<&mut dyn ErrorMeter>,
+) -> Result<(Graph, Report)> {
+    if let Some(e) = opts.max_error.filter(|e| !(e.is_finite() && *e >= 0.0)) {
+        return Err(Error::Usage {
+            option: "--max-error".into(),
+            expected: "a non-negative relative error".into(),
+            found: e.to_string(),
+        });
+    }
     let before = graph_totals(graph, &opts.target);
-    let sat = saturate(graph, rules, &opts.limits)?;
-    let (out, extraction) = extract_graph(
-        graph,
-        &sat,
-        &opts.target,
-        &opts.extractor,
-        Duration::from_secs_f64(opts.extract_time_limit_s),
-    )?;
+    let time_limit = Duration::from_secs_f64(opts.extract_time_limit_s);
+    let (sat, out, extraction, budget) = match opts.budget() {
+        Some(max_error) => {
+            let Some(meter) = meter else {
+                return Err(Error::Usage {
+                    option: "--max-error".into(),
+                    expected: "a way to measure the error (a calibration input set)".into(),
+                    found: "none".into(),
+                });
+            };
+            let rules = rules.with_approx_families()?;
+            let sat = saturate(graph, &rules, &opts.limits)?;
+            let (out, extraction, search) =
+                extract_within_budget(graph, &sat, &opts.target, &opts.extractor, time_limit, max_error, meter)?;
+            let summary = BudgetSummary {
+                search,
+                weight_bytes_before: weight_bytes(graph),
+                weight_bytes_after: weight_bytes(&out),
+            };
+            (sat, out, extraction, Some(summary))
+        }
+        None => {
+            let sat = saturate(graph, &rules.without_approx(), &opts.limits)?;
+            let (out, extraction) = extract_graph(graph, &sat, &opts.target, &opts.extractor, time_limit)?;
+            (sat, out, extraction, None)
+        }
+    };
     let after = graph_totals(&out, &opts.target);
     let explain = opts
         .explain
@@ -124,6 +204,7 @@ pub fn optimize(graph: &Graph, rules: &RuleSet, opts: &OptimizeOptions) -> Resul
         extraction,
         per_iteration: sat.iterations,
         explain,
+        budget,
     };
     Ok((out, report))
 }
@@ -180,9 +261,50 @@ impl Report {
             time(self.extraction.dag_cost_s),
             time(self.extraction.time_s)
         );
+        if let Some(b) = &self.budget {
+            s += &b.table();
+        }
         if let Some(e) = &self.explain {
             s += &e.table();
         }
+        s
+    }
+}
+
+impl BudgetSummary {
+    /// The lines `eqopt optimize --max-error` prints.
+    pub fn table(&self) -> String {
+        let b = &self.search;
+        let mut s = format!("accuracy budget        max relative error {:e}\n", b.max_error);
+        for (i, r) in b.rounds.iter().enumerate() {
+            s += &format!(
+                "  round {}              {} approximate nodes, estimated {:.3e}, measured {:.3e}{}\n",
+                i + 1,
+                r.approx_nodes,
+                r.estimated_error,
+                r.measured_error,
+                if r.measured_error <= b.max_error {
+                    ""
+                } else {
+                    " (over: tightened)"
+                }
+            );
+        }
+        s += &match (b.measured_error, b.fell_back_to_exact) {
+            (Some(m), _) => format!(
+                "  chosen               {} approximate nodes, estimated error {:.3e}, measured {:.3e}\n",
+                b.approx.len(),
+                b.estimated_error,
+                m
+            ),
+            (None, true) => "  chosen               the exact graph: no approximate graph met the budget\n".to_string(),
+            (None, false) => "  chosen               the exact graph: no approximation fits the budget's estimate\n".to_string(),
+        };
+        s += &format!(
+            "  weights              {} before, {} after\n",
+            si(self.weight_bytes_before as f64, "B"),
+            si(self.weight_bytes_after as f64, "B")
+        );
         s
     }
 }

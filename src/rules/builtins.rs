@@ -123,7 +123,51 @@ pub const BUILTIN_RULES: &[BuiltinSpec] = &[
         arities: &[0],
         doc: "an elementwise op on a convolution's output (bias included) becomes that conv's epilogue",
     },
+    BuiltinSpec {
+        name: "weights-f16",
+        arities: &[0],
+        doc: "approximate: a GEMM or convolution with an f32 constant weight of at least 1024 elements gets a variant reading the weight rounded to f16, wrapped in (approx ERR ...) with ERR the weight's relative rounding error",
+    },
+    BuiltinSpec {
+        name: "weights-bf16",
+        arities: &[0],
+        doc: "approximate: as weights-f16, with the weight rounded to bfloat16",
+    },
 ];
+
+/// A built-in whole rule (`rule NAME = @builtin`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WholeRule {
+    /// A fusion rule.
+    Fuse(FuseKind),
+    /// An approximate rule storing weights in a lower precision.
+    Weights(super::approx::WeightFormat),
+}
+
+impl WholeRule {
+    /// The built-in whole rule named `name`.
+    pub fn by_name(name: &str) -> Option<WholeRule> {
+        FuseKind::by_name(name)
+            .map(WholeRule::Fuse)
+            .or_else(|| super::approx::WeightFormat::by_rule_name(name).map(WholeRule::Weights))
+    }
+
+    /// Whether class `eclass` holds something the rule would rewrite.
+    pub fn matches_class(self, egraph: &TEGraph, eclass: Id) -> bool {
+        match self {
+            WholeRule::Fuse(kind) => class_has_fusion(egraph, eclass, kind),
+            WholeRule::Weights(_) => super::approx::class_has_weights(egraph, eclass),
+        }
+    }
+
+    /// Adds the rule's new e-nodes for class `eclass`; returns `(eclass, new)` pairs.
+    pub fn apply_class(self, egraph: &mut TEGraph, eclass: Id) -> Vec<(Id, Id)> {
+        match self {
+            WholeRule::Fuse(kind) => fuse_class(egraph, eclass, kind),
+            WholeRule::Weights(fmt) => super::approx::reduce_weights(egraph, eclass, fmt),
+        }
+    }
+}
 
 /// Which built-in fusion rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

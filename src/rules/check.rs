@@ -9,6 +9,7 @@
 //! otherwise. Built-in rules, which have no pattern, are checked on template
 //! terms chosen to make them fire.
 
+use super::builtins::{FuseKind, WholeRule};
 use super::instantiate::{Instance, Instantiator, VarValue};
 use super::{Lhs, Rule, RuleSet, build_rewrite};
 use crate::analysis::TensorAnalysis;
@@ -125,16 +126,16 @@ impl std::fmt::Display for RuleCheck {
 /// Template left-hand sides for the built-in fusion rules.
 fn builtin_templates(rule: &Rule) -> Vec<Pattern<TNode>> {
     let texts: &[&str] = match rule.lhs {
-        Lhs::Builtin(super::builtins::FuseKind::Elementwise) => &[
+        Lhs::Builtin(WholeRule::Fuse(FuseKind::Elementwise)) => &[
             "(relu (add ?a ?b))",
             "(sigmoid (mul (tanh ?a) ?b))",
             "(sub (exp (neg ?a)) (abs ?a))",
             "(max (gelu ?a) (min ?a ?b))",
         ],
-        Lhs::Builtin(super::builtins::FuseKind::Gemm) => {
+        Lhs::Builtin(WholeRule::Fuse(FuseKind::Gemm)) => {
             &["(relu (add (matmul ?a ?b) ?c))", "(mul (matmul ?a ?b) ?c)", "(tanh (matmul ?a ?b))"]
         }
-        Lhs::Builtin(super::builtins::FuseKind::Conv) => {
+        Lhs::Builtin(WholeRule::Fuse(FuseKind::Conv)) => {
             &["(relu (conv ?p ?x ?w ?b))", "(add (conv ?p ?x ?w) ?r)", "(sigmoid (conv ?p ?x ?w))"]
         }
         _ => &[],
@@ -339,9 +340,8 @@ fn name_seed(name: &str) -> u64 {
 /// Checks one rule.
 pub fn check_rule(rule: &Rule, opts: &CheckOptions) -> Result<RuleCheck> {
     let verdict = if rule.approx {
-        Verdict::Unchecked {
-            reason: "approximate rule: checking against a declared error bound is not supported yet".into(),
-        }
+        let seed = opts.seed ^ name_seed(&rule.name);
+        return super::check_approx::check_approx_rule(rule, opts.instances, seed);
     } else {
         let templates = builtin_templates(rule);
         let asts: Vec<Vec<&PatternAst<TNode>>> = match &rule.lhs {

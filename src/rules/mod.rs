@@ -6,8 +6,10 @@
 //! same name. The syntax and the predicate and builtin tables are documented in
 //! `rules/README.md`.
 
+pub mod approx;
 pub mod builtins;
 pub mod check;
+mod check_approx;
 pub mod instantiate;
 mod layout_builtins;
 pub mod parse;
@@ -29,6 +31,12 @@ pub const DEFAULT_FAMILIES: &[(&str, &str)] = &[
     ("simplify", include_str!("../../rules/simplify.rules")),
 ];
 
+/// The approximate rule families, embedded like [`DEFAULT_FAMILIES`] but loaded
+/// only when an error budget is given ([`RuleSet::with_approx_families`];
+/// `eqopt optimize --max-error`): without one, the optimized graph computes
+/// the same function as its input.
+pub const APPROX_FAMILIES: &[(&str, &str)] = &[("quant", include_str!("../../rules/quant.rules"))];
+
 /// What a compiled rule searches for.
 #[derive(Clone, Debug)]
 pub enum Lhs {
@@ -37,7 +45,7 @@ pub enum Lhs {
     /// Several patterns that must all match (`?a = (...), ?b = (...)`).
     Multi(Vec<(Var, Pattern<crate::lang::TNode>)>),
     /// A built-in searcher (the whole rule is `= @name`).
-    Builtin(builtins::FuseKind),
+    Builtin(builtins::WholeRule),
 }
 
 /// What a compiled rule adds.
@@ -49,8 +57,8 @@ pub enum Rhs {
     Multi(Vec<(Var, Pattern<crate::lang::TNode>)>),
     /// A built-in applier over bound variables.
     Builtin(String, Vec<Var>),
-    /// The built-in fusion applier paired with [`Lhs::Builtin`].
-    Fuse(builtins::FuseKind),
+    /// The built-in applier paired with [`Lhs::Builtin`].
+    Whole(builtins::WholeRule),
 }
 
 /// One direction of a checked rule, ready to become an egg rewrite.
@@ -110,6 +118,32 @@ impl RuleSet {
             set.add_family(family, &format!("<embedded>/{family}.rules"), text)?;
         }
         Ok(set)
+    }
+
+    /// This set plus the approximate families of [`APPROX_FAMILIES`] it lacks
+    /// (a family of the same name already loaded, from `--rules`, is kept).
+    pub fn with_approx_families(&self) -> Result<RuleSet> {
+        let mut set = self.clone();
+        for (family, text) in APPROX_FAMILIES {
+            if !set.families.iter().any(|(f, _, _)| f == family) {
+                set.add_family(family, &format!("<embedded>/{family}.rules"), text)?;
+            }
+        }
+        Ok(set)
+    }
+
+    /// This set without its approximate rules.
+    pub fn without_approx(&self) -> RuleSet {
+        let mut set = self.clone();
+        for (_, _, rules) in &mut set.families {
+            rules.retain(|r| !r.approx);
+        }
+        set
+    }
+
+    /// Whether any rule of the set is marked approximate.
+    pub fn has_approx(&self) -> bool {
+        self.rules().any(|r| r.approx)
     }
 
     /// An empty rule set.
@@ -246,18 +280,35 @@ pub fn compile(rt: &RuleText, family: &str, file: &str) -> Result<Vec<Rule>> {
     };
     match &rt.body {
         Body::Builtin(name, _) => {
-            let kind = builtins::FuseKind::by_name(name).ok_or_else(|| {
+            let kind = builtins::WholeRule::by_name(name).ok_or_else(|| {
                 let known: Vec<&str> = builtins::BUILTIN_RULES.iter().map(|b| b.name).collect();
                 invalid(rt, file, format!("unknown built-in rule @{name} (known: {})", known.join(", ")))
             })?;
+            let approximate = matches!(kind, builtins::WholeRule::Weights(_));
+            if approximate != rt.approx {
+                let problem = if approximate {
+                    format!(
+                        "@{name} changes the computed function: mark the rule approx (`rule {} approx = @{name}`)",
+                        rt.name
+                    )
+                } else {
+                    format!("@{name} is exact: remove the approx marker")
+                };
+                return Err(invalid(rt, file, problem));
+            }
             let text = RuleDisplay {
                 direction: "builtin".into(),
                 lhs: format!("@{name}"),
                 rhs: String::new(),
                 conditions: String::new(),
             };
-            Ok(vec![base(Lhs::Builtin(kind), Rhs::Fuse(kind), vec![], text)])
+            Ok(vec![base(Lhs::Builtin(kind), Rhs::Whole(kind), vec![], text)])
         }
+        Body::Rewrite { .. } if rt.approx => Err(invalid(
+            rt,
+            file,
+            "only built-in rules can be approx (they declare each rewrite's error): use @weights-f16 or @weights-bf16",
+        )),
         Body::Rewrite {
             lhs,
             rhs,

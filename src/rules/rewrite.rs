@@ -5,7 +5,7 @@
 //! untypeable right-hand side) is recorded as a [`crate::analysis::Conflict`]
 //! naming the rule; saturation turns it into [`crate::Error::UnsoundRule`].
 
-use super::builtins::{FuseKind, apply_builtin, class_has_fusion, fuse_class};
+use super::builtins::{WholeRule, apply_builtin};
 use super::{Lhs, Rhs, Rule, RuleSet};
 use crate::analysis::{Conflict, Facts, TEGraph, TensorAnalysis};
 use crate::lang::TNode;
@@ -17,8 +17,8 @@ pub enum RuleSearcher {
     Pattern(Pattern<TNode>),
     /// A multi-pattern.
     Multi(MultiPattern<TNode>),
-    /// A built-in fusion searcher: matches classes holding a fusable consumer.
-    Fuse(FuseKind),
+    /// A built-in whole rule's searcher: matches the classes it would rewrite.
+    Whole(WholeRule),
 }
 
 impl Searcher<TNode, TensorAnalysis> for RuleSearcher {
@@ -26,7 +26,7 @@ impl Searcher<TNode, TensorAnalysis> for RuleSearcher {
         match self {
             RuleSearcher::Pattern(p) => p.search_eclass_with_limit(egraph, eclass, limit),
             RuleSearcher::Multi(m) => m.search_eclass_with_limit(egraph, eclass, limit),
-            RuleSearcher::Fuse(kind) => (limit > 0 && class_has_fusion(egraph, eclass, *kind)).then(|| SearchMatches {
+            RuleSearcher::Whole(rule) => (limit > 0 && rule.matches_class(egraph, eclass)).then(|| SearchMatches {
                 eclass,
                 substs: vec![Subst::default()],
                 ast: None,
@@ -38,7 +38,7 @@ impl Searcher<TNode, TensorAnalysis> for RuleSearcher {
         match self {
             RuleSearcher::Pattern(p) => p.search_with_limit(egraph, limit),
             RuleSearcher::Multi(m) => m.search_with_limit(egraph, limit),
-            RuleSearcher::Fuse(_) => {
+            RuleSearcher::Whole(_) => {
                 let mut ids: Vec<Id> = egraph.classes().map(|c| c.id).collect();
                 ids.sort_unstable();
                 let mut out = Vec::new();
@@ -61,7 +61,7 @@ impl Searcher<TNode, TensorAnalysis> for RuleSearcher {
         match self {
             RuleSearcher::Pattern(p) => p.vars(),
             RuleSearcher::Multi(m) => Searcher::<TNode, TensorAnalysis>::vars(m),
-            RuleSearcher::Fuse(_) => vec![],
+            RuleSearcher::Whole(_) => vec![],
         }
     }
 }
@@ -112,7 +112,7 @@ impl egg::Applier<TNode, TensorAnalysis> for RuleApplier {
                 let args: Vec<Id> = vars.iter().map(|v| subst[*v]).collect();
                 apply_builtin(name, egraph, eclass, &args)
             }
-            Rhs::Fuse(kind) => fuse_class(egraph, eclass, *kind),
+            Rhs::Whole(rule) => rule.apply_class(egraph, eclass),
         };
         pairs
             .into_iter()
@@ -129,7 +129,7 @@ fn searcher_of(rule: &Rule) -> Result<RuleSearcher, crate::Error> {
             let ms: Vec<(Var, PatternAst<TNode>)> = items.iter().map(|(v, p)| (*v, p.ast.clone())).collect();
             RuleSearcher::Multi(MultiPattern::new(ms))
         }
-        Lhs::Builtin(kind) => RuleSearcher::Fuse(*kind),
+        Lhs::Builtin(kind) => RuleSearcher::Whole(*kind),
     })
 }
 

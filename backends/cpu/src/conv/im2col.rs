@@ -2,8 +2,8 @@
 
 use rayon::prelude::*;
 
-use super::{ConvEpilogue, Geom};
 use super::implicit::Im2colPanels;
+use super::{ConvEpilogue, Geom};
 use crate::gemm::{Epilogue, SendPtr, Tile, sgemm_raw, sgemm_with_packer, with_scratch};
 use crate::simd::Isa;
 
@@ -79,7 +79,11 @@ pub(super) fn in_range(len: usize, row_len: usize, ow0: usize, stride: usize, of
     let s = stride as isize;
     // First j with base + j·s ≥ bound, clamped to len.
     let first_at_least = |bound: isize| -> usize {
-        if base >= bound { 0 } else { ((bound - base + s - 1) / s).min(len as isize) as usize }
+        if base >= bound {
+            0
+        } else {
+            ((bound - base + s - 1) / s).min(len as isize) as usize
+        }
     };
     let lo = first_at_least(0);
     let hi = first_at_least(row_len as isize).max(lo);
@@ -161,17 +165,23 @@ pub(super) fn nchw(g: &Geom, input: &[f32], w: &[f32], output: &mut [f32], epi: 
             return;
         }
         let planes = &input[(n * p.in_channels + grp * g.ig) * h * wd..][..g.ig * h * wd];
-        let packer = Im2colPanels {
-            planes,
-            p,
-            ow: g.ow,
-            p0,
-        };
+        let packer = Im2colPanels { planes, p, ow: g.ow, p0 };
         // SAFETY: as below, with `packer` standing for `col`: it reads only the
         // group's planes of image n (inside `input`, whose length was validated).
         let packed = unsafe {
             let c = out.get().add(c_off);
-            let done = sgemm_with_packer(Isa::detect(), no, depth, np, w.as_ptr().add(oc * depth), depth, 1, &packer, c, pixels);
+            let done = sgemm_with_packer(
+                Isa::detect(),
+                no,
+                depth,
+                np,
+                w.as_ptr().add(oc * depth),
+                depth,
+                1,
+                &packer,
+                c,
+                pixels,
+            );
             if done && !epi.is_noop() {
                 epi.apply(&mut Tile::from_raw(c, pixels, n, oc, no, p0, np));
             }
@@ -314,7 +324,11 @@ mod tests {
                         let want: Vec<f32> = (0..len)
                             .map(|j| {
                                 let iw = ((ow0 + j) * stride) as isize + off;
-                                if (0..row.len() as isize).contains(&iw) { row[iw as usize] } else { 0.0 }
+                                if (0..row.len() as isize).contains(&iw) {
+                                    row[iw as usize]
+                                } else {
+                                    0.0
+                                }
                             })
                             .collect();
                         assert_eq!(got, want, "len {len} ow0 {ow0} stride {stride} off {off}");

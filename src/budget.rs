@@ -1,0 +1,290 @@
+//! Extraction under an accuracy budget.
+//!
+//! Approximate rules (`rules/quant.rules`) add `(approx ERR x)` e-nodes: `x`
+//! computes the class' value up to a relative error `ERR`. The chosen term's
+//! error is estimated as the declared errors of its approximate nodes added in
+//! quadrature ([`ExtractStats::estimated_error`]). [`extract_within_budget`]
+//! finds the cheapest term whose estimate is within the budget by a Lagrangian
+//! search: each approximate node costs `λ·ERR²` on top of its roofline time
+//! (squared errors add, so the penalty is additive over the term), and a
+//! bisection over `log λ` finds the smallest `λ` whose extraction fits. The
+//! term is then *measured*: an [`ErrorMeter`] runs it and the original on the
+//! same inputs. If the measured error exceeds the budget, the estimate's budget
+//! is tightened and the search repeats, at most [`MAX_ROUNDS`] times; after
+//! that the exact term (no approximate node) is returned.
+
+use crate::cost::HardwareProfile;
+use crate::error::Result;
+use crate::extraction::{ExtractStats, enode_time, extract_graph_with};
+use crate::graph::Graph;
+use crate::graph::tensor::Tensor;
+use crate::lang::approx_error;
+use crate::saturate::Saturation;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Measured re-extractions before falling back to the exact term.
+pub const MAX_ROUNDS: usize = 4;
+/// Bisection steps over `log10 λ` per round (resolution ≈ 18 / 2^12 decades).
+pub const LAMBDA_STEPS: usize = 12;
+/// The `λ` search interval, `[10^LO, 10^HI]`, in seconds per unit of squared
+/// relative error (roofline times are 1e-7 to 1e-1 s, squared errors 1e-9 to
+/// 1e-2). At the low end `λ·ERR²` is still large enough (≥ 1e-15 s for an f16
+/// weight) to prefer the more accurate of two equally fast alternatives.
+pub const LOG10_LAMBDA_RANGE: (f64, f64) = (-6.0, 12.0);
+
+/// Measures the relative output error of a candidate graph against the original.
+pub trait ErrorMeter {
+    /// `max` over outputs of `‖y − ŷ‖₂ / ‖y‖₂`, `y` the original's output.
+    ///
+    /// # Errors
+    /// Whatever running the candidate reports.
+    fn measure(&mut self, candidate: &Graph) -> Result<f64>;
+}
+
+/// The relative error `‖got − want‖₂ / ‖want‖₂` of one output (`‖got‖₂`
+/// when `want` is all zeros, infinite on a shape mismatch).
+pub fn relative_error(got: &Tensor, want: &Tensor) -> f64 {
+    if got.ty.shape != want.ty.shape {
+        return f64::INFINITY;
+    }
+    let (g, w) = (got.to_f64(), want.to_f64());
+    let (diff, norm) = g
+        .iter()
+        .zip(&w)
+        .fold((0.0f64, 0.0f64), |(d, n), (a, b)| (d + (a - b) * (a - b), n + b * b));
+    if norm > 0.0 { (diff / norm).sqrt() } else { diff.sqrt() }
+}
+
+/// The largest [`relative_error`] over the outputs of `want` (infinite if
+/// `got` lacks one).
+pub fn max_relative_error(got: &BTreeMap<String, Tensor>, want: &BTreeMap<String, Tensor>) -> f64 {
+    want.iter()
+        .map(|(name, w)| got.get(name).map_or(f64::INFINITY, |g| relative_error(g, w)))
+        .fold(0.0, f64::max)
+}
+
+/// One measured extraction of the search.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct BudgetRound {
+    /// The bound the estimate had to meet.
+    pub estimate_budget: f64,
+    /// The `λ` chosen (`None`: the exact term).
+    pub lambda: Option<f64>,
+    /// Approximate nodes in the term.
+    pub approx_nodes: usize,
+    /// Its estimated error.
+    pub estimated_error: f64,
+    /// Its measured error.
+    pub measured_error: f64,
+}
+
+/// How the budgeted extraction went (part of the optimize report).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct BudgetReport {
+    /// The budget (relative output error).
+    pub max_error: f64,
+    /// Estimated error of the returned term.
+    pub estimated_error: f64,
+    /// Measured error of the returned term (`None` for the exact term, which
+    /// was not measured: it computes the same function up to rounding).
+    pub measured_error: Option<f64>,
+    /// Approximate nodes in the returned term, with their declared errors.
+    pub approx: Vec<(String, f64)>,
+    /// Every measured round, in order.
+    pub rounds: Vec<BudgetRound>,
+    /// True when no approximate term met the budget and the exact one was returned.
+    pub fell_back_to_exact: bool,
+}
+
+/// Seconds charged per byte of weights a GEMM or convolution reads, in
+/// budgeted extraction only: 1 ns per MB, far below any kernel time the cost
+/// model distinguishes, so it only decides between equally fast terms — in
+/// favour of the one storing fewer weight bytes (a compute-bound layer runs as
+/// fast with f16 weights, and its weights take half the memory).
+pub const TIE_BREAK_S_PER_BYTE: f64 = 1e-15;
+
+/// Extraction with approximate nodes priced at `λ·ERR²` (`None`: never chosen).
+fn extract_at(
+    original: &Graph,
+    sat: &Saturation,
+    target: &HardwareProfile,
+    extractor: &str,
+    time_limit: Duration,
+    lambda: Option<f64>,
+) -> Result<(Graph, ExtractStats)> {
+    let cost = |eg: &crate::analysis::TEGraph, n: &crate::lang::TNode| match approx_error(n, |c| eg[c].data.attr().cloned()) {
+        Some(e) => lambda.map(|l| l * e * e),
+        None => Some(enode_time(eg, n, target)? + TIE_BREAK_S_PER_BYTE * weight_read_bytes(eg, n) as f64),
+    };
+    extract_graph_with(original, sat, &cost, extractor, time_limit)
+}
+
+/// Bytes of the weight (second input) of a GEMM or convolution e-node as
+/// stored (2 per element for a widened f16/bf16 constant); 0 for other nodes.
+fn weight_read_bytes(eg: &crate::analysis::TEGraph, n: &crate::lang::TNode) -> u64 {
+    use crate::lang::TOp;
+    if !matches!(n.op, TOp::MatMul | TOp::FusedMatMul | TOp::Conv | TOp::FusedConv) {
+        return 0;
+    }
+    let Some(ty) = n.inputs().get(1).and_then(|&w| eg[w].data.ty()) else {
+        return 0;
+    };
+    match crate::extraction::widened_const(eg, n.inputs()[1]) {
+        Some(stored) => crate::cost::as_stored(ty, stored).size_bytes(),
+        None => ty.size_bytes(),
+    }
+}
+
+/// The cheapest extraction whose estimated error is at most `bound`, with its
+/// `λ` (`None` when only the exact term fits).
+fn search(
+    original: &Graph,
+    sat: &Saturation,
+    target: &HardwareProfile,
+    extractor: &str,
+    time_limit: Duration,
+    bound: f64,
+) -> Result<(Graph, ExtractStats, Option<f64>)> {
+    let at = |l: f64| extract_at(original, sat, target, extractor, time_limit, Some(10f64.powf(l)));
+    let (mut lo, mut hi) = LOG10_LAMBDA_RANGE;
+    let cheapest = at(lo)?;
+    if cheapest.1.estimated_error() <= bound {
+        return Ok((cheapest.0, cheapest.1, Some(10f64.powf(lo))));
+    }
+    let mut best = at(hi)?;
+    if best.1.estimated_error() > bound {
+        let (g, s) = extract_at(original, sat, target, extractor, time_limit, None)?;
+        return Ok((g, s, None));
+    }
+    // Invariant: the extraction at 10^hi fits, the one at 10^lo does not.
+    for _ in 0..LAMBDA_STEPS {
+        let mid = 0.5 * (lo + hi);
+        let r = at(mid)?;
+        if r.1.estimated_error() <= bound {
+            hi = mid;
+            best = r;
+        } else {
+            lo = mid;
+        }
+    }
+    Ok((best.0, best.1, Some(10f64.powf(hi))))
+}
+
+/// The cheapest term of `sat` whose measured relative output error is within
+/// `max_error` (see the module docs).
+///
+/// # Errors
+/// Extraction errors, and whatever `meter` reports.
+pub fn extract_within_budget(
+    original: &Graph,
+    sat: &Saturation,
+    target: &HardwareProfile,
+    extractor: &str,
+    time_limit: Duration,
+    max_error: f64,
+    meter: &mut dyn ErrorMeter,
+) -> Result<(Graph, ExtractStats, BudgetReport)> {
+    let mut rounds = Vec::new();
+    let mut bound = max_error;
+    for _ in 0..MAX_ROUNDS {
+        let (graph, stats, lambda) = search(original, sat, target, extractor, time_limit, bound)?;
+        if stats.approx.is_empty() {
+            let report = BudgetReport {
+                max_error,
+                estimated_error: 0.0,
+                measured_error: None,
+                approx: Vec::new(),
+                rounds,
+                fell_back_to_exact: false,
+            };
+            return Ok((graph, stats, report));
+        }
+        let measured = meter.measure(&graph)?;
+        let estimated = stats.estimated_error();
+        rounds.push(BudgetRound {
+            estimate_budget: bound,
+            lambda,
+            approx_nodes: stats.approx.len(),
+            estimated_error: estimated,
+            measured_error: measured,
+        });
+        if measured <= max_error {
+            let report = BudgetReport {
+                max_error,
+                estimated_error: estimated,
+                measured_error: Some(measured),
+                approx: stats.approx.clone(),
+                rounds,
+                fell_back_to_exact: false,
+            };
+            return Ok((graph, stats, report));
+        }
+        // The estimate was optimistic by measured / estimated: aim lower.
+        bound = (bound * (max_error / measured)).min(0.5 * bound);
+    }
+    let (graph, stats) = extract_at(original, sat, target, extractor, time_limit, None)?;
+    let report = BudgetReport {
+        max_error,
+        estimated_error: 0.0,
+        measured_error: None,
+        approx: Vec::new(),
+        rounds,
+        fell_back_to_exact: true,
+    };
+    Ok((graph, stats, report))
+}
+
+/// Seeded random input sets [`CpuMeter::seeded`] uses by default.
+pub const DEFAULT_CALIBRATION_SETS: u64 = 2;
+
+/// An [`ErrorMeter`] that runs graphs on the CPU backend over fixed input
+/// sets, against the original graph's outputs on the same sets.
+pub struct CpuMeter {
+    inputs: Vec<BTreeMap<String, Tensor>>,
+    want: Vec<BTreeMap<String, Tensor>>,
+}
+
+impl CpuMeter {
+    /// A meter over `inputs` (each a full set of graph inputs), with the
+    /// reference outputs computed by running `original` on the CPU backend.
+    ///
+    /// # Errors
+    /// [`crate::Error::Usage`] when `inputs` is empty; lowering or run errors
+    /// of `original` (an input set missing an input, or of the wrong type).
+    pub fn new(original: &Graph, inputs: Vec<BTreeMap<String, Tensor>>) -> Result<CpuMeter> {
+        if inputs.is_empty() {
+            return Err(crate::Error::Usage {
+                option: "--calibration".into(),
+                expected: "at least one input set".into(),
+                found: "none".into(),
+            });
+        }
+        let model = crate::backend::CpuModel::compile(original)?;
+        let want = inputs.iter().map(|i| model.run(i)).collect::<Result<Vec<_>>>()?;
+        Ok(CpuMeter { inputs, want })
+    }
+
+    /// A meter over `sets` input sets drawn by [`crate::eval::random_inputs`]
+    /// with seeds `seed, seed + 1, …`.
+    ///
+    /// # Errors
+    /// As [`CpuMeter::new`].
+    pub fn seeded(original: &Graph, seed: u64, sets: u64) -> Result<CpuMeter> {
+        let inputs = (0..sets)
+            .map(|k| crate::eval::random_inputs(original, seed.wrapping_add(k * 1000)))
+            .collect();
+        CpuMeter::new(original, inputs)
+    }
+}
+
+impl ErrorMeter for CpuMeter {
+    fn measure(&mut self, candidate: &Graph) -> Result<f64> {
+        let model = crate::backend::CpuModel::compile(candidate)?;
+        let mut worst = 0.0f64;
+        for (inputs, want) in self.inputs.iter().zip(&self.want) {
+            worst = worst.max(max_relative_error(&model.run(inputs)?, want));
+        }
+        Ok(worst)
+    }
+}

@@ -1,0 +1,151 @@
+//! Built-in approximate rules: weights stored in a lower precision.
+//!
+//! `rule quant/weights-f16 approx = @weights-f16` (and `-bf16`) finds every
+//! GEMM or convolution e-node (`matmul`, `fused_matmul`, `conv`, `fused_conv`)
+//! whose weight input (its second tensor input) is an `f32` constant of at least
+//! [`MIN_WEIGHT_ELEMENTS`] elements, and adds to the node's class
+//!
+//! ```text
+//! (approx ERR (OP ... x (cast f32 (const W.f16)) ...))
+//! ```
+//!
+//! where `W.f16` is the constant rounded to the format (computed once per
+//! constant and format) and `ERR = ‖W − Ŵ‖₂ / ‖W‖₂` its relative rounding error
+//! (Frobenius norm). For a product `x·W` the relative output error is about
+//! `ERR` for inputs `x` spread over many directions, so `ERR` is the node's
+//! declared error; `eqopt rules check` verifies it on random instances.
+//!
+//! The backend keeps such weights at 2 bytes per element and converts them
+//! inside the GEMM/convolution kernels (see `src/lower/consts.rs`).
+
+use super::builtins::{add_attr, const_name};
+use crate::analysis::{Facts, TEGraph};
+use crate::dtype::{DType, TensorType};
+use crate::graph::tensor::Tensor;
+use crate::lang::{Attr, TNode, TOp};
+use egg::{Id, Symbol};
+
+/// Weights smaller than this many elements are left alone: the bytes they
+/// would save do not pay for the accuracy they cost (biases, small kernels).
+pub const MIN_WEIGHT_ELEMENTS: usize = 1024;
+
+/// A storage format for constant weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum WeightFormat {
+    /// IEEE half precision (10-bit mantissa): relative error about 2.8e-4.
+    F16,
+    /// bfloat16 (7-bit mantissa, f32's range): relative error about 2.3e-3.
+    Bf16,
+}
+
+impl WeightFormat {
+    /// Every format, in declaration order.
+    pub const ALL: [WeightFormat; 2] = [WeightFormat::F16, WeightFormat::Bf16];
+
+    /// The name used in built-in rule names (`@weights-NAME`) and constant names.
+    pub fn name(self) -> &'static str {
+        match self {
+            WeightFormat::F16 => "f16",
+            WeightFormat::Bf16 => "bf16",
+        }
+    }
+
+    /// The format of built-in rule `weights-NAME`.
+    pub fn by_rule_name(rule: &str) -> Option<WeightFormat> {
+        let fmt = rule.strip_prefix("weights-")?;
+        WeightFormat::ALL.into_iter().find(|f| f.name() == fmt)
+    }
+
+    fn dtype(self) -> DType {
+        match self {
+            WeightFormat::F16 => DType::F16,
+            WeightFormat::Bf16 => DType::BF16,
+        }
+    }
+}
+
+/// True for the operators whose second tensor input is a weight the kernels
+/// read in reduced precision.
+fn is_weighted(op: &TOp) -> bool {
+    matches!(op, TOp::MatMul | TOp::FusedMatMul | TOp::Conv | TOp::FusedConv)
+}
+
+/// The name of the weight constant of `n` if the rule applies to it: an `f32`
+/// constant class of at least [`MIN_WEIGHT_ELEMENTS`] elements.
+fn eligible_weight(egraph: &TEGraph, n: &TNode) -> Option<String> {
+    if !is_weighted(&n.op) {
+        return None;
+    }
+    let w = *n.inputs().get(1)?;
+    let ty = egraph[w].data.ty()?;
+    if ty.dtype != DType::F32 || ty.numel() < MIN_WEIGHT_ELEMENTS {
+        return None;
+    }
+    const_name(egraph, w)
+}
+
+/// True if class `eclass` holds a node the rule for `fmt` applies to.
+pub fn class_has_weights(egraph: &TEGraph, eclass: Id) -> bool {
+    egraph[eclass].nodes.iter().any(|n| eligible_weight(egraph, n).is_some())
+}
+
+/// The reduced constant for `name` in `fmt` and its relative error, computed
+/// once per (constant, format) and remembered in the analysis.
+fn reduced_weight(egraph: &mut TEGraph, name: &str, fmt: WeightFormat) -> Option<(String, f64)> {
+    let key = format!("weights-{}:{name}", fmt.name());
+    let analysis = &mut egraph.analysis;
+    let reduced = analysis.memo_constant(&key, &format!("{name}.{}", fmt.name()), |a| {
+        let w = a.constant_data(name)?;
+        let values = w.to_f64();
+        let t = Tensor::from_f64(TensorType::new(w.ty.shape.clone(), fmt.dtype()), &values);
+        let back = t.to_f64();
+        let (diff, norm) = values
+            .iter()
+            .zip(&back)
+            .fold((0.0f64, 0.0f64), |(d, n), (x, y)| (d + (x - y) * (x - y), n + x * x));
+        let err = if norm > 0.0 { (diff / norm).sqrt() } else { 0.0 };
+        a.remember_value(&key, err);
+        Some(t)
+    })?;
+    let err = analysis.remembered_value(&key)?;
+    Some((reduced, err))
+}
+
+/// Adds the reduced-weight variant of every eligible node of `eclass`; returns
+/// `(eclass, new)` pairs to unify.
+pub fn reduce_weights(egraph: &mut TEGraph, eclass: Id, fmt: WeightFormat) -> Vec<(Id, Id)> {
+    let nodes: Vec<TNode> = egraph[eclass].nodes.clone();
+    let mut out = Vec::new();
+    for n in nodes {
+        let Some(name) = eligible_weight(egraph, &n) else { continue };
+        let Some((reduced, err)) = reduced_weight(egraph, &name, fmt) else {
+            continue;
+        };
+        let leaf = add_attr(egraph, Attr::Sym(Symbol::from(reduced.as_str())));
+        let konst = egraph.add(TNode {
+            op: TOp::Const,
+            children: vec![leaf],
+        });
+        let f32_leaf = add_attr(egraph, Attr::DType(DType::F32));
+        let widened = egraph.add(TNode {
+            op: TOp::Cast,
+            children: vec![f32_leaf, konst],
+        });
+        let mut children = n.children.clone();
+        children[n.op.attr_count() + 1] = widened;
+        let variant = egraph.add(TNode {
+            op: n.op.clone(),
+            children,
+        });
+        if !matches!(egraph[variant].data, Facts::Tensor(_)) {
+            continue;
+        }
+        let err_leaf = add_attr(egraph, Attr::float(err));
+        let approx = egraph.add(TNode {
+            op: TOp::Approx,
+            children: vec![err_leaf, variant],
+        });
+        out.push((eclass, approx));
+    }
+    out
+}
