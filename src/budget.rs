@@ -93,7 +93,8 @@ pub struct BudgetReport {
     pub approx: Vec<(String, f64)>,
     /// Every measured round, in order.
     pub rounds: Vec<BudgetRound>,
-    /// True when no approximate term met the budget and the exact one was returned.
+    /// True when approximate terms were measured over the budget and the exact
+    /// one was returned (false when no approximation fitted the estimate at all).
     pub fell_back_to_exact: bool,
 }
 
@@ -190,13 +191,15 @@ pub fn extract_within_budget(
     for _ in 0..MAX_ROUNDS {
         let (graph, stats, lambda) = search(original, sat, target, extractor, time_limit, bound)?;
         if stats.approx.is_empty() {
+            // Only the exact term fits the (possibly tightened) estimate bound.
+            let fell_back_to_exact = !rounds.is_empty();
             let report = BudgetReport {
                 max_error,
                 estimated_error: 0.0,
                 measured_error: None,
                 approx: Vec::new(),
                 rounds,
-                fell_back_to_exact: false,
+                fell_back_to_exact,
             };
             return Ok((graph, stats, report));
         }

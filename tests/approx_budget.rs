@@ -1,0 +1,218 @@
+//! Approximate rules under an accuracy budget (`optimize --max-error`):
+//! the budget is never exceeded on the test models, a zero budget is exact
+//! optimization, and a budget the estimate cannot trust is met by tightening.
+
+mod common;
+
+use eqopt::backend::CpuModel;
+use eqopt::budget::{CpuMeter, ErrorMeter, max_relative_error};
+use eqopt::cost::HardwareProfile;
+use eqopt::eval::random_inputs;
+use eqopt::graph::{Graph, json};
+use eqopt::optimize::{OptimizeOptions, Report, optimize, optimize_measured, weight_bytes};
+use eqopt::rules::RuleSet;
+
+fn example(name: &str) -> Graph {
+    json::load(&common::root().join("examples").join(name)).unwrap()
+}
+
+fn opts() -> OptimizeOptions {
+    OptimizeOptions::new(HardwareProfile::load("cpu").unwrap())
+}
+
+fn budgeted(g: &Graph, max_error: f64) -> (Graph, Report) {
+    let mut meter = CpuMeter::seeded(g, 0, 2).unwrap();
+    optimize_measured(
+        g,
+        &RuleSet::defaults().unwrap(),
+        &opts().with_max_error(max_error),
+        Some(&mut meter),
+    )
+    .unwrap()
+}
+
+/// The relative error of `optimized` against `original` on inputs the meter never saw.
+fn fresh_error(original: &Graph, optimized: &Graph, seed: u64) -> f64 {
+    let inputs = random_inputs(original, seed);
+    let want = CpuModel::compile(original).unwrap().run(&inputs).unwrap();
+    let got = CpuModel::compile(optimized).unwrap().run(&inputs).unwrap();
+    max_relative_error(&got, &want)
+}
+
+#[test]
+fn the_budget_holds_and_weights_shrink() {
+    for (name, max_error) in [
+        ("bert_layer.json", 1e-3),
+        ("bert_layer.json", 1e-2),
+        ("resnet_blocks.json", 1e-2),
+        ("mlp.json", 1e-3),
+    ] {
+        let g = example(name);
+        let (opt, report) = budgeted(&g, max_error);
+        let b = report.budget.as_ref().expect("a budget report");
+        let measured = b.search.measured_error.expect("approximations were chosen and measured");
+        assert!(measured <= max_error, "{name}: measured {measured} > {max_error}");
+        assert!(!b.search.approx.is_empty(), "{name}: no approximate node chosen");
+        assert!(b.weight_bytes_after < b.weight_bytes_before, "{name}: {b:?}");
+        assert_eq!(b.weight_bytes_after, weight_bytes(&opt));
+        // Rounded weights are 2-byte constants read through a widening cast.
+        assert!(opt.constants.iter().any(|c| c.ty.dtype.is_reduced_float()), "{name}");
+        let fresh = fresh_error(&g, &opt, 99);
+        assert!(fresh <= max_error, "{name}: {fresh} on fresh inputs > {max_error}");
+        assert!(fresh > 0.0, "{name}: the approximate graph computes exactly the same values?");
+        assert!(report.after.latency_s <= report.before.latency_s, "{name}");
+    }
+}
+
+#[test]
+fn a_zero_budget_is_exact_optimization() {
+    let g = example("bert_layer.json");
+    let rules = RuleSet::defaults().unwrap();
+    let (exact, _) = optimize(&g, &rules, &opts()).unwrap();
+    let (zero, report) = optimize_measured(&g, &rules, &opts().with_max_error(0.0), None).unwrap();
+    assert!(report.budget.is_none());
+    assert_eq!(json::to_json(&zero, None), json::to_json(&exact, None));
+    // Approximate rules present in the rule set do not run without a budget.
+    let with_approx = rules.with_approx_families().unwrap();
+    assert!(with_approx.has_approx());
+    let (no_budget, _) = optimize(&g, &with_approx, &opts()).unwrap();
+    assert_eq!(json::to_json(&no_budget, None), json::to_json(&exact, None));
+}
+
+#[test]
+fn a_budget_below_every_rounding_error_chooses_no_approximation() {
+    let g = example("bert_layer.json");
+    let (opt, report) = budgeted(&g, 1e-7);
+    let b = report.budget.unwrap();
+    assert!(b.search.approx.is_empty() && b.search.measured_error.is_none(), "{b:?}");
+    assert_eq!(b.weight_bytes_after, weight_bytes(&opt));
+    assert!(!opt.constants.iter().any(|c| c.ty.dtype.is_reduced_float()));
+}
+
+/// Reports every candidate as 10× over budget: the search tightens
+/// [`eqopt::budget::MAX_ROUNDS`] times, then falls back to the exact graph.
+struct Pessimist(usize);
+
+impl ErrorMeter for Pessimist {
+    fn measure(&mut self, _: &Graph) -> eqopt::error::Result<f64> {
+        self.0 += 1;
+        Ok(1e-1)
+    }
+}
+
+#[test]
+fn an_over_budget_measurement_tightens_then_falls_back_to_exact() {
+    let g = example("bert_layer.json");
+    let rules = RuleSet::defaults().unwrap();
+    let mut meter = Pessimist(0);
+    let (opt, report) = optimize_measured(&g, &rules, &opts().with_max_error(1e-2), Some(&mut meter)).unwrap();
+    let b = report.budget.unwrap().search;
+    assert!(b.fell_back_to_exact, "{b:?}");
+    assert_eq!(b.rounds.len(), meter.0);
+    assert!(meter.0 >= 2, "{b:?}");
+    for w in b.rounds.windows(2) {
+        assert!(w[1].estimate_budget < w[0].estimate_budget, "{b:?}");
+    }
+    // The exact term of the larger e-graph: no rounded weight, the same function,
+    // as fast (by the cost model) as optimizing without approximate rules.
+    assert!(!opt.constants.iter().any(|c| c.ty.dtype.is_reduced_float()));
+    common::assert_same_function(&g, &opt);
+    let (_, exact) = optimize(&g, &rules, &opts()).unwrap();
+    assert!(
+        (report.after.latency_s - exact.after.latency_s).abs() <= 1e-9,
+        "{} vs {}",
+        report.after.latency_s,
+        exact.after.latency_s
+    );
+}
+
+#[test]
+fn bad_budgets_are_usage_errors() {
+    let g = example("mlp.json");
+    let rules = RuleSet::defaults().unwrap();
+    for bad in [-1e-3, f64::NAN, f64::INFINITY] {
+        let e = optimize_measured(&g, &rules, &opts().with_max_error(bad), None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--max-error: expected a non-negative relative error"), "{e}");
+    }
+    let e = optimize_measured(&g, &rules, &opts().with_max_error(1e-2), None)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("--max-error: expected a way to measure the error"), "{e}");
+}
+
+#[test]
+fn rule_files_must_mark_approximate_builtins() {
+    let mut set = RuleSet::empty();
+    let e = set.add_family("q", "q.rules", "rule q/w = @weights-f16").unwrap_err().to_string();
+    assert!(e.contains("mark the rule approx"), "{e}");
+    let e = set
+        .add_family("q", "q.rules", "rule q/n approx (neg (neg ?x)) => ?x")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("only built-in rules can be approx"), "{e}");
+    let e = set
+        .add_family("q", "q.rules", "rule q/f approx = @gemm-epilogue")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("is exact: remove the approx marker"), "{e}");
+}
+
+#[test]
+fn the_cli_reports_estimated_and_measured_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("opt.json");
+    let report = dir.path().join("report.json");
+    let o = common::bin::eqopt(&[
+        "optimize",
+        "examples/bert_layer.json",
+        "-o",
+        common::bin::s(&out),
+        "--max-error",
+        "1e-2",
+        "--report",
+        common::bin::s(&report),
+    ]);
+    let text = common::bin::ok(&o);
+    assert!(text.contains("accuracy budget        max relative error 1e-2"), "{text}");
+    assert!(text.contains("measured"), "{text}");
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let measured = r["budget"]["measured_error"].as_f64().unwrap();
+    assert!(measured > 0.0 && measured <= 1e-2, "{r}");
+    assert!(r["budget"]["weight_bytes_after"].as_u64() < r["budget"]["weight_bytes_before"].as_u64());
+    // Calibration inputs from a directory of .npz sets.
+    let cal = dir.path().join("cal");
+    std::fs::create_dir(&cal).unwrap();
+    let g = example("bert_layer.json");
+    let inputs = random_inputs(&g, 5);
+    let pairs: Vec<(&str, &eqopt::graph::tensor::Tensor)> = inputs.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    eqopt::tensor_io::write_npz(&cal.join("set0.npz"), &pairs).unwrap();
+    let o = common::bin::eqopt(&[
+        "optimize",
+        "examples/bert_layer.json",
+        "-o",
+        common::bin::s(&out),
+        "--max-error",
+        "1e-2",
+        "--calibration",
+        common::bin::s(&cal),
+    ]);
+    common::bin::ok(&o);
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let e = common::bin::fails(&common::bin::eqopt(&[
+        "optimize",
+        "examples/bert_layer.json",
+        "-o",
+        common::bin::s(&out),
+        "--max-error",
+        "1e-2",
+        "--calibration",
+        common::bin::s(&empty),
+    ]));
+    assert!(
+        e.contains("--calibration: expected a directory holding .npz input sets or .npy inputs"),
+        "{e}"
+    );
+}
