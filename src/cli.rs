@@ -329,7 +329,8 @@ fn run_optimize(a: &OptimizeArgs, out: &mut dyn Write) -> Result<()> {
         json::write_atomic(r, text.as_bytes())?;
     }
     write!(out, "{}", report.table()).map_err(|e| Error::io("<stdout>", e))?;
-    writeln!(out, "wrote {}", a.output.display()).map_err(|e| Error::io("<stdout>", e))
+    writeln!(out, "wrote {}", a.output.display()).map_err(|e| Error::io("<stdout>", e))?;
+    a.budget.pareto(&graph, &rules, &opts, out)
 }
 
 fn run_extract(a: &ExtractArgs, out: &mut dyn Write) -> Result<()> {

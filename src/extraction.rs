@@ -32,10 +32,17 @@ pub struct CostedView {
     pub class_of: BTreeMap<Id, ClassId>,
 }
 
-/// Roofline time of one e-node, or `None` if it cannot be costed (invalid children).
+/// Roofline time of one e-node, or `None` if it cannot be costed (invalid
+/// children) or must not be chosen (an `(approx ERR x)` node).
 pub fn enode_time(egraph: &TEGraph, n: &TNode, target: &HardwareProfile) -> Option<f64> {
     if matches!(n.op, TOp::Attr(_) | TOp::Input | TOp::Const) {
         return Some(0.0);
+    }
+    if n.op == TOp::Approx {
+        // Never chosen by plain extraction: only the budgeted one prices the
+        // error (`crate::budget`), so an e-graph holding approximate terms still
+        // extracts to the exact function here.
+        return None;
     }
     let attrs: Option<Vec<&Attr>> = n.attr_children().iter().map(|&c| egraph[c].data.attr()).collect();
     let op = decode_op(&n.op, &attrs?)?;

@@ -30,6 +30,7 @@ pub mod lang;
 pub mod lower;
 pub mod onnx;
 pub mod optimize;
+pub mod pareto;
 pub mod rules;
 pub mod saturate;
 pub mod tensor_io;

@@ -216,3 +216,45 @@ fn the_cli_reports_estimated_and_measured_error() {
         "{e}"
     );
 }
+
+#[test]
+fn pareto_writes_the_front_as_csv_and_svg() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("front.csv");
+    let o = common::bin::eqopt(&[
+        "optimize",
+        "examples/bert_layer.json",
+        "-o",
+        common::bin::s(&dir.path().join("opt.json")),
+        "--pareto",
+        common::bin::s(&csv),
+        "--budgets",
+        "1e-5,1e-3,1e-2",
+    ]);
+    let text = common::bin::ok(&o);
+    assert!(text.contains("latency/error front (4 points; * on the front)"), "{text}");
+    let rows: Vec<Vec<String>> = std::fs::read_to_string(&csv)
+        .unwrap()
+        .lines()
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    assert_eq!(
+        rows[0].join(","),
+        "budget,approx_nodes,estimated_error,measured_error,estimated_latency_ms,measured_latency_ms,weight_bytes,on_front"
+    );
+    assert_eq!(rows.len(), 5, "{rows:?}");
+    let col = |r: &Vec<String>, i: usize| r[i].parse::<f64>().unwrap();
+    // The exact point, then 1e-5 (below every rounding error: exact too), then approximate ones.
+    for r in &rows[1..3] {
+        assert_eq!(col(r, 1), 0.0, "{r:?}");
+        assert!(col(r, 3) < 1e-5, "{r:?}");
+    }
+    for (r, budget) in rows[3..].iter().zip([1e-3, 1e-2]) {
+        assert!(col(r, 1) > 0.0 && col(r, 3) <= budget && col(r, 6) < col(&rows[1], 6), "{r:?}");
+    }
+    assert!(rows[1..].iter().any(|r| r[7] == "true"));
+    let svg = std::fs::read_to_string(csv.with_extension("svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("latency against error"), "{svg}");
+    // One circle per point, plus the legend's.
+    assert_eq!(svg.matches("<circle").count(), rows.len() - 1 + 1, "{svg}");
+}

@@ -7,6 +7,7 @@ use crate::graph::tensor::Tensor;
 use crate::tensor_io;
 use clap::Args;
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug)]
@@ -19,8 +20,16 @@ pub(super) struct BudgetArgs {
     /// Input sets the error is measured on: every .npz file of DIR is one set
     /// (keyed by input name); without .npz files, DIR's .npy files are one set
     /// (file stem = input name). Default: seeded random inputs.
-    #[arg(long, value_name = "DIR", requires = "max_error")]
+    #[arg(long, value_name = "DIR")]
     pub calibration: Option<PathBuf>,
+    /// Also sweep accuracy budgets over one saturation and write the
+    /// latency/error front: FILE (CSV, one row per budget, the exact graph
+    /// first) and FILE with the extension .svg (a plot of it).
+    #[arg(long, value_name = "FILE.csv")]
+    pub pareto: Option<PathBuf>,
+    /// The budgets `--pareto` sweeps (default: 1e-4,3e-4,1e-3,3e-3,1e-2,3e-2,1e-1).
+    #[arg(long, value_delimiter = ',', value_name = "E,..", requires = "pareto")]
+    pub budgets: Option<Vec<f64>>,
 }
 
 impl BudgetArgs {
@@ -29,11 +38,60 @@ impl BudgetArgs {
         if !self.max_error.is_some_and(|e| e > 0.0) {
             return Ok(None);
         }
-        let meter = match &self.calibration {
-            Some(dir) => CpuMeter::new(graph, calibration_sets(dir)?)?,
-            None => CpuMeter::seeded(graph, 0, DEFAULT_CALIBRATION_SETS)?,
-        };
-        Ok(Some(meter))
+        self.any_meter(graph).map(Some)
+    }
+
+    /// The meter for `graph`: on the calibration sets, else seeded random inputs.
+    pub fn any_meter(&self, graph: &Graph) -> Result<CpuMeter> {
+        match &self.calibration {
+            Some(dir) => CpuMeter::new(graph, calibration_sets(dir)?),
+            None => CpuMeter::seeded(graph, 0, DEFAULT_CALIBRATION_SETS),
+        }
+    }
+
+    /// Runs the `--pareto` sweep, if asked, and prints its table.
+    pub fn pareto(
+        &self,
+        graph: &Graph,
+        rules: &crate::rules::RuleSet,
+        opts: &crate::optimize::OptimizeOptions,
+        out: &mut dyn Write,
+    ) -> Result<()> {
+        let Some(csv) = &self.pareto else { return Ok(()) };
+        let mut meter = self.any_meter(graph)?;
+        let budgets = self.budgets.clone().unwrap_or_else(|| crate::pareto::DEFAULT_BUDGETS.to_vec());
+        let points = crate::pareto::sweep(graph, rules, opts, &budgets, &mut meter)?;
+        let title = format!("{}: latency against error ({})", graph.name, opts.target.name);
+        crate::pareto::write(&points, csv, &title)?;
+        let w = |out: &mut dyn Write, s: String| out.write_all(s.as_bytes()).map_err(|e| Error::io("<stdout>", e));
+        w(out, format!("latency/error front ({} points; * on the front)\n", points.len()))?;
+        w(
+            out,
+            format!(
+                "{:>9} {:>7} {:>11} {:>11} {:>12} {:>12} {:>12}\n",
+                "budget", "approx", "est. error", "meas. error", "est. ms", "meas. ms", "weights (B)"
+            ),
+        )?;
+        for p in &points {
+            w(
+                out,
+                format!(
+                    "{:>9.1e} {:>7} {:>11.3e} {:>11.3e} {:>12.3} {:>12.3} {:>12}{}\n",
+                    p.budget,
+                    p.approx_nodes,
+                    p.estimated_error,
+                    p.measured_error,
+                    p.estimated_latency_s * 1e3,
+                    p.measured_latency_s * 1e3,
+                    p.weight_bytes,
+                    if p.on_front { " *" } else { "" }
+                ),
+            )?;
+        }
+        w(
+            out,
+            format!("wrote {} and {}\n", csv.display(), csv.with_extension("svg").display()),
+        )
     }
 }
 
