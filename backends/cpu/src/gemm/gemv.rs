@@ -5,11 +5,13 @@
 //!
 //! A quantized `B` (row-major, see [`super::gemm()`]) takes a dequant-GEMV:
 //! integer values are converted to `f32` in registers and accumulated
-//! unscaled, `acc[j] = Σ_p a[p] · q[p, j]`, four rows at a time over a chunk
-//! of columns held in L1; the scales are applied to the partial sums, once
-//! per column for int8 (`out[j] = scale[j] · acc[j]`) and once per group of
-//! rows for int4 (`out[j] += scale[g, j] · acc_g[j]`). AVX2 + FMA when the
-//! job's instruction set allows it and the CPU has them, scalar otherwise.
+//! unscaled, `acc[j] = Σ_p a[p] · q[p, j]`; the scales are applied to the
+//! partial sums, once per column for int8 (`out[j] = scale[j] · acc[j]`) and
+//! once per group of rows for int4 (`out[j] += scale[g, j] · acc_g[j]`). With
+//! AVX2 + FMA (when the job's instruction set allows it and the CPU has them)
+//! the accumulators of 64 columns stay in registers while the rows stream past
+//! (`gemv_quant_avx2.rs`); the scalar path, and the last `n % 16` columns, walk
+//! the rows four at a time.
 
 use rayon::prelude::*;
 
@@ -23,12 +25,17 @@ use crate::quant::{QuantInt4Ref, QuantInt8Ref, QuantRef};
 
 /// Most columns per task when `B`'s rows are contiguous (the accumulator stays in L1).
 const CHUNK: usize = 1024;
+/// The same for a quantized `B`: its rows are 4 to 8 times narrower, and
+/// whole rows stream better than parts of them (1×384×1536 int8 from memory:
+/// 37 µs in one chunk, 43–48 µs in two of 768 columns; 2-core EPYC).
+const QCHUNK: usize = 4096;
 
 /// Runs a validated `m == 1` job.
 pub(crate) fn run(job: &Job<'_>, c: &mut [f32]) {
     let GemmDims { batch, n, .. } = job.dims;
     let threads = rayon::current_num_threads();
-    let mut chunks = n.div_ceil(CHUNK);
+    let cap = if job.b.quant().is_some() { QCHUNK } else { CHUNK };
+    let mut chunks = n.div_ceil(cap);
     if threads > 1 && batch < threads {
         chunks = chunks.max((threads * 2).div_ceil(batch)).min(n.div_ceil(16));
     }
@@ -116,15 +123,26 @@ fn chunk(job: &Job<'_>, bi: usize, j0: usize, out: &mut [f32]) {
     })
 }
 
-/// Rows accumulated together by the dequant-GEMV kernels.
+/// Rows accumulated together by the portable dequant-GEMV loop.
 const ROWS: usize = 4;
 
 /// `out[j] = Σ_p a[p] · B̂[row0 + p·step, col0 + j]` for int8 weights.
 fn chunk_i8(q: QuantInt8Ref<'_>, a: &[f32], row0: usize, step: usize, col0: usize, out: &mut [f32], cvt: Cvt) {
     let (n, cols) = (q.n(), out.len());
-    let row = |p: usize| &q.data()[(row0 + p * step) * n + col0..][..cols];
-    accumulate(out, a, row, cvt);
-    for (o, &s) in out.iter_mut().zip(&q.scales()[col0..]) {
+    let (data, ld) = (&q.data()[row0 * n + col0..], step * n);
+    let scales = &q.scales()[col0..][..cols];
+    out.fill(0.0);
+    let done = if cvt.avx2() { cols / 16 * 16 } else { 0 };
+    #[cfg(target_arch = "x86_64")]
+    if done > 0 {
+        assert!((a.len() - 1) * ld + done <= data.len(), "rows inside the stored matrix");
+        // SAFETY: `Cvt` allows AVX2 only when the CPU has AVX2 and FMA; rows
+        // p < a.len() (≥ 1) hold `done` readable values at data + p·ld (asserted).
+        unsafe { super::gemv_quant_avx2::gemv_i8(a, data.as_ptr(), ld, &scales[..done], &mut out[..done]) };
+    }
+    let rest = &mut out[done..];
+    accumulate(rest, a, |p| &data[p * ld + done..][..cols - done]);
+    for (o, &s) in rest.iter_mut().zip(&scales[done..]) {
         *o *= s;
     }
 }
@@ -142,11 +160,14 @@ fn chunk_i4(q: QuantInt4Ref<'_>, a: &[f32], row0: usize, step: usize, col0: usiz
         (out, col0) = (&mut out[1..], col0 + 1);
     }
     let cols = out.len();
+    out.fill(0.0);
     if cols == 0 {
         return;
     }
-    let row = |p: usize| &q.row(stored(p))[col0 / 2..][..cols.div_ceil(2)];
-    with_scratch(cols, |acc| {
+    let rb = q.row_bytes();
+    let (data, ld) = (&q.data()[row0 * rb + col0 / 2..], step * rb);
+    let done = if cvt.avx2() { cols / 16 * 16 } else { 0 };
+    with_scratch(cols - done, |acc| {
         let mut p = 0;
         while p < k {
             let r = stored(p);
@@ -155,9 +176,18 @@ fn chunk_i4(q: QuantInt4Ref<'_>, a: &[f32], row0: usize, step: usize, col0: usiz
             } else {
                 k.min(p + ((r / group + 1) * group - r).div_ceil(step))
             };
+            let scales = &q.scale_row(r)[col0..][..cols];
+            let rows = &data[p * ld..];
+            #[cfg(target_arch = "x86_64")]
+            if done > 0 {
+                assert!((end - p - 1) * ld + done / 2 <= rows.len(), "rows inside the stored matrix");
+                // SAFETY: `Cvt` allows AVX2 only when the CPU has AVX2 and FMA;
+                // rows t < end - p hold `done / 2` readable bytes at rows + t·ld (asserted).
+                unsafe { super::gemv_quant_avx2::gemv_i4(&a[p..end], rows.as_ptr(), ld, &scales[..done], &mut out[..done], end < k) };
+            }
             acc.fill(0.0);
-            accumulate(acc, &a[p..end], |t| row(p + t), cvt);
-            for ((o, &g), &s) in out.iter_mut().zip(&*acc).zip(&q.scale_row(r)[col0..]) {
+            accumulate(acc, &a[p..end], |t| &rows[t * ld + done / 2..][..(cols - done).div_ceil(2)]);
+            for ((o, &g), &s) in out[done..].iter_mut().zip(&*acc).zip(&scales[done..]) {
                 *o += s * g;
             }
             p = end;
@@ -165,28 +195,17 @@ fn chunk_i4(q: QuantInt4Ref<'_>, a: &[f32], row0: usize, step: usize, col0: usiz
     })
 }
 
-/// Stored integer elements the dequant-GEMV reads: a row of int8 values, or
-/// of packed int4 pairs starting at an even column.
+/// A row of stored integers the portable dequant-GEMV reads: int8 values, or
+/// packed int4 pairs starting at an even column.
 trait QRow: Copy {
     /// Element `j` of the row as an integer.
     fn at(self, j: usize) -> i32;
-    /// `acc[j] += Σ_r x[r] · rows[r][j]` with AVX2 and FMA.
-    ///
-    /// # Safety
-    /// AVX2 and FMA are available; every row holds `acc.len()` elements.
-    #[cfg(target_arch = "x86_64")]
-    unsafe fn acc_avx2<const R: usize>(acc: &mut [f32], rows: [Self; R], x: [f32; R]);
 }
 
 impl QRow for &[i8] {
     #[inline(always)]
     fn at(self, j: usize) -> i32 {
         self[j] as i32
-    }
-    #[cfg(target_arch = "x86_64")]
-    unsafe fn acc_avx2<const R: usize>(acc: &mut [f32], rows: [Self; R], x: [f32; R]) {
-        // SAFETY: forwarded contract.
-        unsafe { super::gemv_quant_avx2::acc_i8(acc, rows, x) }
     }
 }
 
@@ -195,42 +214,30 @@ impl QRow for &[u8] {
     fn at(self, j: usize) -> i32 {
         nibble(self, j)
     }
-    #[cfg(target_arch = "x86_64")]
-    unsafe fn acc_avx2<const R: usize>(acc: &mut [f32], rows: [Self; R], x: [f32; R]) {
-        // SAFETY: forwarded contract.
-        unsafe { super::gemv_quant_avx2::acc_i4(acc, rows, x) }
-    }
 }
 
-/// `acc[j] += Σ_t x[t] · row(t)[j]` over `t < x.len()`, [`ROWS`] rows at a time.
-fn accumulate<R: QRow>(acc: &mut [f32], x: &[f32], row: impl Fn(usize) -> R, cvt: Cvt) {
+/// `acc[j] += Σ_t x[t] · row(t)[j]` over `t < x.len()`, [`ROWS`] rows at a time
+/// (the scalar path, and the last `< 16` columns of the AVX2 one).
+fn accumulate<R: QRow>(acc: &mut [f32], x: &[f32], row: impl Fn(usize) -> R) {
+    if acc.is_empty() {
+        return;
+    }
     let mut t = 0;
     while t + ROWS <= x.len() {
         let rows: [R; ROWS] = std::array::from_fn(|r| row(t + r));
-        let xs: [f32; ROWS] = std::array::from_fn(|r| x[t + r]);
-        accumulate_rows(acc, rows, xs, cvt);
+        for (j, o) in acc.iter_mut().enumerate() {
+            let mut s = *o;
+            for r in 0..ROWS {
+                s += x[t + r] * rows[r].at(j) as f32;
+            }
+            *o = s;
+        }
         t += ROWS;
     }
     for (u, &xu) in x.iter().enumerate().skip(t) {
-        accumulate_rows(acc, [row(u)], [xu], cvt);
-    }
-}
-
-/// `acc[j] += Σ_r x[r] · rows[r][j]`; every row holds `acc.len()` elements.
-#[inline(always)]
-fn accumulate_rows<R: QRow, const N: usize>(acc: &mut [f32], rows: [R; N], x: [f32; N], cvt: Cvt) {
-    #[cfg(target_arch = "x86_64")]
-    if cvt.avx2() {
-        // SAFETY: `Cvt` allows AVX2 only when the CPU has AVX2 and FMA; the
-        // callers slice every row to the chunk's columns.
-        return unsafe { R::acc_avx2(acc, rows, x) };
-    }
-    let _ = cvt;
-    for (j, o) in acc.iter_mut().enumerate() {
-        let mut s = *o;
-        for r in 0..N {
-            s += x[r] * rows[r].at(j) as f32;
+        let r = row(u);
+        for (j, o) in acc.iter_mut().enumerate() {
+            *o += xu * r.at(j) as f32;
         }
-        *o = s;
     }
 }
