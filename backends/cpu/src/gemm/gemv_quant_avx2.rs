@@ -11,7 +11,7 @@
 //! for 1×384×1536 int8, weights in cache / streamed from memory: four rows at
 //! a time over an accumulator array in L1, 25 / 100 µs; tiles over all rows
 //! with a prefetch 32 rows ahead, 22 / 100 µs; tiles over blocks of 32 rows
-//! with the next block prefetched, 21 / 40 µs (`f32`: 32 / 115 µs).
+//! with the next block prefetched, 21 / 40 µs (`f32`: 32 / 115 µs; best of 7).
 
 use std::arch::x86_64::*;
 
