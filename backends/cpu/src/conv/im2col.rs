@@ -74,7 +74,11 @@ fn fill_segment(dst: &mut [f32], row: &[f32], ow0: usize, stride: usize, off: is
     let s = stride as isize;
     // First j with base + j·s ≥ 0, and first j with base + j·s ≥ w (both clamped to len).
     let first_at_least = |bound: isize| -> usize {
-        if base >= bound { 0 } else { ((bound - base + s - 1) / s).min(len as isize) as usize }
+        if base >= bound {
+            0
+        } else {
+            ((bound - base + s - 1) / s).min(len as isize) as usize
+        }
     };
     let (lo, hi) = (first_at_least(0), first_at_least(w));
     let hi = hi.max(lo);
@@ -247,7 +251,11 @@ mod tests {
                         let want: Vec<f32> = (0..len)
                             .map(|j| {
                                 let iw = ((ow0 + j) * stride) as isize + off;
-                                if (0..row.len() as isize).contains(&iw) { row[iw as usize] } else { 0.0 }
+                                if (0..row.len() as isize).contains(&iw) {
+                                    row[iw as usize]
+                                } else {
+                                    0.0
+                                }
                             })
                             .collect();
                         assert_eq!(got, want, "len {len} ow0 {ow0} stride {stride} off {off}");
