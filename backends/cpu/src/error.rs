@@ -53,6 +53,17 @@ pub enum KernelError {
         /// Elements in the buffer.
         len: usize,
     },
+    /// A value is NaN or infinite where the kernel needs a finite one (say, a
+    /// weight given to a quantizer).
+    #[error("{kernel}: {operand} element {position} is not finite")]
+    NonFinite {
+        /// The kernel that checked.
+        kernel: &'static str,
+        /// Which operand.
+        operand: &'static str,
+        /// Flat position of the first non-finite element.
+        position: usize,
+    },
     /// An elementwise program is malformed.
     #[error("{kernel}: instruction {instr}: {reason}")]
     InvalidProgram {

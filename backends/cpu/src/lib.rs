@@ -1,7 +1,8 @@
 //! eqopt's CPU backend kernels.
 //!
 //! Every kernel works on `f32` activations in plain slices with explicit shapes
-//! (weights may also be `f16`/`bf16`, converted inside the kernel). Kernels parallelise
+//! (weights may also be `f16`/`bf16`, or int8/int4 from [`quant`], converted
+//! inside the kernel). Kernels parallelise
 //! with rayon's *current* thread pool: the executor sizes one pool (`--threads`)
 //! and runs the program inside `pool.install`, so no kernel creates threads.
 //!
@@ -20,6 +21,7 @@ pub mod layout;
 mod phases;
 pub mod pool;
 pub mod probe;
+pub mod quant;
 pub mod reduce;
 pub mod simd;
 mod window;

@@ -67,13 +67,19 @@ fn dense_weight<'a>(mem: &'a Mem, view: &View) -> Result<DenseWeight<'a>, Kernel
         if end > w.len() {
             return Err(past_end());
         }
-        return Ok(DenseWeight::Stored(match w {
-            WeightRef::F16(s) => WeightRef::F16(&s[view.offset..end]),
-            WeightRef::BF16(s) => WeightRef::BF16(&s[view.offset..end]),
-            WeightRef::F32(s) => WeightRef::F32(&s[view.offset..end]),
-        }));
+        match w {
+            WeightRef::F16(s) => return Ok(DenseWeight::Stored(WeightRef::F16(&s[view.offset..end]))),
+            WeightRef::BF16(s) => return Ok(DenseWeight::Stored(WeightRef::BF16(&s[view.offset..end]))),
+            WeightRef::F32(s) => return Ok(DenseWeight::Stored(WeightRef::F32(&s[view.offset..end]))),
+            // A quantized matrix cannot be sliced; the whole of it is kept as stored.
+            WeightRef::Int8(_) | WeightRef::Int4(_) if view.offset == 0 && end == w.len() => {
+                return Ok(DenseWeight::Stored(w));
+            }
+            WeightRef::Int8(_) | WeightRef::Int4(_) => {}
+        }
     }
-    // A strided low-precision view (the lowering does not make one today).
+    // A strided low-precision view, or part of a quantized matrix (the lowering
+    // makes neither today).
     let mut idx = vec![0usize; view.shape.len()];
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {

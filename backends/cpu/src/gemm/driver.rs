@@ -3,9 +3,11 @@
 use rayon::prelude::*;
 
 use super::epilogue::{Epilogue, Tile};
-use super::pack::{BPtr, BSrc};
-use super::weights::WeightRef;
+use super::pack::{BPtr, BSrc, QuantSrc};
+use super::weights::{WeightRef, quant_origin};
 use super::{GemmDims, MatLayout, packed, with_scratch};
+use crate::quant::QuantRef;
+use crate::quant::convert::Cvt;
 use crate::simd::Isa;
 
 /// A validated GEMM (see [`super::gemm`] for the checks it has passed).
@@ -307,14 +309,16 @@ unsafe fn product(job: &Job<'_>, bi: usize, i0: usize, rows: usize, j0: usize, c
     // (caller's contract), and the block is inside the validated extents.
     unsafe {
         let a_ptr = job.a.as_ptr().add(a_off);
-        let ptr = match job.b {
-            WeightRef::F32(b) => BPtr::F32(b.as_ptr().add(b_off)),
-            WeightRef::F16(b) => BPtr::F16(b.as_ptr().add(b_off)),
-            WeightRef::BF16(b) => BPtr::Bf16(b.as_ptr().add(b_off)),
+        let (ptr, rs) = match job.b {
+            WeightRef::F32(b) => (BPtr::F32(b.as_ptr().add(b_off)), bl.row_stride),
+            WeightRef::F16(b) => (BPtr::F16(b.as_ptr().add(b_off)), bl.row_stride),
+            WeightRef::BF16(b) => (BPtr::Bf16(b.as_ptr().add(b_off)), bl.row_stride),
+            WeightRef::Int8(q) => quant_ptr(job, QuantRef::Int8(q), b_off, k),
+            WeightRef::Int4(q) => quant_ptr(job, QuantRef::Int4(q), b_off, k),
         };
         let b = BSrc {
             ptr,
-            rs: bl.row_stride,
+            rs,
             cs: bl.col_stride,
         };
         sgemm_raw_isa(
@@ -330,4 +334,12 @@ unsafe fn product(job: &Job<'_>, bi: usize, i0: usize, rows: usize, j0: usize, c
             cl.row_stride,
         );
     }
+}
+
+/// The `B` pointer of the block of the quantized `w` (the job's `B`) whose
+/// element `(0, 0)` is at flat offset `b_off`, and its row stride in stored rows.
+fn quant_ptr<'a>(job: &Job<'a>, w: QuantRef<'a>, b_off: usize, k: usize) -> (BPtr<'a>, usize) {
+    let (row, col, step) = quant_origin(w.n(), b_off, job.b_layout.row_stride, k);
+    let cvt = Cvt::for_isa(job.isa);
+    (BPtr::Quant(QuantSrc { w, row, col, cvt }), step)
 }

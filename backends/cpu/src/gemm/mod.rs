@@ -1,8 +1,8 @@
 //! Single-precision GEMM: `C[b] = A[b] · B[b]` for `b in 0..batch`, with
 //! arbitrary (non-negative) element strides for `A` and `B`, batch strides
 //! (0 broadcasts an operand over the batch, e.g. shared weights), `B` in
-//! `f32`/`f16`/`bf16` ([`WeightRef`]), and an [`Epilogue`] run on each output
-//! block right after it is computed.
+//! `f32`/`f16`/`bf16` or quantized int8/int4 ([`WeightRef`], [`crate::quant`]),
+//! and an [`Epilogue`] run on each output block right after it is computed.
 //!
 //! The product runs on rayon's *current* pool: the output is cut into blocks of
 //! rows (and, when there are too few rows to keep every thread busy, of
@@ -13,11 +13,15 @@
 //! some — see `examples/gemm_throughput.rs` and `backends/README.md`). The scalar ISA (and non-x86 targets) use the `gemm`
 //! crate's kernel instead, as does an `f32` `m == 1` product (a memory-bound
 //! GEMV). A `m == 1` product with `f16`/`bf16` weights takes a dedicated GEMV
-//! path that converts while reading.
+//! path that converts while reading; with int8/int4 weights, a dequant-GEMV
+//! that reads the quantized values once and applies the scales per column
+//! (int8) or per group (int4) to its partial sums.
 
 mod driver;
 mod epilogue;
 mod gemv;
+#[cfg(target_arch = "x86_64")]
+mod gemv_quant_avx2;
 #[cfg(target_arch = "x86_64")]
 mod kernel_avx2;
 #[cfg(target_arch = "x86_64")]
@@ -164,8 +168,13 @@ pub(crate) fn check_operand(
 /// (if any) on each output block as soon as it is written.
 ///
 /// * `a`: `f32` elements of `A` (`batch × m × k`) in `a_layout`.
-/// * `b`: elements of `B` (`batch × k × n`) in `b_layout`; `f16`/`bf16` are
-///   converted to `f32` in panels inside the kernel.
+/// * `b`: elements of `B` (`batch × k × n`) in `b_layout`; `f16`/`bf16` and
+///   int8/int4 are converted to `f32` in panels inside the kernel. A quantized
+///   `B` ([`WeightRef::Int8`], [`WeightRef::Int4`]) must be read row-major:
+///   unit column stride, row and batch strides multiples of the stored
+///   matrix's `n`, and each row's `n` columns inside one stored row (so a
+///   column offset, a sub-block of rows, or a broadcast over the batch are
+///   fine; a transposed quantized `B` is not).
 /// * `c`: output (`batch × m × n`), overwritten. `c_layout.col_stride` must be 1
 ///   (rows are contiguous), `row_stride ≥ n`, and batches must not overlap
 ///   (`batch_stride ≥ (m-1)·row_stride + n` when `batch > 1`).
@@ -175,8 +184,8 @@ pub(crate) fn check_operand(
 ///
 /// # Errors
 /// [`KernelError::BufferLength`] if a slice is too short for its layout,
-/// [`KernelError::Shape`] for an unsupported output layout or an index overflow,
-/// or whatever [`Epilogue::check`] reports. Nothing is written on error.
+/// [`KernelError::Shape`] for an unsupported output layout, a quantized `B`
+/// in a layout other than row-major, or an index overflow, or whatever [`Epilogue::check`] reports. Nothing is written on error.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm(
     dims: GemmDims,
@@ -213,6 +222,9 @@ pub fn gemm_with_isa(
     let GemmDims { batch, m, k, n } = dims;
     check_operand(KERNEL, "A", &a_layout, batch, m, k, a.len())?;
     check_operand(KERNEL, "B", &b_layout, batch, k, n, b.len())?;
+    if let Some(q) = b.quant() {
+        weights::check_quant_layout(q.n(), &b_layout, batch, k, n)?;
+    }
     check_operand(KERNEL, "C", &c_layout, batch, m, n, c.len())?;
     if batch > 0 && m > 0 && n > 0 {
         if c_layout.col_stride != 1 {

@@ -7,7 +7,8 @@
 //! * `B` (`kc × nc` block) becomes `⌈nc / nr⌉` micro-panels of `nr` columns;
 //!   panel `q` holds, for each `p < kc`, the `nr` values `B[p, q·nr + j]`
 //!   (`kc · nr` floats, columns past `nc` zero). `f16`/`bf16` elements are
-//!   converted to `f32` here, so reduced-precision weights need no separate pass.
+//!   converted to `f32` here, and int8/int4 elements dequantized, so
+//!   reduced-precision weights need no separate pass.
 //!
 //! Both read arbitrary (row, column) element strides, so transposed operands
 //! cost nothing extra beyond a different loop order.
@@ -15,35 +16,54 @@
 use half::{bf16, f16};
 
 use super::weights::f16_to_f32;
+use crate::quant::QuantRef;
+use crate::quant::convert::Cvt;
 
 /// The element pointer of a `B` operand in one of the supported precisions.
 #[derive(Clone, Copy, Debug)]
-pub(crate) enum BPtr {
+pub(crate) enum BPtr<'a> {
     /// `f32` elements.
     F32(*const f32),
     /// IEEE half elements.
     F16(*const f16),
     /// bfloat16 elements.
     Bf16(*const bf16),
+    /// Quantized elements.
+    Quant(QuantSrc<'a>),
 }
 
-/// A strided `B` operand: element `(p, j)` at `ptr + p·rs + j·cs`.
+/// Element `(0, 0)` of a quantized `B`: stored row `row`, column `col`.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct BSrc {
+pub(crate) struct QuantSrc<'a> {
+    /// The stored matrix.
+    pub w: QuantRef<'a>,
+    /// Stored row of element `(0, 0)`.
+    pub row: usize,
+    /// Stored column of element `(0, 0)`.
+    pub col: usize,
+    /// The conversion code to use.
+    pub cvt: Cvt,
+}
+
+/// A strided `B` operand: element `(p, j)` at `ptr + p·rs + j·cs`. For a
+/// quantized `B`, `rs` counts stored rows and `cs` is 1: element `(p, j)` is
+/// stored element `(row + p·rs, col + j)`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BSrc<'a> {
     /// Element `(0, 0)`.
-    pub ptr: BPtr,
+    pub ptr: BPtr<'a>,
     /// Distance between rows (the `k` dimension).
     pub rs: usize,
     /// Distance between columns (the `n` dimension).
     pub cs: usize,
 }
 
-impl BSrc {
+impl<'a> BSrc<'a> {
     /// The same operand starting at element `(p, j)`.
     ///
     /// # Safety
     /// `(p, j)` is an element of the operand (its offset is in bounds).
-    pub(crate) unsafe fn offset(&self, p: usize, j: usize) -> BSrc {
+    pub(crate) unsafe fn offset(&self, p: usize, j: usize) -> BSrc<'a> {
         let off = p * self.rs + j * self.cs;
         // SAFETY: in bounds by the caller's contract.
         let ptr = unsafe {
@@ -51,6 +71,11 @@ impl BSrc {
                 BPtr::F32(x) => BPtr::F32(x.add(off)),
                 BPtr::F16(x) => BPtr::F16(x.add(off)),
                 BPtr::Bf16(x) => BPtr::Bf16(x.add(off)),
+                BPtr::Quant(q) => BPtr::Quant(QuantSrc {
+                    row: q.row + p * self.rs,
+                    col: q.col + j,
+                    ..q
+                }),
             }
         };
         BSrc {
@@ -88,6 +113,7 @@ impl BSrc {
                         *d = f32::from_bits(((*p.add(off + t * stride)).to_bits() as u32) << 16);
                     }
                 }
+                BPtr::Quant(_) => unreachable!("pack_b packs a quantized B before reading elements"),
             }
         }
     }
@@ -153,7 +179,10 @@ unsafe fn pack_a_full<const MR: usize>(src: *const f32, rs: usize, cs: usize, kc
 /// # Safety
 /// Every element `(p, j)` with `p < kc`, `j < nc` of `b` is readable, and
 /// `dst.len() ≥ ⌈nc / nr⌉ · nr · kc`.
-pub(crate) unsafe fn pack_b(b: &BSrc, kc: usize, nc: usize, nr: usize, dst: &mut [f32]) {
+pub(crate) unsafe fn pack_b(b: &BSrc<'_>, kc: usize, nc: usize, nr: usize, dst: &mut [f32]) {
+    if let BPtr::Quant(q) = b.ptr {
+        return pack_b_quant(&q, b.rs, kc, nc, nr, dst);
+    }
     if b.cs == 1 && (b.rs != 1 || nc == 1) {
         // SAFETY: forwarded contract.
         return unsafe {
@@ -178,7 +207,7 @@ pub(crate) unsafe fn pack_b(b: &BSrc, kc: usize, nc: usize, nr: usize, dst: &mut
                     match b.ptr {
                         BPtr::F32(ptr) => pack_transposed_avx2(ptr.add(q * nr * b.cs), b.cs, kc, nr, cols, panel),
                         BPtr::F16(ptr) => pack_transposed_f16(ptr.add(q * nr * b.cs), b.cs, kc, nr, cols, panel),
-                        BPtr::Bf16(_) => unreachable!("filtered above"),
+                        BPtr::Bf16(_) | BPtr::Quant(_) => unreachable!("filtered above"),
                     }
                 }
             }
@@ -376,7 +405,7 @@ unsafe fn transpose_pack(
 ///
 /// # Safety
 /// As [`pack_b`], with `b.cs == 1`.
-unsafe fn pack_b_rows_convert(b: &BSrc, kc: usize, nc: usize, nr: usize, dst: &mut [f32]) {
+unsafe fn pack_b_rows_convert(b: &BSrc<'_>, kc: usize, nc: usize, nr: usize, dst: &mut [f32]) {
     let dst = &mut dst[..nc.div_ceil(nr) * nr * kc];
     for p in 0..kc {
         for q in 0..nc.div_ceil(nr) {
@@ -384,6 +413,26 @@ unsafe fn pack_b_rows_convert(b: &BSrc, kc: usize, nc: usize, nr: usize, dst: &m
             let d = &mut dst[(q * kc + p) * nr..][..nr];
             // SAFETY: row p < kc, columns q·nr..q·nr + cols ≤ nc (contract).
             unsafe { b.read(p * b.rs + q * nr, 1, &mut d[..cols]) };
+            d[cols..].fill(0.0);
+        }
+    }
+}
+
+/// [`pack_b`] for a quantized `B` (element `(p, j)` at stored `(q.row + p·rs,
+/// q.col + j)`): each row's run of up to `nr` columns is dequantized straight
+/// into its panel (vectorised when `q.cvt` allows), so the micro-kernels see
+/// plain `f32` panels. Safe: the stored matrix is read through bounds-checked
+/// slices (a block outside it panics, an internal invariant that the GEMM's
+/// layout checks uphold).
+fn pack_b_quant(q: &QuantSrc<'_>, rs: usize, kc: usize, nc: usize, nr: usize, dst: &mut [f32]) {
+    let panels = nc.div_ceil(nr);
+    let dst = &mut dst[..panels * nr * kc];
+    for p in 0..kc {
+        let row = q.row + p * rs;
+        for qi in 0..panels {
+            let cols = nr.min(nc - qi * nr);
+            let d = &mut dst[(qi * kc + p) * nr..][..nr];
+            q.w.dequant_run(row, q.col + qi * nr, &mut d[..cols], q.cvt);
             d[cols..].fill(0.0);
         }
     }
