@@ -101,7 +101,7 @@ pub(crate) trait PackB {
     unsafe fn pack(&self, pc: usize, jc: usize, kc: usize, nc: usize, nr: usize, dst: &mut [f32]);
 }
 
-impl PackB for BSrc {
+impl PackB for BSrc<'_> {
     unsafe fn pack(&self, pc: usize, jc: usize, kc: usize, nc: usize, nr: usize, dst: &mut [f32]) {
         // SAFETY: (pc, jc) and the block are inside the operand (contract).
         unsafe { pack_b(&self.offset(pc, jc), kc, nc, nr, dst) }
