@@ -192,16 +192,8 @@ pub fn extract_within_budget(
         let (graph, stats, lambda) = search(original, sat, target, extractor, time_limit, bound)?;
         if stats.approx.is_empty() {
             // Only the exact term fits the (possibly tightened) estimate bound.
-            let fell_back_to_exact = !rounds.is_empty();
-            let report = BudgetReport {
-                max_error,
-                estimated_error: 0.0,
-                measured_error: None,
-                approx: Vec::new(),
-                rounds,
-                fell_back_to_exact,
-            };
-            return Ok((graph, stats, report));
+            let fell_back = !rounds.is_empty();
+            return Ok((graph, stats, BudgetReport::exact(max_error, rounds, fell_back)));
         }
         let measured = meter.measure(&graph)?;
         let estimated = stats.estimated_error();
@@ -227,15 +219,21 @@ pub fn extract_within_budget(
         bound = (bound * (max_error / measured)).min(0.5 * bound);
     }
     let (graph, stats) = extract_at(original, sat, target, extractor, time_limit, None)?;
-    let report = BudgetReport {
-        max_error,
-        estimated_error: 0.0,
-        measured_error: None,
-        approx: Vec::new(),
-        rounds,
-        fell_back_to_exact: true,
-    };
-    Ok((graph, stats, report))
+    Ok((graph, stats, BudgetReport::exact(max_error, rounds, true)))
+}
+
+impl BudgetReport {
+    /// The report of a search that returned the exact term after `rounds`.
+    fn exact(max_error: f64, rounds: Vec<BudgetRound>, fell_back_to_exact: bool) -> BudgetReport {
+        BudgetReport {
+            max_error,
+            estimated_error: 0.0,
+            measured_error: None,
+            approx: Vec::new(),
+            rounds,
+            fell_back_to_exact,
+        }
+    }
 }
 
 /// Seeded random input sets [`CpuMeter::seeded`] uses by default.

@@ -188,29 +188,22 @@ fn the_cli_reports_estimated_and_measured_error() {
     let inputs = random_inputs(&g, 5);
     let pairs: Vec<(&str, &eqopt::graph::tensor::Tensor)> = inputs.iter().map(|(k, v)| (k.as_str(), v)).collect();
     eqopt::tensor_io::write_npz(&cal.join("set0.npz"), &pairs).unwrap();
-    let o = common::bin::eqopt(&[
-        "optimize",
-        "examples/bert_layer.json",
-        "-o",
-        common::bin::s(&out),
-        "--max-error",
-        "1e-2",
-        "--calibration",
-        common::bin::s(&cal),
-    ]);
-    common::bin::ok(&o);
+    let with_calibration = |dir: &std::path::Path| {
+        common::bin::eqopt(&[
+            "optimize",
+            "examples/bert_layer.json",
+            "-o",
+            common::bin::s(&out),
+            "--max-error",
+            "1e-2",
+            "--calibration",
+            common::bin::s(dir),
+        ])
+    };
+    common::bin::ok(&with_calibration(&cal));
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
-    let e = common::bin::fails(&common::bin::eqopt(&[
-        "optimize",
-        "examples/bert_layer.json",
-        "-o",
-        common::bin::s(&out),
-        "--max-error",
-        "1e-2",
-        "--calibration",
-        common::bin::s(&empty),
-    ]));
+    let e = common::bin::fails(&with_calibration(&empty));
     assert!(
         e.contains("--calibration: expected a directory holding .npz input sets or .npy inputs"),
         "{e}"

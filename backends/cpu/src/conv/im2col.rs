@@ -114,13 +114,39 @@ fn fill_segment(dst: &mut [f32], row: &[f32], ow0: usize, stride: usize, off: is
     fill_in_range(dst, row, in_range(dst.len(), row.len(), ow0, stride, off), stride);
 }
 
-/// One output row's share of an im2col block: block columns `j..j + run`
-/// are output row `oh`, columns `ow0..ow0 + run`.
-struct RowSegment {
-    j: usize,
-    run: usize,
-    oh: usize,
-    ow0: usize,
+/// A run of im2col columns inside one output row: `run` output pixels from
+/// `(oh, ow0)` on, whose values go to `at..` (in the im2col block, or at step 0
+/// of a packed panel).
+pub(super) struct RowSegment {
+    pub at: usize,
+    pub run: usize,
+    pub oh: usize,
+    pub ow0: usize,
+}
+
+/// Per kernel column, each segment's in-range input columns ([`InRange`]);
+/// per kernel row, each segment's input row (`None`: in the padding).
+pub(super) type SegmentTables = (Vec<Vec<InRange>>, Vec<Vec<Option<usize>>>);
+
+/// The [`SegmentTables`] of `segs` for convolution `p`.
+pub(super) fn segment_tables(p: &super::Conv2dParams, segs: &[RowSegment]) -> SegmentTables {
+    let cols = (0..p.kernel_w)
+        .map(|kw| {
+            let off = (kw * p.dilation_w) as isize - p.pads[1] as isize;
+            segs.iter().map(|s| in_range(s.run, p.in_w, s.ow0, p.stride_w, off)).collect()
+        })
+        .collect();
+    let rows = (0..p.kernel_h)
+        .map(|kh| {
+            segs.iter()
+                .map(|s| {
+                    let ih = (s.oh * p.stride_h + kh * p.dilation_h) as isize - p.pads[0] as isize;
+                    (0..p.in_h as isize).contains(&ih).then_some(ih as usize)
+                })
+                .collect()
+        })
+        .collect();
+    (cols, rows)
 }
 
 /// `NCHW`: per (image, group) `Y[O_g, P] = W_g[O_g, D] · col[D, P]`, `D = ig·KH·KW`.
@@ -199,25 +225,10 @@ pub(super) fn nchw(g: &Geom, input: &[f32], w: &[f32], output: &mut [f32], epi: 
         while j < np {
             let (oh, ow0) = ((p0 + j) / g.ow, (p0 + j) % g.ow);
             let run = (g.ow - ow0).min(np - j);
-            segs.push(RowSegment { j, run, oh, ow0 });
+            segs.push(RowSegment { at: j, run, oh, ow0 });
             j += run;
         }
-        let cols: Vec<Vec<InRange>> = (0..p.kernel_w)
-            .map(|kw| {
-                let off = (kw * p.dilation_w) as isize - p.pads[1] as isize;
-                segs.iter().map(|s| in_range(s.run, wd, s.ow0, p.stride_w, off)).collect()
-            })
-            .collect();
-        let rows: Vec<Vec<Option<usize>>> = (0..p.kernel_h)
-            .map(|kh| {
-                segs.iter()
-                    .map(|s| {
-                        let ih = (s.oh * p.stride_h + kh * p.dilation_h) as isize - p.pads[0] as isize;
-                        (0..h as isize).contains(&ih).then_some(ih as usize)
-                    })
-                    .collect()
-            })
-            .collect();
+        let (cols, rows) = segment_tables(p, &segs);
         with_scratch(depth * np, |col| {
             crate::gemm::mv::wide(|| {
                 for (r, dst) in col.chunks_exact_mut(np).enumerate() {
@@ -225,7 +236,7 @@ pub(super) fn nchw(g: &Geom, input: &[f32], w: &[f32], output: &mut [f32], epi: 
                     let (kh, kw) = (kk / p.kernel_w, kk % p.kernel_w);
                     let plane = &input[((n * p.in_channels) + grp * g.ig + i) * h * wd..][..h * wd];
                     for ((s, ih), range) in segs.iter().zip(&rows[kh]).zip(&cols[kw]) {
-                        let seg = &mut dst[s.j..s.j + s.run];
+                        let seg = &mut dst[s.at..s.at + s.run];
                         match ih {
                             Some(ih) => fill_in_range(seg, &plane[ih * wd..][..wd], *range, p.stride_w),
                             None => seg.fill(0.0),

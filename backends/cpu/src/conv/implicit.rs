@@ -11,18 +11,9 @@
 //! every `col` element is written once instead of written, read and written again.
 
 use super::Conv2dParams;
-use super::im2col::{InRange, in_range};
+use super::im2col::{InRange, RowSegment, segment_tables};
 use crate::gemm::PackB;
 use crate::simd::{Isa, Simd, SimdKernel};
-
-/// A run of panel columns inside one output row: `run` columns starting at
-/// output pixel `(oh, ow0)`, whose step-0 value lands at `dst` in the panels.
-struct Piece {
-    dst: usize,
-    run: usize,
-    oh: usize,
-    ow0: usize,
-}
 
 /// The implicit `NCHW` im2col matrix of one (image, group): `depth` rows by the
 /// output pixels `p0..` (columns).
@@ -40,40 +31,21 @@ pub(super) struct Im2colPanels<'a> {
 impl PackB for Im2colPanels<'_> {
     unsafe fn pack(&self, pc: usize, jc: usize, kc: usize, nc: usize, nr: usize, dst: &mut [f32]) {
         let p = self.p;
-        let (h, wd) = (p.in_h, p.in_w);
         let mut pieces = Vec::with_capacity(2 * nc.div_ceil(nr) + 2);
         let mut j = 0;
         while j < nc {
             let pix = self.p0 + jc + j;
             let (oh, ow0) = (pix / self.ow, pix % self.ow);
             let run = (self.ow - ow0).min(nc - j).min(nr - j % nr);
-            pieces.push(Piece {
-                dst: (j / nr) * kc * nr + j % nr,
+            pieces.push(RowSegment {
+                at: (j / nr) * kc * nr + j % nr,
                 run,
                 oh,
                 ow0,
             });
             j += run;
         }
-        // Per kernel column, each piece's in-range input columns; per kernel
-        // row, each piece's input row (None: in the padding).
-        let cols: Vec<Vec<InRange>> = (0..p.kernel_w)
-            .map(|kw| {
-                let off = (kw * p.dilation_w) as isize - p.pads[1] as isize;
-                pieces.iter().map(|s| in_range(s.run, wd, s.ow0, p.stride_w, off)).collect()
-            })
-            .collect();
-        let rows: Vec<Vec<Option<usize>>> = (0..p.kernel_h)
-            .map(|kh| {
-                pieces
-                    .iter()
-                    .map(|s| {
-                        let ih = (s.oh * p.stride_h + kh * p.dilation_h) as isize - p.pads[0] as isize;
-                        (0..h as isize).contains(&ih).then_some(ih as usize)
-                    })
-                    .collect()
-            })
-            .collect();
+        let (cols, rows) = segment_tables(p, &pieces);
         let dst = &mut dst[..nc.div_ceil(nr) * nr * kc];
         Isa::detect().dispatch(FillPanels {
             src: self,
@@ -99,7 +71,7 @@ impl PackB for Im2colPanels<'_> {
 /// `nc`), at one ISA's vector width.
 struct FillPanels<'a> {
     src: &'a Im2colPanels<'a>,
-    pieces: &'a [Piece],
+    pieces: &'a [RowSegment],
     cols: &'a [Vec<InRange>],
     rows: &'a [Vec<Option<usize>>],
     pc: usize,
@@ -120,7 +92,7 @@ impl SimdKernel for FillPanels<'_> {
             let (kh, kw) = (kk / p.kernel_w, kk % p.kernel_w);
             let plane = &self.src.planes[i * h * wd..][..h * wd];
             for ((piece, ih), range) in self.pieces.iter().zip(&self.rows[kh]).zip(&self.cols[kw]) {
-                let d = &mut self.dst[piece.dst + t * self.nr..][..piece.run];
+                let d = &mut self.dst[piece.at + t * self.nr..][..piece.run];
                 match ih {
                     Some(ih) => fill_run(s, d, &plane[ih * wd..][..wd], *range, p.stride_w),
                     None => zero_run(s, d),
