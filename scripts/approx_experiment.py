@@ -20,7 +20,8 @@ and each budget E the script:
 * reads the estimated/measured error from the report and the size of the
   weights file written beside the graph (`.safetensors`, f16 at 2 bytes),
 
-and writes a generated Markdown report (atomically). Needs the corpus
+and the same for light CNNs of the corpus with top-1 agreement on seeded
+random images instead of cosines; writes a generated Markdown report (atomically). Needs the corpus
 (`scripts/build_corpus.py`) and the venv of `scripts/pyenv.sh --corpus`.
 """
 
@@ -61,6 +62,10 @@ EVALUATION = [
     "He drove the car to the station late at night.",
 ]
 MODEL = ROOT / "corpus" / "minilm" / "model.onnx"
+# Light CNNs of the corpus (seeded random weights): top-1 agreement with their
+# own f32 outputs on seeded random images.
+CNNS = ["squeezenet", "shufflenet", "resnet50"]
+CNN_INPUTS = 16
 
 
 def eqopt(exe: str, *args: str) -> str:
@@ -89,6 +94,57 @@ def embeddings(exe: str, graph: Path, sets: list[Path], work: Path) -> list[np.n
         eqopt(exe, "run", str(graph), "--inputs", str(s), "-o", str(dst))
         out.append(np.load(dst)["sentence_embedding"][0].astype(np.float64))
     return out
+
+
+def outputs(exe: str, graph: Path, seeds: range, work: Path) -> list[np.ndarray]:
+    """The first output of `graph` on the CPU backend for each seeded random input."""
+    out = []
+    for seed in seeds:
+        dst = work / f"out_{graph.stem}_{seed}.npz"
+        eqopt(exe, "run", str(graph), "--random-inputs", str(seed), "-o", str(dst))
+        z = np.load(dst)
+        out.append(z[z.files[0]].reshape(-1).astype(np.float64))
+    return out
+
+
+def cnn_rows(exe: str, budgets: list[float], runs: int, work: Path) -> list[dict]:
+    rows = []
+    for name in CNNS:
+        model = ROOT / "corpus" / name / "model.onnx"
+        if not model.exists():
+            print(f"[approx_experiment] {name}: not in the corpus, skipped", file=sys.stderr)
+            continue
+        seeds = range(100, 100 + CNN_INPUTS)
+        want = outputs(exe, model, seeds, work)
+        exact = work / f"{name}_exact.json"
+        for budget in [0.0, *budgets]:
+            graph = exact if budget == 0 else work / f"{name}_budget_{budget:g}.json"
+            report = work / f"{graph.stem}.report.json"
+            args = ["optimize", str(model), "-o", str(graph), "--report", str(report)]
+            if budget > 0:
+                args += ["--max-error", f"{budget:g}"]
+            eqopt(exe, *args)
+            b = json.loads(report.read_text()).get("budget") or {}
+            got = outputs(exe, graph, seeds, work)
+            agree = sum(int(np.argmax(g) == np.argmax(w)) for g, w in zip(got, want))
+            rel = max(float(np.linalg.norm(g - w) / np.linalg.norm(w)) for g, w in zip(got, want))
+            exact_ms = median_ms(exe, exact, runs)
+            ms = exact_ms if budget == 0 else median_ms(exe, graph, runs)
+            rows.append(
+                {
+                    "model": name,
+                    "budget": budget,
+                    "approx": len(b.get("approx", [])),
+                    "measured": b.get("measured_error"),
+                    "top1": f"{agree}/{len(want)}",
+                    "rel_max": rel,
+                    "weights": graph.with_suffix(".safetensors").stat().st_size,
+                    "ms": ms,
+                    "exact_ms": exact_ms,
+                }
+            )
+            print(f"[approx_experiment] {name} budget {budget:g}: {rows[-1]}", file=sys.stderr)
+    return rows
 
 
 def main(argv=None) -> int:
@@ -150,6 +206,7 @@ def main(argv=None) -> int:
                 }
             )
             print(f"[approx_experiment] budget {budget:g}: {rows[-1]}", file=sys.stderr)
+        cnns = cnn_rows(a.eqopt, budgets, a.runs, work)
     now = datetime.datetime.now(datetime.timezone.utc)
     lines = [
         "# MiniLM-L6 under an accuracy budget: real sentences",
@@ -177,6 +234,24 @@ def main(argv=None) -> int:
             f"| {budget} | {r['approx']} | {r['estimated']:.2e} | {measured} "
             f"| {1 - r['cos_min']:.2e} / {1 - r['cos_mean']:.2e} | {r['rel_max']:.2e} | {weights} | {r['ms']:.2f} "
             f"| {r['ms'] / r['exact_ms']:.3f} |"
+        )
+    lines += [
+        "",
+        f"## Light CNNs (seeded random weights): top-1 agreement on {CNN_INPUTS} seeded random images",
+        "",
+        "Reference: each model's own outputs on the CPU backend, unoptimized. The budget is measured on "
+        "the default seeded input sets.",
+        "",
+        "| model | budget | approximate nodes | measured error | top-1 agreement | rel. L2 max | weights file "
+        "| latency (ms) | / exact |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in cnns:
+        measured = "—" if r["measured"] is None else f"{r['measured']:.2e}"
+        budget = "exact" if r["budget"] == 0 else f"{r['budget']:g}"
+        lines.append(
+            f"| {r['model']} | {budget} | {r['approx']} | {measured} | {r['top1']} | {r['rel_max']:.2e} "
+            f"| {r['weights'] / 1e6:.1f} MB | {r['ms']:.2f} | {r['ms'] / r['exact_ms']:.3f} |"
         )
     lines.append("")
     text = "\n".join(lines)

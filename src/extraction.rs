@@ -64,13 +64,24 @@ pub fn enode_time(egraph: &TEGraph, n: &TNode, target: &HardwareProfile) -> Opti
 /// constant (a weight the kernels read at 2 bytes per element).
 pub(crate) fn widened_const(egraph: &TEGraph, id: Id) -> Option<DType> {
     egraph[id].nodes.iter().find_map(|n| {
-        let to = egraph[*n.children.first()?].data.attr()?;
-        if n.op != TOp::Cast || *to != Attr::DType(DType::F32) {
-            return None;
+        let x = *n.inputs().first()?;
+        match n.op {
+            // Data movement of a widened weight is folded on the stored data
+            // (`fold_constants`), so it is read at the stored precision too.
+            TOp::Transpose => egraph[x].nodes.iter().find_map(|c| widened_cast(egraph, c)),
+            _ => widened_cast(egraph, n),
         }
-        let x = egraph[*n.inputs().first()?].data.tensor()?;
-        (x.is_const && x.ty.dtype.is_reduced_float()).then_some(x.ty.dtype)
     })
+}
+
+/// The stored dtype if `n` is a cast to f32 of an `f16`/`bf16` constant.
+fn widened_cast(egraph: &TEGraph, n: &TNode) -> Option<DType> {
+    let to = egraph[*n.children.first()?].data.attr()?;
+    if n.op != TOp::Cast || *to != Attr::DType(DType::F32) {
+        return None;
+    }
+    let x = egraph[*n.inputs().first()?].data.tensor()?;
+    (x.is_const && x.ty.dtype.is_reduced_float()).then_some(x.ty.dtype)
 }
 
 /// The cost of one e-node for extraction, or `None` for "never choose it".

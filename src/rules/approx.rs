@@ -9,6 +9,9 @@
 //! (approx ERR (OP ... x (cast f32 (const W.f16)) ...))
 //! ```
 //!
+//! (a weight read through a transpose, as an NHWC convolution's HWIO weights
+//! are, keeps it: `(transpose P (cast f32 (const W.f16)))`),
+//!
 //! where `W.f16` is the constant rounded to the format (computed once per
 //! constant and format) and `ERR = ‖W − Ŵ‖₂ / ‖W‖₂` its relative rounding error
 //! (Frobenius norm). For a product `x·W` the relative output error is about
@@ -70,9 +73,18 @@ fn is_weighted(op: &TOp) -> bool {
     matches!(op, TOp::MatMul | TOp::FusedMatMul | TOp::Conv | TOp::FusedConv)
 }
 
-/// The name of the weight constant of `n` if the rule applies to it: an `f32`
-/// constant class of at least [`MIN_WEIGHT_ELEMENTS`] elements.
-fn eligible_weight(egraph: &TEGraph, n: &TNode) -> Option<String> {
+/// Where a weight comes from: a constant, possibly read through a transpose
+/// (the HWIO weights of an NHWC convolution are `(transpose [2,3,1,0] (const W))`).
+struct WeightSource {
+    name: String,
+    /// The transpose's permutation leaf, if any.
+    perm: Option<Id>,
+}
+
+/// The weight source of `n` if the rule applies to it: an `f32` class of at
+/// least [`MIN_WEIGHT_ELEMENTS`] elements holding `(const W)` or
+/// `(transpose P (const W))`.
+fn eligible_weight(egraph: &TEGraph, n: &TNode) -> Option<WeightSource> {
     if !is_weighted(&n.op) {
         return None;
     }
@@ -81,7 +93,19 @@ fn eligible_weight(egraph: &TEGraph, n: &TNode) -> Option<String> {
     if ty.dtype != DType::F32 || ty.numel() < MIN_WEIGHT_ELEMENTS {
         return None;
     }
-    const_name(egraph, w)
+    if let Some(name) = const_name(egraph, w) {
+        return Some(WeightSource { name, perm: None });
+    }
+    egraph[w].nodes.iter().find_map(|t| {
+        if t.op != TOp::Transpose {
+            return None;
+        }
+        let (&perm, &x) = (t.children.first()?, t.children.get(1)?);
+        Some(WeightSource {
+            name: const_name(egraph, x)?,
+            perm: Some(perm),
+        })
+    })
 }
 
 /// True if class `eclass` holds a node the rule for `fmt` applies to.
@@ -117,8 +141,8 @@ pub fn reduce_weights(egraph: &mut TEGraph, eclass: Id, fmt: WeightFormat) -> Ve
     let nodes: Vec<TNode> = egraph[eclass].nodes.clone();
     let mut out = Vec::new();
     for n in nodes {
-        let Some(name) = eligible_weight(egraph, &n) else { continue };
-        let Some((reduced, err)) = reduced_weight(egraph, &name, fmt) else {
+        let Some(source) = eligible_weight(egraph, &n) else { continue };
+        let Some((reduced, err)) = reduced_weight(egraph, &source.name, fmt) else {
             continue;
         };
         let leaf = add_attr(egraph, Attr::Sym(Symbol::from(reduced.as_str())));
@@ -127,10 +151,16 @@ pub fn reduce_weights(egraph: &mut TEGraph, eclass: Id, fmt: WeightFormat) -> Ve
             children: vec![leaf],
         });
         let f32_leaf = add_attr(egraph, Attr::DType(DType::F32));
-        let widened = egraph.add(TNode {
+        let mut widened = egraph.add(TNode {
             op: TOp::Cast,
             children: vec![f32_leaf, konst],
         });
+        if let Some(perm) = source.perm {
+            widened = egraph.add(TNode {
+                op: TOp::Transpose,
+                children: vec![perm, widened],
+            });
+        }
         let mut children = n.children.clone();
         children[n.op.attr_count() + 1] = widened;
         let variant = egraph.add(TNode {
