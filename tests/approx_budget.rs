@@ -64,6 +64,32 @@ fn the_budget_holds_and_weights_shrink() {
     }
 }
 
+/// A channels-last convolution reads HWIO weights through a transpose of the
+/// constant; the rounded variant keeps the transpose (on the rounded data).
+#[test]
+fn nhwc_convolutions_get_rounded_weights_too() {
+    let text = r#"{"format": "eqopt-graph", "version": 1,
+      "inputs": [{"name": "x", "shape": [1, 14, 14, 16], "dtype": "f32"}], "outputs": ["y"],
+      "constants": [
+        {"name": "w", "shape": [32, 16, 3, 3], "dtype": "f32", "random": {"dist": "normal", "std": 0.1, "seed": 1}}],
+      "nodes": [
+        {"name": "hwio", "op": "Transpose", "inputs": ["w"], "attrs": {"perm": [2, 3, 1, 0]}},
+        {"name": "c", "op": "Conv", "inputs": ["x", "hwio"], "attrs": {"pads": [1, 1, 1, 1], "layout": "NHWC"}},
+        {"name": "y", "op": "Relu", "inputs": ["c"]}]}"#;
+    let g = json::parse(text, "nhwc.json".as_ref()).unwrap();
+    let nhwc = |g: &Graph| {
+        g.nodes.iter().any(|n| {
+            matches!(&n.op, eqopt::graph::op::Op::Conv(p) | eqopt::graph::op::Op::FusedConv { params: p, .. } if p.layout == eqopt::graph::op::Layout::Nhwc)
+        })
+    };
+    let (opt, report) = budgeted(&g, 1e-2);
+    let b = report.budget.unwrap();
+    assert!(nhwc(&opt) && b.search.approx.len() == 1, "{b:?}\n{opt:?}");
+    assert!(b.search.measured_error.unwrap() <= 1e-2);
+    assert!(b.weight_bytes_after < b.weight_bytes_before, "{b:?}");
+    assert!(fresh_error(&g, &opt, 3) <= 1e-2);
+}
+
 #[test]
 fn a_zero_budget_is_exact_optimization() {
     let g = example("bert_layer.json");
