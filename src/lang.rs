@@ -518,6 +518,15 @@ pub fn decode_op(op: &TOp, attrs: &[&Attr]) -> Option<Op> {
     })
 }
 
+/// The relative error an `(approx ERR x)` e-node declares, or `None` for any
+/// other e-node. `attr` reads an attribute child's value.
+pub fn approx_error(n: &TNode, attr: impl Fn(Id) -> Option<Attr>) -> Option<f64> {
+    match n.op {
+        TOp::Approx => n.children.first().and_then(|&c| attr(c)).and_then(|a| a.as_f64()),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -575,14 +584,5 @@ mod tests {
             let refs: Vec<&Attr> = attrs.iter().collect();
             assert_eq!(decode_op(&top, &refs), Some(op));
         }
-    }
-}
-
-/// The relative error an `(approx ERR x)` e-node declares, or `None` for any
-/// other e-node. `attr` reads an attribute child's value.
-pub fn approx_error(n: &TNode, attr: impl Fn(Id) -> Option<Attr>) -> Option<f64> {
-    match n.op {
-        TOp::Approx => n.children.first().and_then(|&c| attr(c)).and_then(|a| a.as_f64()),
-        _ => None,
     }
 }
