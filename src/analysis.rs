@@ -12,7 +12,7 @@ use crate::graph::tensor::ConstInit;
 use crate::graph::{Constant, Graph};
 use crate::lang::{Attr, TNode, TOp, decode_op};
 use egg::{Analysis, DidMerge, EGraph, Id, Symbol};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// Constants with at most this many elements carry their values in the analysis
@@ -94,6 +94,29 @@ pub struct TensorAnalysis {
     cache: BTreeMap<String, Arc<crate::graph::tensor::Tensor>>,
     /// Numbers computed alongside memoized constants (an approximation's error), by key.
     values: BTreeMap<String, f64>,
+    /// Names of the constants added by rules ([`TensorAnalysis::add_constant`]).
+    computed: BTreeSet<String>,
+    /// Singular value decompositions of constant matrices, by constant name
+    /// (`None`: the decomposition failed).
+    svds: BTreeMap<String, Option<Arc<Svd>>>,
+}
+
+/// A thin singular value decomposition `W = U·diag(σ)·Vᵀ` of a constant matrix
+/// `W` of shape `[rows, cols]`, with the first `kept` singular vectors.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Svd {
+    /// Rows of `W`.
+    pub rows: usize,
+    /// Columns of `W`.
+    pub cols: usize,
+    /// All `min(rows, cols)` singular values, non-increasing.
+    pub sigma: Vec<f64>,
+    /// Singular vectors kept (at most `sigma.len()`).
+    pub kept: usize,
+    /// The first `kept` left singular vectors as columns: row-major `[rows, kept]`.
+    pub u: Vec<f64>,
+    /// The first `kept` right singular vectors as rows: row-major `[kept, cols]`.
+    pub vt: Vec<f64>,
 }
 
 /// The e-graph type used throughout eqopt.
@@ -110,6 +133,8 @@ impl TensorAnalysis {
             memo: BTreeMap::new(),
             cache: BTreeMap::new(),
             values: BTreeMap::new(),
+            computed: BTreeSet::new(),
+            svds: BTreeMap::new(),
         }
     }
 
@@ -152,6 +177,23 @@ impl TensorAnalysis {
         self.values.get(key).copied()
     }
 
+    /// The SVD of constant `name`: computed by `make` on the first request and
+    /// remembered, also when `make` gives `None` (later requests get `None`
+    /// without calling `make` again).
+    pub fn memo_svd(&mut self, name: &str, make: impl FnOnce(&mut Self) -> Option<Svd>) -> Option<Arc<Svd>> {
+        if let Some(svd) = self.svds.get(name) {
+            return svd.clone();
+        }
+        let svd = make(self).map(Arc::new);
+        self.svds.insert(name.to_string(), svd.clone());
+        svd
+    }
+
+    /// True if constant `name` was added by a rule rather than read from the graph.
+    pub fn is_computed(&self, name: &str) -> bool {
+        self.computed.contains(name)
+    }
+
     /// Adds a computed constant under a fresh name derived from `base`; returns the name used.
     pub fn add_constant(&mut self, base: &str, tensor: crate::graph::tensor::Tensor) -> String {
         let mut name = base.to_string();
@@ -161,6 +203,7 @@ impl TensorAnalysis {
             name = format!("{base}#{k}");
         }
         let ty = tensor.ty.clone();
+        self.computed.insert(name.clone());
         self.constants.insert(
             name.clone(),
             Constant {

@@ -107,7 +107,11 @@ pub struct BudgetReport {
 /// moves anything else.
 pub const TIE_BREAK_S_PER_BYTE: f64 = 1e-12;
 
-/// Extraction with approximate nodes priced at `λ·ERR²` (`None`: never chosen).
+/// Extraction with approximate nodes priced at `λ·ERR²` (`None`: never
+/// chosen); a node whose `ERR` alone exceeds `bound` is never chosen either
+/// (no term holding it fits the bound, and pricing it out keeps such nodes —
+/// a low-rank weight with a large truncation error — from drawing the cheap
+/// end of the `λ` search).
 fn extract_at(
     original: &Graph,
     sat: &Saturation,
@@ -115,8 +119,10 @@ fn extract_at(
     extractor: &str,
     time_limit: Duration,
     lambda: Option<f64>,
+    bound: f64,
 ) -> Result<(Graph, ExtractStats)> {
     let cost = |eg: &crate::analysis::TEGraph, n: &crate::lang::TNode| match approx_error(n, |c| eg[c].data.attr().cloned()) {
+        Some(e) if e > bound => None,
         Some(e) => lambda.map(|l| l * e * e),
         None => Some(enode_time(eg, n, target)? + TIE_BREAK_S_PER_BYTE * weight_read_bytes(eg, n) as f64),
     };
@@ -149,7 +155,7 @@ fn search(
     time_limit: Duration,
     bound: f64,
 ) -> Result<(Graph, ExtractStats, Option<f64>)> {
-    let at = |l: f64| extract_at(original, sat, target, extractor, time_limit, Some(10f64.powf(l)));
+    let at = |l: f64| extract_at(original, sat, target, extractor, time_limit, Some(10f64.powf(l)), bound);
     let (mut lo, mut hi) = LOG10_LAMBDA_RANGE;
     let cheapest = at(lo)?;
     if cheapest.1.estimated_error() <= bound {
@@ -157,7 +163,7 @@ fn search(
     }
     let mut best = at(hi)?;
     if best.1.estimated_error() > bound {
-        let (g, s) = extract_at(original, sat, target, extractor, time_limit, None)?;
+        let (g, s) = extract_at(original, sat, target, extractor, time_limit, None, 0.0)?;
         return Ok((g, s, None));
     }
     // Invariant: the extraction at 10^hi fits, the one at 10^lo does not.
@@ -220,7 +226,7 @@ pub fn extract_within_budget(
         // The estimate was optimistic by measured / estimated: aim lower.
         bound = (bound * (max_error / measured)).min(0.5 * bound);
     }
-    let (graph, stats) = extract_at(original, sat, target, extractor, time_limit, None)?;
+    let (graph, stats) = extract_at(original, sat, target, extractor, time_limit, None, 0.0)?;
     Ok((graph, stats, BudgetReport::exact(max_error, rounds, true)))
 }
 

@@ -1,16 +1,21 @@
 //! Approximate rules under an accuracy budget (`optimize --max-error`):
 //! the budget is never exceeded on the test models, a zero budget is exact
-//! optimization, and a budget the estimate cannot trust is met by tightening.
+//! optimization, a budget the estimate cannot trust is met by tightening, and
+//! a weight of low rank is factorized.
 
 mod common;
 
 use eqopt::backend::CpuModel;
 use eqopt::budget::{CpuMeter, ErrorMeter, max_relative_error};
 use eqopt::cost::HardwareProfile;
+use eqopt::dtype::{DType, TensorType};
 use eqopt::eval::random_inputs;
-use eqopt::graph::{Graph, json};
+use eqopt::graph::op::{BinaryOp, Op, UnaryOp};
+use eqopt::graph::tensor::{ConstInit, Distribution, Tensor, random_values};
+use eqopt::graph::{Constant, Graph, Input, Node, json};
 use eqopt::optimize::{OptimizeOptions, Report, optimize, optimize_measured, weight_bytes};
 use eqopt::rules::RuleSet;
+use std::sync::Arc;
 
 fn example(name: &str) -> Graph {
     json::load(&common::root().join("examples").join(name)).unwrap()
@@ -173,6 +178,8 @@ fn rule_files_must_mark_approximate_builtins() {
     let mut set = RuleSet::empty();
     let e = set.add_family("q", "q.rules", "rule q/w = @weights-f16").unwrap_err().to_string();
     assert!(e.contains("mark the rule approx"), "{e}");
+    let e = set.add_family("q", "q.rules", "rule q/l = @lowrank").unwrap_err().to_string();
+    assert!(e.contains("mark the rule approx"), "{e}");
     let e = set
         .add_family("q", "q.rules", "rule q/n approx (neg (neg ?x)) => ?x")
         .unwrap_err()
@@ -276,4 +283,87 @@ fn pareto_writes_the_front_as_csv_and_svg() {
     assert!(svg.starts_with("<svg") && svg.contains("latency against error"), "{svg}");
     // One circle per point, plus the legend's.
     assert_eq!(svg.matches("<circle").count(), rows.len() - 1 + 1, "{svg}");
+}
+
+/// `y = relu(x·W + b)` with `x` `[32, 512]` and `W` `[512, 512] = P·Q`, `P`
+/// `[512, 16]` and `Q` `[16, 512]` random: `W` has rank 16 (up to f32 rounding).
+fn low_rank_layer() -> Graph {
+    let (k, rank, n) = (512, 16, 512);
+    let normal = |seed, len| random_values(&Distribution::Normal { mean: 0.0, std: 1.0 }, seed, len);
+    let (p, q) = (normal(11, k * rank), normal(12, rank * n));
+    let mut w = vec![0.0; k * n];
+    for i in 0..k {
+        for l in 0..rank {
+            let pil = p[i * rank + l] / 16.0;
+            for j in 0..n {
+                w[i * n + j] += pil * q[l * n + j];
+            }
+        }
+    }
+    let constant = |name: &str, shape: Vec<usize>, values: &[f64]| {
+        let t = Tensor::from_f64(TensorType::new(shape, DType::F32), values);
+        Constant {
+            name: name.into(),
+            ty: t.ty.clone(),
+            init: ConstInit::Data(Arc::new(t)),
+        }
+    };
+    let node = |name: &str, op: Op, inputs: &[&str]| Node {
+        name: name.into(),
+        op,
+        inputs: inputs.iter().map(|s| s.to_string()).collect(),
+        ty: TensorType::new(vec![], DType::F32),
+    };
+    Graph::new(
+        "low_rank_layer",
+        vec![Input {
+            name: "x".into(),
+            ty: TensorType::new(vec![32, k], DType::F32),
+        }],
+        vec![constant("w", vec![k, n], &w), constant("b", vec![n], &normal(13, n))],
+        vec![
+            node("xw", Op::MatMul, &["x", "w"]),
+            node("t", Op::Binary(BinaryOp::Add), &["xw", "b"]),
+            node("y", Op::Unary(UnaryOp::Relu), &["t"]),
+        ],
+        vec!["y".into()],
+    )
+    .unwrap()
+}
+
+/// Names of `g`'s low-rank factor constants (`W.lrR.u`, `W.lrR.v`).
+fn low_rank_factors(g: &Graph) -> Vec<&str> {
+    g.constants.iter().map(|c| c.name.as_str()).filter(|n| n.contains(".lr")).collect()
+}
+
+#[test]
+fn a_low_rank_weight_is_factorized_within_the_budget() {
+    let g = low_rank_layer();
+    let (opt, report) = budgeted(&g, 1e-3);
+    let b = report.budget.as_ref().expect("a budget report");
+    let measured = b.search.measured_error.expect("an approximation was chosen and measured");
+    assert!(measured <= 1e-3, "measured {measured}");
+    assert!(b.search.approx.iter().any(|(_, e)| *e < 1e-5), "{b:?}");
+    // Other rules may build on the factors (merge sibling products, round them
+    // to f16, factorize again): only the full weight must be gone.
+    assert!(!low_rank_factors(&opt).is_empty(), "{:?}", opt.constants);
+    assert!(!opt.constants.iter().any(|c| c.name == "w"), "the full weight is still read");
+    let (exact, exact_report) = optimize(&g, &RuleSet::defaults().unwrap(), &opts()).unwrap();
+    assert!(
+        report.after.flops < exact_report.after.flops / 2,
+        "{} vs {}",
+        report.after.flops,
+        exact_report.after.flops
+    );
+    assert!(report.after.latency_s < exact_report.after.latency_s);
+    assert!(b.weight_bytes_after < weight_bytes(&exact));
+    let fresh = fresh_error(&g, &opt, 99);
+    assert!(fresh <= 1e-3, "{fresh} on fresh inputs");
+
+    // A zero budget runs no approximate rule: the exact optimization.
+    let (zero, zero_report) = optimize_measured(&g, &RuleSet::defaults().unwrap(), &opts().with_max_error(0.0), None).unwrap();
+    assert!(zero_report.budget.is_none());
+    assert!(low_rank_factors(&zero).is_empty());
+    assert_eq!(zero_report.after.flops, exact_report.after.flops);
+    assert_eq!(json::to_json(&zero, None), json::to_json(&exact, None));
 }

@@ -133,6 +133,11 @@ pub const BUILTIN_RULES: &[BuiltinSpec] = &[
         arities: &[0],
         doc: "approximate: as weights-f16, with the weight rounded to bfloat16",
     },
+    BuiltinSpec {
+        name: "lowrank",
+        arities: &[0],
+        doc: "approximate: a matmul or fused_matmul whose weight is an f32 [k, n] constant of the input graph with at least 1024 elements (and k·n·min(k, n) ≤ 2^32) gets, for up to three ranks r with r·(k+n) < k·n, the variant x·U·V with U·V the weight's rank-r truncated SVD, wrapped in (approx ERR ...) with ERR the truncation's relative Frobenius error",
+    },
 ];
 
 /// A built-in whole rule (`rule NAME = @builtin`).
@@ -142,6 +147,8 @@ pub enum WholeRule {
     Fuse(FuseKind),
     /// An approximate rule storing weights in a lower precision.
     Weights(super::approx::WeightFormat),
+    /// An approximate rule replacing GEMM weights by truncated SVDs.
+    LowRank,
 }
 
 impl WholeRule {
@@ -150,6 +157,12 @@ impl WholeRule {
         FuseKind::by_name(name)
             .map(WholeRule::Fuse)
             .or_else(|| super::approx::WeightFormat::by_rule_name(name).map(WholeRule::Weights))
+            .or_else(|| (name == "lowrank").then_some(WholeRule::LowRank))
+    }
+
+    /// Whether the rule changes the computed function (within a declared error).
+    pub fn is_approximate(self) -> bool {
+        matches!(self, WholeRule::Weights(_) | WholeRule::LowRank)
     }
 
     /// Whether class `eclass` holds something the rule would rewrite.
@@ -157,6 +170,7 @@ impl WholeRule {
         match self {
             WholeRule::Fuse(kind) => class_has_fusion(egraph, eclass, kind),
             WholeRule::Weights(_) => super::approx::class_has_weights(egraph, eclass),
+            WholeRule::LowRank => super::lowrank::class_has_lowrank(egraph, eclass),
         }
     }
 
@@ -165,6 +179,7 @@ impl WholeRule {
         match self {
             WholeRule::Fuse(kind) => fuse_class(egraph, eclass, kind),
             WholeRule::Weights(fmt) => super::approx::reduce_weights(egraph, eclass, fmt),
+            WholeRule::LowRank => super::lowrank::lowrank_class(egraph, eclass),
         }
     }
 }

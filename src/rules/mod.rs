@@ -12,6 +12,7 @@ pub mod check;
 mod check_approx;
 pub mod instantiate;
 mod layout_builtins;
+pub mod lowrank;
 pub mod parse;
 pub mod predicates;
 mod rewrite;
@@ -35,7 +36,10 @@ pub const DEFAULT_FAMILIES: &[(&str, &str)] = &[
 /// only when an error budget is given ([`RuleSet::with_approx_families`];
 /// `eqopt optimize --max-error`): without one, the optimized graph computes
 /// the same function as its input.
-pub const APPROX_FAMILIES: &[(&str, &str)] = &[("quant", include_str!("../../rules/quant.rules"))];
+pub const APPROX_FAMILIES: &[(&str, &str)] = &[
+    ("quant", include_str!("../../rules/quant.rules")),
+    ("lowrank", include_str!("../../rules/lowrank.rules")),
+];
 
 /// What a compiled rule searches for.
 #[derive(Clone, Debug)]
@@ -284,7 +288,7 @@ pub fn compile(rt: &RuleText, family: &str, file: &str) -> Result<Vec<Rule>> {
                 let known: Vec<&str> = builtins::BUILTIN_RULES.iter().map(|b| b.name).collect();
                 invalid(rt, file, format!("unknown built-in rule @{name} (known: {})", known.join(", ")))
             })?;
-            let approximate = matches!(kind, builtins::WholeRule::Weights(_));
+            let approximate = kind.is_approximate();
             if approximate != rt.approx {
                 let problem = if approximate {
                     format!(
@@ -307,7 +311,7 @@ pub fn compile(rt: &RuleText, family: &str, file: &str) -> Result<Vec<Rule>> {
         Body::Rewrite { .. } if rt.approx => Err(invalid(
             rt,
             file,
-            "only built-in rules can be approx (they declare each rewrite's error): use @weights-f16 or @weights-bf16",
+            "only built-in rules can be approx (they declare each rewrite's error): use @weights-f16, @weights-bf16 or @lowrank",
         )),
         Body::Rewrite {
             lhs,
