@@ -10,6 +10,7 @@ pub mod approx;
 pub mod builtins;
 pub mod check;
 mod check_approx;
+mod fusion_builtins;
 pub mod instantiate;
 mod layout_builtins;
 pub mod lowrank;
