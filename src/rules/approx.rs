@@ -163,19 +163,22 @@ pub fn reduce_weights(egraph: &mut TEGraph, eclass: Id, fmt: WeightFormat) -> Ve
         }
         let mut children = n.children.clone();
         children[n.op.attr_count() + 1] = widened;
-        let variant = egraph.add(TNode {
-            op: n.op.clone(),
-            children,
-        });
-        if !matches!(egraph[variant].data, Facts::Tensor(_)) {
-            continue;
-        }
-        let err_leaf = add_attr(egraph, Attr::float(err));
-        let approx = egraph.add(TNode {
-            op: TOp::Approx,
-            children: vec![err_leaf, variant],
-        });
-        out.push((eclass, approx));
+        out.extend(add_approx(egraph, &n.op, children, err).map(|a| (eclass, a)));
     }
     out
+}
+
+/// Adds `(approx err (op children...))` and returns it, or `None` when the
+/// variant `(op children...)` is not a well-typed tensor (it is then left
+/// unwrapped, never to be extracted).
+pub(super) fn add_approx(egraph: &mut TEGraph, op: &TOp, children: Vec<Id>, err: f64) -> Option<Id> {
+    let variant = egraph.add(TNode { op: op.clone(), children });
+    if !matches!(egraph[variant].data, Facts::Tensor(_)) {
+        return None;
+    }
+    let err_leaf = add_attr(egraph, Attr::float(err));
+    Some(egraph.add(TNode {
+        op: TOp::Approx,
+        children: vec![err_leaf, variant],
+    }))
 }

@@ -29,11 +29,11 @@
 //! already offered.
 
 use super::approx::MIN_WEIGHT_ELEMENTS;
-use super::builtins::{add_attr, const_name};
+use super::builtins::const_name;
 use crate::analysis::{Facts, Svd, TEGraph, TensorAnalysis, add_const_node};
 use crate::dtype::{DType, TensorType};
 use crate::graph::tensor::Tensor;
-use crate::lang::{Attr, TNode, TOp};
+use crate::lang::{TNode, TOp};
 use egg::Id;
 
 /// Weights `[k, n]` with `k·n·min(k, n)` above this are left alone: the SVD
@@ -190,19 +190,7 @@ pub fn lowrank_class(egraph: &mut TEGraph, eclass: Id) -> Vec<(Id, Id)> {
             let mut children = n.children.clone();
             children[at] = inner;
             children[at + 1] = v;
-            let variant = egraph.add(TNode {
-                op: n.op.clone(),
-                children,
-            });
-            if !matches!(egraph[variant].data, Facts::Tensor(_)) {
-                continue;
-            }
-            let err_leaf = add_attr(egraph, Attr::float(err));
-            let approx = egraph.add(TNode {
-                op: TOp::Approx,
-                children: vec![err_leaf, variant],
-            });
-            out.push((eclass, approx));
+            out.extend(super::approx::add_approx(egraph, &n.op, children, err).map(|a| (eclass, a)));
         }
     }
     out
