@@ -75,3 +75,19 @@ pub enum KernelError {
         reason: &'static str,
     },
 }
+
+impl KernelError {
+    /// [`KernelError::BufferLength`] for `operand` of `kernel` unless `found == expected`.
+    pub(crate) fn check_len(kernel: &'static str, operand: &'static str, expected: usize, found: usize) -> Result<(), KernelError> {
+        if expected == found {
+            Ok(())
+        } else {
+            Err(KernelError::BufferLength {
+                kernel,
+                operand,
+                expected,
+                found,
+            })
+        }
+    }
+}

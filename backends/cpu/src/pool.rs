@@ -150,16 +150,7 @@ impl Pool2dParams {
 }
 
 fn check_len(operand: &'static str, expected: usize, found: usize) -> Result<(), KernelError> {
-    if expected == found {
-        Ok(())
-    } else {
-        Err(KernelError::BufferLength {
-            kernel: KERNEL,
-            operand,
-            expected,
-            found,
-        })
-    }
+    KernelError::check_len(KERNEL, operand, expected, found)
 }
 
 /// Number of kernel taps along one axis that land inside the input for output position `o`.

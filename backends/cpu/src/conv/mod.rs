@@ -315,16 +315,7 @@ fn weights_as<'a>(p: &Conv2dParams, w: WeightRef<'a>, have: ConvWeightLayout, wa
 }
 
 fn check_len(operand: &'static str, expected: usize, found: usize) -> Result<(), KernelError> {
-    if expected == found {
-        Ok(())
-    } else {
-        Err(KernelError::BufferLength {
-            kernel: KERNEL,
-            operand,
-            expected,
-            found,
-        })
-    }
+    KernelError::check_len(KERNEL, operand, expected, found)
 }
 
 /// 2-D convolution: `output = conv(input, weight) + bias`, then `epilogue` on

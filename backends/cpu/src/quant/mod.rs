@@ -67,16 +67,7 @@ impl WeightError {
 
 /// Errors unless `found == expected`.
 fn check_len(operand: &'static str, expected: usize, found: usize) -> Result<(), KernelError> {
-    if expected == found {
-        Ok(())
-    } else {
-        Err(KernelError::BufferLength {
-            kernel: KERNEL,
-            operand,
-            expected,
-            found,
-        })
-    }
+    KernelError::check_len(KERNEL, operand, expected, found)
 }
 
 /// `a · b`, or a [`KernelError::Shape`] naming `what` on overflow.
