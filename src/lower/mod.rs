@@ -23,7 +23,7 @@ use crate::dtype::{DType, TensorType};
 use crate::error::{Error, Result};
 use crate::graph::op::{AttentionLayout, BinaryOp, KEYS_TO_KT, Layout, Op, PoolKind, ReduceKind, SWAP_HEADS, UnaryOp};
 use crate::graph::{Graph, Node};
-use eqopt_kir::{Buffer, BufferId, BufferKind, ConvGeometry, ElemType, Epilogue, Kernel, Program, View, dense_strides};
+use eqopt_kir::{Buffer, BufferId, BufferKind, ConvGeometry, ElemType, Epilogue, GemmCompute, Kernel, Program, View, dense_strides};
 pub use expr::lower_expr;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -569,7 +569,13 @@ impl<'g> Lowering<'g> {
             }
             _ => None,
         };
-        self.kernels.push(Kernel::Gemm { a, b, out, epilogue });
+        self.kernels.push(Kernel::Gemm {
+            a,
+            b,
+            out,
+            epilogue,
+            compute: GemmCompute::F32,
+        });
         Ok(buf)
     }
 

@@ -151,6 +151,7 @@ fn unary64(op: UnaryOp, x: f64) -> f64 {
         UnaryOp::Erf => erf64(x),
         UnaryOp::Recip => 1.0 / x,
         UnaryOp::Identity => x,
+        UnaryOp::RoundBf16 => half::bf16::from_f64(x).to_f64(),
     }
 }
 
@@ -212,8 +213,9 @@ fn check(what: &str, got: &[f32], want: &[f32], rtol: f64, atol: f64) {
     }
 }
 
-const ARITH_UNARY: [UnaryOp; 6] = [
+const ARITH_UNARY: [UnaryOp; 7] = [
     UnaryOp::Relu,
+    UnaryOp::RoundBf16,
     UnaryOp::Neg,
     UnaryOp::Abs,
     UnaryOp::Sqrt,

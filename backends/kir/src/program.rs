@@ -11,7 +11,8 @@
 //! - activations are `f32`; only [`Kernel::Gather`] indices are `i64`;
 //! - `f16`/`bf16` buffers are constants, read only as the `b` operand of a
 //!   [`Kernel::Gemm`] or the weights `w` of a [`Kernel::Conv`] (converted to `f32`
-//!   inside the kernel, so the weights stay stored at 2 bytes an element).
+//!   inside the kernel, so the weights stay stored at 2 bytes an element);
+//! - a [`Kernel::Gemm`] with [`GemmCompute::Bf16`] reads a `bf16` constant `b`.
 
 use std::fmt;
 
@@ -215,6 +216,9 @@ pub enum UnaryOp {
     Recip,
     /// `x`.
     Identity,
+    /// `x` rounded to the nearest bfloat16 (ties to even; NaN stays NaN), kept
+    /// in `f32`: the value a bf16 cast and back gives.
+    RoundBf16,
 }
 
 /// A two-operand elementwise operation.
@@ -310,6 +314,19 @@ pub enum ReduceKind {
     Max,
 }
 
+/// The arithmetic of a [`Kernel::Gemm`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum GemmCompute {
+    /// Products and sums in `f32` (a reduced-precision `b` is widened exactly).
+    #[default]
+    F32,
+    /// `a` rounded to bfloat16 (ties to even) and multiplied by a `bf16` `b`,
+    /// products summed in `f32`: the arithmetic of AVX-512 BF16's `vdpbf16ps`
+    /// and of tensor cores. Approximate: only a graph that asks for it (an
+    /// activation rounded to bf16 feeding a bf16 weight) is lowered to it.
+    Bf16,
+}
+
 /// A kernel: reads its input views, writes its output view.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Kernel {
@@ -323,6 +340,8 @@ pub enum Kernel {
         out: View,
         /// Optional epilogue.
         epilogue: Option<Epilogue>,
+        /// The arithmetic.
+        compute: GemmCompute,
     },
     /// 2-D convolution, optional bias `[O]`, then the epilogue.
     Conv {
@@ -580,6 +599,16 @@ pub enum ProgramError {
         /// Its element type.
         elem: ElemType,
     },
+    /// A [`GemmCompute::Bf16`] GEMM whose `b` is not a `bf16` buffer.
+    #[error("kernel {kernel} (gemm): computes in bf16 but its b operand {buffer_name} is {elem:?}, not a bf16 constant")]
+    Bf16Operand {
+        /// Kernel index.
+        kernel: usize,
+        /// The buffer's name.
+        buffer_name: String,
+        /// Its element type.
+        elem: ElemType,
+    },
 }
 
 impl Program {
@@ -615,6 +644,19 @@ impl Program {
                 Kernel::Conv { w, .. } => Some(w),
                 _ => None,
             };
+            if let Kernel::Gemm {
+                b,
+                compute: GemmCompute::Bf16,
+                ..
+            } = kernel
+                && let Some(buf) = self.buffers.get(b.buffer).filter(|buf| buf.elem != ElemType::BF16)
+            {
+                return Err(ProgramError::Bf16Operand {
+                    kernel: k,
+                    buffer_name: buf.name.clone(),
+                    elem: buf.elem,
+                });
+            }
             for view in kernel.inputs() {
                 let low = self.buffers.get(view.buffer).filter(|b| b.elem.is_low_precision());
                 if let Some(buf) = low

@@ -3,7 +3,7 @@
 //! One line per buffer, then one line per kernel:
 //! `k3 gemm %4[128, 384] = %1[128, 384] x %2[384, 384] epilogue relu(add(x0, x1)) x1=%3[128, 384] strides [0, 1]`.
 
-use crate::program::{BinaryOp, BufferKind, Epilogue, Expr, Instr, Kernel, Program, UnaryOp};
+use crate::program::{BinaryOp, BufferKind, Epilogue, Expr, GemmCompute, Instr, Kernel, Program, UnaryOp};
 use std::fmt;
 
 fn expr_text(e: &Expr) -> String {
@@ -34,6 +34,7 @@ fn unary_name(op: UnaryOp) -> &'static str {
         UnaryOp::Erf => "erf",
         UnaryOp::Recip => "recip",
         UnaryOp::Identity => "identity",
+        UnaryOp::RoundBf16 => "round_bf16",
     }
 }
 
@@ -77,7 +78,15 @@ impl fmt::Display for Program {
         for (k, kernel) in self.kernels.iter().enumerate() {
             write!(f, "k{k} {} {} = ", kernel.name(), kernel.output())?;
             match kernel {
-                Kernel::Gemm { a, b, epilogue, .. } => write!(f, "{a} x {b}{}", epilogue_text(epilogue))?,
+                Kernel::Gemm {
+                    a, b, epilogue, compute, ..
+                } => {
+                    let arith = match compute {
+                        GemmCompute::F32 => "",
+                        GemmCompute::Bf16 => " compute bf16",
+                    };
+                    write!(f, "{a} x {b}{arith}{}", epilogue_text(epilogue))?
+                }
                 Kernel::Conv {
                     x,
                     w,

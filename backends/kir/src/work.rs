@@ -112,7 +112,7 @@ impl Program {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::program::{Buffer, ElemType};
+    use crate::program::{Buffer, ElemType, GemmCompute};
 
     fn buf(len: usize) -> Buffer {
         Buffer {
@@ -134,6 +134,7 @@ mod tests {
                 b: View::dense(1, &[k, n]),
                 out: View::dense(2, &[m, n]),
                 epilogue: None,
+                compute: GemmCompute::F32,
             }],
             inputs: vec![],
             outputs: vec![],

@@ -212,7 +212,7 @@ pub(super) fn run_kernel(kernel: &Kernel, expr: Option<&EwProgram>, mem: &Mem) -
             let ins: Vec<EwInput<'_>> = inputs.iter().map(|v| ew_input(mem, v)).collect();
             elementwise::eval(prog, &ins, out_slice(mem, out)?, &out.shape)
         }
-        Kernel::Gemm { a, b, out, epilogue } => {
+        Kernel::Gemm { a, b, out, epilogue, .. } => {
             let fused = run_gemm(mem, a, b, out, epilogue.as_ref().zip(expr))?;
             match (epilogue, expr) {
                 (Some(e), Some(p)) if !fused => apply_epilogue(mem, p, e, out),
