@@ -10,8 +10,12 @@
 //! bisection over `log λ` finds the smallest `λ` whose extraction fits. The
 //! term is then *measured*: an [`ErrorMeter`] runs it and the original on the
 //! same inputs. If the measured error exceeds the budget, the estimate's budget
-//! is tightened and the search repeats, at most [`MAX_ROUNDS`] times; after
-//! that the exact term (no approximate node) is returned.
+//! is tightened and the search repeats; if it is well within the budget
+//! ([`LOOSEN_BELOW`]) and the bound held cheaper terms back, the bound is
+//! loosened by the slack and the cheaper term measured in turn, the last term
+//! measured within the budget being kept. At most [`MAX_ROUNDS`] terms are
+//! measured; when none is within the budget, the exact term (no approximate
+//! node) is returned.
 
 use crate::cost::HardwareProfile;
 use crate::error::Result;
@@ -23,8 +27,15 @@ use crate::saturate::Saturation;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// Measured re-extractions before falling back to the exact term.
+/// Measured extractions per search (tightening and loosening together).
 pub const MAX_ROUNDS: usize = 4;
+/// A term measured below this fraction of the budget, chosen under an
+/// estimate bound that held back cheaper approximations, is followed by a
+/// search under a looser bound (the estimate adds errors in quadrature, which
+/// normalizations and averaging downstream often shrink).
+pub const LOOSEN_BELOW: f64 = 0.5;
+/// The most one loosening multiplies the estimate bound by.
+pub const MAX_LOOSEN: f64 = 10.0;
 /// Bisection steps over `log10 λ` per round (resolution ≈ 15 / 2^12 decades).
 pub const LAMBDA_STEPS: usize = 12;
 /// The `λ` search interval, `[10^LO, 10^HI]`, in seconds per unit of squared
@@ -196,12 +207,16 @@ pub fn extract_within_budget(
 ) -> Result<(Graph, ExtractStats, BudgetReport)> {
     let mut rounds = Vec::new();
     let mut bound = max_error;
+    // The cheapest term measured within the budget so far, and its error.
+    let mut best: Option<(Graph, ExtractStats, f64)> = None;
     for _ in 0..MAX_ROUNDS {
         let (graph, stats, lambda) = search(original, sat, target, extractor, time_limit, bound)?;
         if stats.approx.is_empty() {
             // Only the exact term fits the (possibly tightened) estimate bound.
-            let fell_back = !rounds.is_empty();
-            return Ok((graph, stats, BudgetReport::exact(max_error, rounds, fell_back)));
+            break;
+        }
+        if best.as_ref().is_some_and(|(_, s, _)| s.approx == stats.approx) {
+            break; // loosening the bound changed nothing
         }
         let measured = meter.measure(&graph)?;
         let estimated = stats.estimated_error();
@@ -212,22 +227,47 @@ pub fn extract_within_budget(
             estimated_error: estimated,
             measured_error: measured,
         });
-        if measured <= max_error {
+        if measured > max_error {
+            if best.is_some() {
+                break; // the looser term went over: keep the last one within
+            }
+            // The estimate was optimistic by measured / estimated: aim lower.
+            bound = (bound * (max_error / measured)).min(0.5 * bound);
+            continue;
+        }
+        let cheaper = best
+            .as_ref()
+            .is_none_or(|(g, _, _)| crate::cost::graph_totals(&graph, target).latency_s <= crate::cost::graph_totals(g, target).latency_s);
+        if !cheaper {
+            break;
+        }
+        // The bound held back cheaper approximations (the search did not stop
+        // at the cheapest λ) and the measurement left room: aim at the budget.
+        let binding = lambda.is_some_and(|l| l > 10f64.powf(LOG10_LAMBDA_RANGE.0));
+        best = Some((graph, stats, measured));
+        if !binding || measured >= LOOSEN_BELOW * max_error {
+            break;
+        }
+        bound *= (max_error / measured).min(MAX_LOOSEN);
+    }
+    match best {
+        Some((graph, stats, measured)) => {
             let report = BudgetReport {
                 max_error,
-                estimated_error: estimated,
+                estimated_error: stats.estimated_error(),
                 measured_error: Some(measured),
                 approx: stats.approx.clone(),
                 rounds,
                 fell_back_to_exact: false,
             };
-            return Ok((graph, stats, report));
+            Ok((graph, stats, report))
         }
-        // The estimate was optimistic by measured / estimated: aim lower.
-        bound = (bound * (max_error / measured)).min(0.5 * bound);
+        None => {
+            let fell_back = !rounds.is_empty();
+            let (graph, stats) = extract_at(original, sat, target, extractor, time_limit, None, 0.0)?;
+            Ok((graph, stats, BudgetReport::exact(max_error, rounds, fell_back)))
+        }
     }
-    let (graph, stats) = extract_at(original, sat, target, extractor, time_limit, None, 0.0)?;
-    Ok((graph, stats, BudgetReport::exact(max_error, rounds, true)))
 }
 
 impl BudgetReport {

@@ -269,7 +269,9 @@ fn load_rules(args: &RuleArgs) -> Result<RuleSet> {
     let mut set = if args.no_default_rules {
         RuleSet::empty()
     } else {
-        RuleSet::defaults()?.with_approx_families()?
+        RuleSet::defaults()?
+            .with_approx_families()?
+            .for_activations(crate::rules::ActivationPrecision::Bf16)?
     };
     for dir in &args.rules {
         set.add_dir(dir)?;
@@ -319,6 +321,8 @@ fn run_optimize(a: &OptimizeArgs, out: &mut dyn Write) -> Result<()> {
     opts.extract_time_limit_s = positive("--extract-time-limit", a.extract_time_limit)?;
     opts.explain = a.explain;
     opts.max_error = a.budget.max_error;
+    opts.activations = a.budget.activations;
+    a.budget.check()?;
     let mut meter = a.budget.meter(&graph)?;
     let meter = meter.as_mut().map(|m| m as &mut dyn crate::budget::ErrorMeter);
     let (optimized, report) = optimize_measured(&graph, &rules, &opts, meter)?;

@@ -11,7 +11,7 @@ use crate::dtype::{DType, TensorType};
 use crate::error::{Error, Result};
 use crate::graph::op::{AttentionLayout, ConvParams, Layout, Op};
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// The embedded hardware profiles, `(name, json)`.
@@ -391,6 +391,75 @@ pub fn as_stored(ty: &TensorType, stored: DType) -> TensorType {
     TensorType::new(ty.shape.clone(), stored)
 }
 
+/// How a graph's bf16-operand products run (`rules/activations.rules`): a
+/// `MatMul`/`FusedMatMul` whose input 0 is `cast f32 (cast bf16 x)` of a
+/// non-constant `x` and whose input 1 is a cast to f32 of a `bf16` constant
+/// computes on bf16 operands (`eqopt_kir::GemmCompute::Bf16`, charged at the
+/// target's `bf16` peak). Rounding is idempotent, so such a product may read
+/// `x` itself and round while packing: the rounding costs no kernel when every
+/// reader of the rounded value is such a product. The lowering and the cost
+/// model both decide from this.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Bf16Products<'g> {
+    /// Products computed on bf16 operands, by node name.
+    pub products: BTreeSet<&'g str>,
+    /// Casts no kernel runs for: every `cast bf16` of an activation (read only
+    /// by casts back to f32, which the lowering checks), and the casts back
+    /// whose every reader is in `products`, mapped to the unrounded `x`.
+    pub fused_casts: BTreeMap<&'g str, &'g str>,
+}
+
+/// The bf16-operand products of `graph` (see [`Bf16Products`]).
+pub fn bf16_products(graph: &crate::graph::Graph) -> Bf16Products<'_> {
+    let is_const = |name: &str| graph.constants.iter().any(|c| c.name == name);
+    let node = |name: &str| graph.nodes.iter().find(|n| n.name == name);
+    // cast bf16 of a non-constant f32 activation -> that activation.
+    let narrowed = |name: &str| {
+        let n = node(name)?;
+        let x = n.inputs.first()?;
+        let f32_activation = graph.type_of(x).is_some_and(|t| t.dtype == DType::F32) && !is_const(x);
+        (n.op == (Op::Cast { to: DType::BF16 }) && f32_activation).then_some(x.as_str())
+    };
+    // cast f32 of such a cast -> the activation.
+    let rounded = |name: &str| {
+        let n = node(name)?;
+        (n.op == (Op::Cast { to: DType::F32 })).then_some(())?;
+        narrowed(n.inputs.first()?)
+    };
+    let bf16_weight = |name: &str| {
+        let n = node(name)?;
+        let c = graph.constants.iter().find(|c| Some(&c.name) == n.inputs.first())?;
+        (n.op == (Op::Cast { to: DType::F32 }) && c.ty.dtype == DType::BF16).then_some(())
+    };
+    let mut out = Bf16Products::default();
+    for n in &graph.nodes {
+        if let Some(x) = narrowed(&n.name) {
+            out.fused_casts.insert(&n.name, x);
+        }
+        let product = matches!(n.op, Op::MatMul | Op::FusedMatMul { .. })
+            && n.inputs.len() >= 2
+            && n.inputs[0] != n.inputs[1]
+            && rounded(&n.inputs[0]).is_some()
+            && bf16_weight(&n.inputs[1]).is_some();
+        if product {
+            out.products.insert(&n.name);
+        }
+    }
+    for n in &graph.nodes {
+        let Some(x) = rounded(&n.name) else { continue };
+        let output = graph.outputs.iter().any(|o| o == &n.name);
+        let all_products = graph
+            .nodes
+            .iter()
+            .filter(|r| r.inputs.iter().any(|i| i == &n.name))
+            .all(|r| out.products.contains(r.name.as_str()) && r.inputs[1] != n.name);
+        if all_products && !output {
+            out.fused_casts.insert(&n.name, x);
+        }
+    }
+    out
+}
+
 /// Roofline totals of a graph on `target`.
 pub fn graph_totals(graph: &crate::graph::Graph, target: &HardwareProfile) -> Totals {
     let mut consts: BTreeMap<&str, bool> = BTreeMap::new();
@@ -406,8 +475,12 @@ pub fn graph_totals(graph: &crate::graph::Graph, target: &HardwareProfile) -> To
             }
         }
     }
+    let bf16 = bf16_products(graph);
     let mut t = Totals::default();
     for n in &graph.nodes {
+        if bf16.fused_casts.contains_key(n.name.as_str()) {
+            continue;
+        }
         let mut owned: Vec<TensorType> = n.inputs.iter().filter_map(|i| graph.type_of(i).cloned()).collect();
         if reads_stored_weights(&n.op) {
             if let (Some(w), Some(d)) = (owned.get_mut(1), n.inputs.get(1).and_then(|i| widened.get(i.as_str()))) {
@@ -416,7 +489,10 @@ pub fn graph_totals(graph: &crate::graph::Graph, target: &HardwareProfile) -> To
         }
         let tys: Vec<&TensorType> = owned.iter().collect();
         let cs: Vec<bool> = n.inputs.iter().map(|i| consts.get(i.as_str()).copied().unwrap_or(false)).collect();
-        let w = work(&n.op, &tys, &cs, &n.ty);
+        let mut w = work(&n.op, &tys, &cs, &n.ty);
+        if bf16.products.contains(n.name.as_str()) {
+            w.dtype = DType::BF16;
+        }
         if w.kind == ExecKind::Folded || (w.kind == ExecKind::View && cs.iter().all(|&c| c)) {
             consts.insert(&n.name, true);
         }

@@ -54,10 +54,54 @@ pub fn enode_time(egraph: &TEGraph, n: &TNode, target: &HardwareProfile) -> Opti
             *w = as_stored(w, d);
         }
     }
+    if rounding_cast(egraph, n) {
+        return Some(0.0);
+    }
     let tys: Vec<&TensorType> = owned.iter().collect();
     let consts: Vec<bool> = facts.iter().map(|f| f.is_const).collect();
     let out = crate::graph::infer::infer(&op, &facts.iter().map(|f| &f.ty).collect::<Vec<_>>()).ok()?;
-    Some(target.kernel_time(&work(&op, &tys, &consts, &out)))
+    let mut w = work(&op, &tys, &consts, &out);
+    if bf16_product(egraph, n) {
+        w.dtype = DType::BF16;
+    }
+    Some(target.kernel_time(&w))
+}
+
+/// True for the casts of an activation rounded to bf16: `cast bf16` of a
+/// non-constant f32 tensor, and `cast f32` of a non-constant bf16 tensor. They
+/// cost nothing: the bf16-operand GEMMs they feed round while packing
+/// ([`crate::cost::Bf16Products`]; a rounded value some other op reads costs
+/// one elementwise kernel more than charged here).
+fn rounding_cast(egraph: &TEGraph, n: &TNode) -> bool {
+    let (Some(to), Some(&x)) = (n.children.first().and_then(|&c| egraph[c].data.attr()), n.inputs().first()) else {
+        return false;
+    };
+    let Some(x) = egraph[x].data.tensor() else { return false };
+    n.op == TOp::Cast
+        && !x.is_const
+        && matches!(
+            (to, x.ty.dtype),
+            (Attr::DType(DType::BF16), DType::F32) | (Attr::DType(DType::F32), DType::BF16)
+        )
+}
+
+/// True when `n` is a product of an activation rounded to bf16 by a bf16
+/// weight (widened by a cast): it runs on bf16 operands, at the `bf16` peak.
+fn bf16_product(egraph: &TEGraph, n: &TNode) -> bool {
+    if !matches!(n.op, TOp::MatMul | TOp::FusedMatMul) {
+        return false;
+    }
+    let (Some(&a), Some(&b)) = (n.inputs().first(), n.inputs().get(1)) else {
+        return false;
+    };
+    let rounded = egraph[a].nodes.iter().any(|c| {
+        c.op == TOp::Cast
+            && rounding_cast(egraph, c)
+            && c.inputs()
+                .first()
+                .is_some_and(|&y| egraph[y].nodes.iter().any(|m| rounding_cast(egraph, m)))
+    });
+    rounded && egraph[b].nodes.iter().any(|c| widened_cast(egraph, c) == Some(DType::BF16))
 }
 
 /// The stored dtype of class `id` when it holds a cast to f32 of an `f16`/`bf16`

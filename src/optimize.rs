@@ -5,7 +5,7 @@ use crate::cost::{HardwareProfile, Totals, graph_totals};
 use crate::error::{Error, Result};
 use crate::extraction::{ExtractStats, extract_graph};
 use crate::graph::Graph;
-use crate::rules::RuleSet;
+use crate::rules::{ActivationPrecision, RuleSet};
 use crate::saturate::{IterationStats, Limits, StopReason, saturate};
 use std::time::Duration;
 
@@ -29,6 +29,10 @@ pub struct OptimizeOptions {
     /// (`‖y − ŷ‖₂ / ‖y‖₂`, worst output). `None` or `Some(0.0)`: no approximate
     /// rule runs and the result computes the same function as the input.
     pub max_error: Option<f64>,
+    /// The precision approximate rewrites may compute activations in (see
+    /// [`crate::rules::ACTIVATION_FAMILIES`]); without a positive `max_error`
+    /// no approximate rule runs and this has no effect.
+    pub activations: ActivationPrecision,
 }
 
 impl OptimizeOptions {
@@ -41,6 +45,7 @@ impl OptimizeOptions {
             extract_time_limit_s: DEFAULT_EXTRACT_TIME_LIMIT_S,
             explain: false,
             max_error: None,
+            activations: ActivationPrecision::F32,
         }
     }
     /// Sets the accuracy budget (see [`OptimizeOptions::max_error`]).
@@ -169,7 +174,7 @@ pub fn optimize_measured(
                     found: "none".into(),
                 });
             };
-            let rules = rules.with_approx_families()?;
+            let rules = rules.with_approx_families()?.for_activations(opts.activations)?;
             let sat = saturate(graph, &rules, &opts.limits)?;
             let (out, extraction, search) =
                 extract_within_budget(graph, &sat, &opts.target, &opts.extractor, time_limit, max_error, meter)?;

@@ -78,7 +78,7 @@ pub fn sweep(
             found: b.to_string(),
         });
     }
-    let rules = rules.with_approx_families()?;
+    let rules = rules.with_approx_families()?.for_activations(opts.activations)?;
     let sat = saturate(graph, &rules, &opts.limits)?;
     let time_limit = Duration::from_secs_f64(opts.extract_time_limit_s);
     let inputs = crate::eval::random_inputs(graph, 0);

@@ -17,6 +17,12 @@ pub(super) struct BudgetArgs {
     /// E. Without it (or with 0), the result computes the same function.
     #[arg(long, value_name = "E")]
     pub max_error: Option<f64>,
+    /// The precision approximate rewrites may compute activations in: `bf16`
+    /// lets matrix products round their activation to bfloat16 against bf16
+    /// weights (rules/activations.rules; twice the f32 rate on AVX-512 BF16
+    /// CPUs). Needs --max-error.
+    #[arg(long, value_enum, default_value_t = crate::rules::ActivationPrecision::F32, value_name = "PRECISION")]
+    pub activations: crate::rules::ActivationPrecision,
     /// Input sets the error is measured on: every .npz file of DIR is one set
     /// (keyed by input name); without .npz files, DIR's .npy files are one set
     /// (file stem = input name). Default: seeded random inputs.
@@ -33,6 +39,19 @@ pub(super) struct BudgetArgs {
 }
 
 impl BudgetArgs {
+    /// Rejects option combinations that would be silently ignored.
+    pub fn check(&self) -> Result<()> {
+        let budgeted = self.max_error.is_some_and(|e| e > 0.0) || self.pareto.is_some();
+        if self.activations != crate::rules::ActivationPrecision::F32 && !budgeted {
+            return Err(Error::Usage {
+                option: "--activations".into(),
+                expected: "f32 unless --max-error (or --pareto) allows approximate rewrites".into(),
+                found: format!("{:?}", self.activations).to_lowercase(),
+            });
+        }
+        Ok(())
+    }
+
     /// The meter for `graph` when a positive budget is given.
     pub fn meter(&self, graph: &Graph) -> Result<Option<CpuMeter>> {
         if !self.max_error.is_some_and(|e| e > 0.0) {

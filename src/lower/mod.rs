@@ -18,12 +18,13 @@
 
 mod consts;
 mod expr;
+mod round;
 
 use crate::dtype::{DType, TensorType};
 use crate::error::{Error, Result};
 use crate::graph::op::{AttentionLayout, BinaryOp, KEYS_TO_KT, Layout, Op, PoolKind, ReduceKind, SWAP_HEADS, UnaryOp};
 use crate::graph::{Graph, Node};
-use eqopt_kir::{Buffer, BufferId, BufferKind, ConvGeometry, ElemType, Epilogue, GemmCompute, Kernel, Program, View, dense_strides};
+use eqopt_kir::{Buffer, BufferId, BufferKind, ConvGeometry, ElemType, Epilogue, Kernel, Program, View, dense_strides};
 pub use expr::lower_expr;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -42,6 +43,8 @@ struct Lowering<'g> {
     reduced: BTreeMap<String, crate::graph::Constant>,
     /// Their buffers: (constant, kept in its precision) -> the whole buffer.
     reduced_buffers: BTreeMap<(String, bool), View>,
+    /// The bf16-operand products and the roundings they absorb (see [`round`]).
+    bf16: crate::cost::Bf16Products<'g>,
 }
 
 /// True for ops whose lowering writes one fresh dense buffer obtained from
@@ -277,7 +280,7 @@ impl<'g> Lowering<'g> {
     }
 
     fn node(&mut self, node: &Node) -> Result<()> {
-        if self.widening_cast(node) {
+        if self.widening_cast(node) || self.rounding_cast(node)? {
             return Ok(());
         }
         self.check_f32(node)?;
@@ -574,7 +577,7 @@ impl<'g> Lowering<'g> {
             b,
             out,
             epilogue,
-            compute: GemmCompute::F32,
+            compute: self.gemm_compute(node),
         });
         Ok(buf)
     }
@@ -672,6 +675,7 @@ pub fn lower(graph: &Graph) -> Result<Program> {
         written_in_place: BTreeSet::new(),
         reduced: BTreeMap::new(),
         reduced_buffers: BTreeMap::new(),
+        bf16: crate::cost::bf16_products(graph),
     };
     let mut inputs = Vec::new();
     for i in &graph.inputs {

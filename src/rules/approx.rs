@@ -75,8 +75,9 @@ fn is_weighted(op: &TOp) -> bool {
 
 /// Where a weight comes from: a constant, possibly read through a transpose
 /// (the HWIO weights of an NHWC convolution are `(transpose [2,3,1,0] (const W))`).
-struct WeightSource {
-    name: String,
+pub(super) struct WeightSource {
+    /// The constant's name.
+    pub(super) name: String,
     /// The transpose's permutation leaf, if any.
     perm: Option<Id>,
 }
@@ -84,7 +85,7 @@ struct WeightSource {
 /// The weight source of `n` if the rule applies to it: an `f32` class of at
 /// least [`MIN_WEIGHT_ELEMENTS`] elements holding `(const W)` or
 /// `(transpose P (const W))`.
-fn eligible_weight(egraph: &TEGraph, n: &TNode) -> Option<WeightSource> {
+pub(super) fn eligible_weight(egraph: &TEGraph, n: &TNode) -> Option<WeightSource> {
     if !is_weighted(&n.op) {
         return None;
     }
@@ -115,7 +116,7 @@ pub fn class_has_weights(egraph: &TEGraph, eclass: Id) -> bool {
 
 /// The reduced constant for `name` in `fmt` and its relative error, computed
 /// once per (constant, format) and remembered in the analysis.
-fn reduced_weight(egraph: &mut TEGraph, name: &str, fmt: WeightFormat) -> Option<(String, f64)> {
+pub(super) fn reduced_weight(egraph: &mut TEGraph, name: &str, fmt: WeightFormat) -> Option<(String, f64)> {
     let key = format!("weights-{}:{name}", fmt.name());
     let analysis = &mut egraph.analysis;
     let reduced = analysis.memo_constant(&key, &format!("{name}.{}", fmt.name()), |a| {
@@ -145,27 +146,39 @@ pub fn reduce_weights(egraph: &mut TEGraph, eclass: Id, fmt: WeightFormat) -> Ve
         let Some((reduced, err)) = reduced_weight(egraph, &source.name, fmt) else {
             continue;
         };
-        let leaf = add_attr(egraph, Attr::Sym(Symbol::from(reduced.as_str())));
-        let konst = egraph.add(TNode {
-            op: TOp::Const,
-            children: vec![leaf],
-        });
-        let f32_leaf = add_attr(egraph, Attr::DType(DType::F32));
-        let mut widened = egraph.add(TNode {
-            op: TOp::Cast,
-            children: vec![f32_leaf, konst],
-        });
-        if let Some(perm) = source.perm {
-            widened = egraph.add(TNode {
-                op: TOp::Transpose,
-                children: vec![perm, widened],
-            });
-        }
+        let widened = widened_weight(egraph, &source, &reduced);
         let mut children = n.children.clone();
         children[n.op.attr_count() + 1] = widened;
         out.extend(add_approx(egraph, &n.op, children, err).map(|a| (eclass, a)));
     }
     out
+}
+
+/// Adds the weight `(cast f32 (const REDUCED))` read the way `source` is
+/// (through its transpose, if any) and returns its class.
+pub(super) fn widened_weight(egraph: &mut TEGraph, source: &WeightSource, reduced: &str) -> Id {
+    let leaf = add_attr(egraph, Attr::Sym(Symbol::from(reduced)));
+    let konst = egraph.add(TNode {
+        op: TOp::Const,
+        children: vec![leaf],
+    });
+    let widened = cast(egraph, DType::F32, konst);
+    match source.perm {
+        Some(perm) => egraph.add(TNode {
+            op: TOp::Transpose,
+            children: vec![perm, widened],
+        }),
+        None => widened,
+    }
+}
+
+/// Adds `(cast TO x)` and returns its class.
+pub(super) fn cast(egraph: &mut TEGraph, to: DType, x: Id) -> Id {
+    let to = add_attr(egraph, Attr::DType(to));
+    egraph.add(TNode {
+        op: TOp::Cast,
+        children: vec![to, x],
+    })
 }
 
 /// Adds `(approx err (op children...))` and returns it, or `None` when the

@@ -137,6 +137,11 @@ pub const BUILTIN_RULES: &[BuiltinSpec] = &[
         arities: &[0],
         doc: "approximate: a matmul or fused_matmul whose weight is an f32 [k, n] constant of the input graph with at least 1024 elements (and k·n·min(k, n) ≤ 2^32) gets, for up to three ranks r with r·(k+n) < k·n, the variant x·U·V with U·V the weight's rank-r truncated SVD, wrapped in (approx ERR ...) with ERR the truncation's relative Frobenius error",
     },
+    BuiltinSpec {
+        name: "gemm-bf16",
+        arities: &[0],
+        doc: "approximate: a matmul or fused_matmul with an f32 constant weight of at least 1024 elements and a non-constant f32 activation gets the variant whose activation is rounded to bfloat16 and whose weight is stored in bfloat16 (bf16 products, f32 sums), wrapped in (approx ERR ...) with ERR the two relative rounding errors added in quadrature",
+    },
 ];
 
 /// A built-in whole rule (`rule NAME = @builtin`).
@@ -148,6 +153,8 @@ pub enum WholeRule {
     Weights(super::approx::WeightFormat),
     /// An approximate rule replacing GEMM weights by truncated SVDs.
     LowRank,
+    /// An approximate rule computing matrix products on bf16 operands.
+    Bf16Product,
 }
 
 impl WholeRule {
@@ -157,11 +164,12 @@ impl WholeRule {
             .map(WholeRule::Fuse)
             .or_else(|| super::approx::WeightFormat::by_rule_name(name).map(WholeRule::Weights))
             .or_else(|| (name == "lowrank").then_some(WholeRule::LowRank))
+            .or_else(|| (name == "gemm-bf16").then_some(WholeRule::Bf16Product))
     }
 
     /// Whether the rule changes the computed function (within a declared error).
     pub fn is_approximate(self) -> bool {
-        matches!(self, WholeRule::Weights(_) | WholeRule::LowRank)
+        matches!(self, WholeRule::Weights(_) | WholeRule::LowRank | WholeRule::Bf16Product)
     }
 
     /// Whether class `eclass` holds something the rule would rewrite.
@@ -170,6 +178,7 @@ impl WholeRule {
             WholeRule::Fuse(kind) => super::fusion_builtins::class_has_fusion(egraph, eclass, kind),
             WholeRule::Weights(_) => super::approx::class_has_weights(egraph, eclass),
             WholeRule::LowRank => super::lowrank::class_has_lowrank(egraph, eclass),
+            WholeRule::Bf16Product => super::approx_compute::class_has_bf16_product(egraph, eclass),
         }
     }
 
@@ -179,6 +188,7 @@ impl WholeRule {
             WholeRule::Fuse(kind) => super::fusion_builtins::fuse_class(egraph, eclass, kind),
             WholeRule::Weights(fmt) => super::approx::reduce_weights(egraph, eclass, fmt),
             WholeRule::LowRank => super::lowrank::lowrank_class(egraph, eclass),
+            WholeRule::Bf16Product => super::approx_compute::bf16_products(egraph, eclass),
         }
     }
 }

@@ -7,6 +7,7 @@
 //! `rules/README.md`.
 
 pub mod approx;
+pub mod approx_compute;
 pub mod builtins;
 pub mod check;
 mod check_approx;
@@ -41,6 +42,23 @@ pub const APPROX_FAMILIES: &[(&str, &str)] = &[
     ("quant", include_str!("../../rules/quant.rules")),
     ("lowrank", include_str!("../../rules/lowrank.rules")),
 ];
+
+/// The approximate families that lower the precision of activations, loaded
+/// only when asked for (`eqopt optimize --activations bf16`, with a budget):
+/// [`RuleSet::for_activations`].
+pub const ACTIVATION_FAMILIES: &[(&str, &str)] = &[("activations", include_str!("../../rules/activations.rules"))];
+
+/// The precision activations may be computed in by approximate rewrites.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ActivationPrecision {
+    /// Activations stay `f32`: the [`ACTIVATION_FAMILIES`] do not run.
+    #[default]
+    F32,
+    /// Matrix products may round their activation to bfloat16
+    /// (`activations/gemm-bf16`).
+    Bf16,
+}
 
 /// What a compiled rule searches for.
 #[derive(Clone, Debug)]
@@ -132,6 +150,25 @@ impl RuleSet {
         for (family, text) in APPROX_FAMILIES {
             if !set.families.iter().any(|(f, _, _)| f == family) {
                 set.add_family(family, &format!("<embedded>/{family}.rules"), text)?;
+            }
+        }
+        Ok(set)
+    }
+
+    /// This set with the [`ACTIVATION_FAMILIES`] it lacks when `precision` is
+    /// below f32, and without any family of those names when it is f32.
+    pub fn for_activations(&self, precision: ActivationPrecision) -> Result<RuleSet> {
+        let mut set = self.clone();
+        match precision {
+            ActivationPrecision::F32 => set
+                .families
+                .retain(|(f, _, _)| !ACTIVATION_FAMILIES.iter().any(|(name, _)| name == f)),
+            ActivationPrecision::Bf16 => {
+                for (family, text) in ACTIVATION_FAMILIES {
+                    if !set.families.iter().any(|(f, _, _)| f == family) {
+                        set.add_family(family, &format!("<embedded>/{family}.rules"), text)?;
+                    }
+                }
             }
         }
         Ok(set)
