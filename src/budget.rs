@@ -36,14 +36,22 @@ pub const MAX_ROUNDS: usize = 4;
 pub const LOOSEN_BELOW: f64 = 0.5;
 /// The most one loosening multiplies the estimate bound by.
 pub const MAX_LOOSEN: f64 = 10.0;
-/// Bisection steps over `log10 λ` per round (resolution ≈ 15 / 2^12 decades).
+/// Bisection steps over `log10 λ` per round (resolution ≈ 21 / 2^12 decades).
 pub const LAMBDA_STEPS: usize = 12;
 /// The `λ` search interval, `[10^LO, 10^HI]`, in seconds per unit of squared
 /// relative error (roofline times are 1e-7 to 1e-1 s, squared errors 1e-9 to
-/// 1e-2). At the low end the penalties of two equally fast alternatives still
-/// differ by nanoseconds (f16 against bf16: 1e-3 × 2.7e-6 s), enough for the
-/// extractors to prefer the more accurate one.
-pub const LOG10_LAMBDA_RANGE: (f64, f64) = (-3.0, 12.0);
+/// 1e-1). At the low end a pruned layer's penalty (ERR ≈ 0.3: 1e-10 s) is
+/// below any latency it saves; ties between equally fast alternatives are
+/// broken by [`TIE_BREAK_S_PER_ERROR`], not by `λ`.
+pub const LOG10_LAMBDA_RANGE: (f64, f64) = (-9.0, 12.0);
+
+/// Seconds charged per unit of an approximate node's declared error on top of
+/// `λ·ERR²`, at every `λ`: between equally fast alternatives the extractors
+/// then prefer the more accurate one (f16 weights against bf16 ones: 1.5e-9 s
+/// apart, above the extractors' 1e-10 s resolution), while a pruned layer
+/// (ERR ≈ 0.3) pays 0.3 µs, less than what it saves on any layer worth
+/// pruning.
+pub const TIE_BREAK_S_PER_ERROR: f64 = 1e-6;
 
 /// Measures the relative output error of a candidate graph against the original.
 pub trait ErrorMeter {
@@ -134,7 +142,7 @@ fn extract_at(
 ) -> Result<(Graph, ExtractStats)> {
     let cost = |eg: &crate::analysis::TEGraph, n: &crate::lang::TNode| match approx_error(n, |c| eg[c].data.attr().cloned()) {
         Some(e) if e > bound => None,
-        Some(e) => lambda.map(|l| l * e * e),
+        Some(e) => lambda.map(|l| l * e * e + TIE_BREAK_S_PER_ERROR * e),
         None => Some(enode_time(eg, n, target)? + TIE_BREAK_S_PER_BYTE * weight_read_bytes(eg, n) as f64),
     };
     extract_graph_with(original, sat, &cost, extractor, time_limit)

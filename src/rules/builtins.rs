@@ -142,6 +142,11 @@ pub const BUILTIN_RULES: &[BuiltinSpec] = &[
         arities: &[0],
         doc: "approximate: a matmul or fused_matmul with an f32 constant weight of at least 1024 elements and a non-constant f32 activation gets the variant whose activation is rounded to bfloat16 and whose weight is stored in bfloat16 (bf16 products, f32 sums), wrapped in (approx ERR ...) with ERR the two relative rounding errors added in quadrature",
     },
+    BuiltinSpec {
+        name: "prune-hidden",
+        arities: &[0],
+        doc: "approximate: a matmul or fused_matmul (OP ... (ACT (add (matmul x W1) b1)) W2 ...), ACT relu or gelu and W1, b1, W2 f32 constants of the input graph, gets for each fraction 1/8, 1/4, 1/2 the variant with that share of the hidden units of least saliency ‖W1 column, b1 entry‖·‖W2 row‖ removed from W1, b1 and W2, wrapped in (approx ERR ...) with ERR the removed share of the saliency (root of the sum of squares)",
+    },
 ];
 
 /// A built-in whole rule (`rule NAME = @builtin`).
@@ -155,6 +160,8 @@ pub enum WholeRule {
     LowRank,
     /// An approximate rule computing matrix products on bf16 operands.
     Bf16Product,
+    /// An approximate rule removing hidden units of two-layer perceptrons.
+    Prune,
 }
 
 impl WholeRule {
@@ -165,11 +172,15 @@ impl WholeRule {
             .or_else(|| super::approx::WeightFormat::by_rule_name(name).map(WholeRule::Weights))
             .or_else(|| (name == "lowrank").then_some(WholeRule::LowRank))
             .or_else(|| (name == "gemm-bf16").then_some(WholeRule::Bf16Product))
+            .or_else(|| (name == "prune-hidden").then_some(WholeRule::Prune))
     }
 
     /// Whether the rule changes the computed function (within a declared error).
     pub fn is_approximate(self) -> bool {
-        matches!(self, WholeRule::Weights(_) | WholeRule::LowRank | WholeRule::Bf16Product)
+        matches!(
+            self,
+            WholeRule::Weights(_) | WholeRule::LowRank | WholeRule::Bf16Product | WholeRule::Prune
+        )
     }
 
     /// Whether class `eclass` holds something the rule would rewrite.
@@ -179,6 +190,7 @@ impl WholeRule {
             WholeRule::Weights(_) => super::approx::class_has_weights(egraph, eclass),
             WholeRule::LowRank => super::lowrank::class_has_lowrank(egraph, eclass),
             WholeRule::Bf16Product => super::approx_compute::class_has_bf16_product(egraph, eclass),
+            WholeRule::Prune => super::prune::class_has_prunable(egraph, eclass),
         }
     }
 
@@ -189,6 +201,7 @@ impl WholeRule {
             WholeRule::Weights(fmt) => super::approx::reduce_weights(egraph, eclass, fmt),
             WholeRule::LowRank => super::lowrank::lowrank_class(egraph, eclass),
             WholeRule::Bf16Product => super::approx_compute::bf16_products(egraph, eclass),
+            WholeRule::Prune => super::prune::prune_class(egraph, eclass),
         }
     }
 }

@@ -20,7 +20,7 @@ use crate::dtype::{DType, TensorType};
 use crate::error::Result;
 use crate::eval::run;
 use crate::extraction::extract_graph_with;
-use crate::graph::op::{ConvParams, Op};
+use crate::graph::op::{BinaryOp, ConvParams, Op, UnaryOp};
 use crate::graph::tensor::{ConstInit, Distribution, Tensor, random_values};
 use crate::graph::{Constant, Graph, Input, Node};
 use crate::lang::{TNode, TOp};
@@ -42,35 +42,59 @@ fn normal(shape: &[usize], seed: u64) -> Tensor {
     Tensor::from_f64(ty, &values)
 }
 
-/// Template `t` (0: a matrix product, 1: a padded convolution) with data from `seed`.
+/// Template graphs the approximate rules apply to.
+const TEMPLATES: usize = 3;
+
+/// Template `t` (0: a matrix product, 1: a padded convolution, 2: a two-layer
+/// perceptron with a bias and a relu) with data from `seed`.
 fn template(t: usize, seed: u64) -> Option<Graph> {
-    let (x_shape, w_shape, op): (Vec<usize>, Vec<usize>, Op) = match t {
-        0 => (vec![16, 64], vec![64, 48], Op::MatMul),
-        _ => (
+    let node = |name: &str, op: Op, inputs: &[&str]| Node {
+        name: name.into(),
+        op,
+        inputs: inputs.iter().map(|&i| i.to_string()).collect(),
+        ty: TensorType::new(vec![], DType::F32),
+    };
+    let (x_shape, weights, nodes): (Vec<usize>, Vec<(&str, Vec<usize>)>, Vec<Node>) = match t {
+        0 => (vec![16, 64], vec![("w", vec![64, 48])], vec![node("y", Op::MatMul, &["x", "w"])]),
+        1 => (
             vec![1, 16, 9, 9],
-            vec![32, 16, 3, 3],
-            Op::Conv(ConvParams {
-                pads: [1; 4],
-                ..ConvParams::default()
-            }),
+            vec![("w", vec![32, 16, 3, 3])],
+            vec![node(
+                "y",
+                Op::Conv(ConvParams {
+                    pads: [1; 4],
+                    ..ConvParams::default()
+                }),
+                &["x", "w"],
+            )],
+        ),
+        _ => (
+            vec![16, 64],
+            vec![("w1", vec![64, 96]), ("b1", vec![96]), ("w2", vec![96, 48])],
+            vec![
+                node("p", Op::MatMul, &["x", "w1"]),
+                node("q", Op::Binary(BinaryOp::Add), &["p", "b1"]),
+                node("h", Op::Unary(UnaryOp::Relu), &["q"]),
+                node("y", Op::MatMul, &["h", "w2"]),
+            ],
         ),
     };
-    let w = normal(&w_shape, seed ^ 0x5eed);
     let inputs = vec![Input {
         name: "x".into(),
         ty: TensorType::new(x_shape, DType::F32),
     }];
-    let constants = vec![Constant {
-        name: "w".into(),
-        ty: w.ty.clone(),
-        init: ConstInit::Data(Arc::new(w)),
-    }];
-    let nodes = vec![Node {
-        name: "y".into(),
-        op,
-        inputs: vec!["x".into(), "w".into()],
-        ty: TensorType::new(vec![], DType::F32),
-    }];
+    let constants = weights
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, shape))| {
+            let w = normal(&shape, seed ^ (0x5eed + i as u64));
+            Constant {
+                name: name.into(),
+                ty: w.ty.clone(),
+                init: ConstInit::Data(Arc::new(w)),
+            }
+        })
+        .collect();
     Graph::new("approx-template", inputs, constants, nodes, vec!["y".into()]).ok()
 }
 
@@ -190,8 +214,8 @@ fn judge(
 /// Checks an approximate rule against its declared error (see the module docs).
 pub fn check_approx_rule(rule: &Rule, instances: usize, seed: u64) -> Result<RuleCheck> {
     let mut passed = 0;
-    for i in 0..instances.max(2) {
-        match instance(rule, i % 2, seed.wrapping_add(i as u64))? {
+    for i in 0..instances.max(TEMPLATES) {
+        match instance(rule, i % TEMPLATES, seed.wrapping_add(i as u64))? {
             None => {}
             Some(None) => passed += 1,
             Some(Some(c)) => {
@@ -204,7 +228,7 @@ pub fn check_approx_rule(rule: &Rule, instances: usize, seed: u64) -> Result<Rul
     }
     let verdict = if passed == 0 {
         Verdict::Unchecked {
-            reason: "the rule fired on none of its templates (a matrix product and a convolution with f32 constant weights)".into(),
+            reason: "the rule fired on none of its templates (a matrix product, a convolution and a two-layer perceptron with f32 constant weights)".into(),
         }
     } else {
         Verdict::Passed { instances: passed }

@@ -17,6 +17,7 @@ mod layout_builtins;
 pub mod lowrank;
 pub mod parse;
 pub mod predicates;
+pub mod prune;
 mod rewrite;
 
 use crate::error::{Error, Result};
@@ -41,6 +42,7 @@ pub const DEFAULT_FAMILIES: &[(&str, &str)] = &[
 pub const APPROX_FAMILIES: &[(&str, &str)] = &[
     ("quant", include_str!("../../rules/quant.rules")),
     ("lowrank", include_str!("../../rules/lowrank.rules")),
+    ("prune", include_str!("../../rules/prune.rules")),
 ];
 
 /// The approximate families that lower the precision of activations, loaded
