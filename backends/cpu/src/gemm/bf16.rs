@@ -23,18 +23,44 @@ use half::bf16;
 use super::driver::{self, Compute};
 use super::{Epilogue, GemmDims, MatLayout, WeightRef, validate};
 use crate::KernelError;
-use crate::simd::Isa;
+use crate::simd::{Isa, Simd, SimdKernel};
 
-/// `x` rounded to the nearest `bf16` (ties to even) and widened back to `f32`;
-/// NaN stays NaN (made quiet), overflow past the largest `bf16` gives `±inf`.
-/// Bit-identical to `half::bf16::from_f32(x).to_f32()`.
-#[inline(always)]
-pub(crate) fn round_bf16(x: f32) -> f32 {
-    let u = x.to_bits();
-    if x.is_nan() {
-        return f32::from_bits((u | 0x0040_0000) & 0xFFFF_0000);
+/// Writes the rows of `A` starting at `a[off]` (row `i`, step `p` at
+/// `off + i·rs + p·cs`), rounded to `bf16` ([`Simd::round_bf16`]), into `dst`
+/// as `dst.len() / k` dense rows of `k`. A unit `cs` runs `isa`'s vector form.
+///
+/// Panics if an element lies outside `a` (the caller validated the span).
+pub(crate) fn round_rows(isa: Isa, a: &[f32], off: usize, rs: usize, cs: usize, k: usize, dst: &mut [f32]) {
+    struct Rows<'a> {
+        a: &'a [f32],
+        off: usize,
+        rs: usize,
+        k: usize,
+        dst: &'a mut [f32],
     }
-    f32::from_bits((u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF_0000)
+    impl SimdKernel for Rows<'_> {
+        type Output = ();
+        #[inline(always)]
+        fn run<S: Simd>(self, s: S) {
+            let l = S::LANES;
+            for (i, d) in self.dst.chunks_exact_mut(self.k).enumerate() {
+                let src = &self.a[self.off + i * self.rs..][..self.k];
+                let full = self.k - self.k % l;
+                for p in (0..full).step_by(l) {
+                    s.store(s.round_bf16(s.load(&src[p..])), &mut d[p..]);
+                }
+                s.store_partial(s.round_bf16(s.load_partial(&src[full..])), &mut d[full..]);
+            }
+        }
+    }
+    if cs == 1 {
+        return isa.dispatch(Rows { a, off, rs, k, dst });
+    }
+    for (i, d) in dst.chunks_exact_mut(k).enumerate() {
+        for (p, x) in d.iter_mut().enumerate() {
+            *x = bf16::from_f32(a[off + i * rs + p * cs]).to_f32();
+        }
+    }
 }
 
 /// Whether [`gemm_bf16`] (with [`Isa::Avx512`]) runs the AVX-512 BF16

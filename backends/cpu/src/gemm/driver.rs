@@ -346,13 +346,8 @@ unsafe fn product(job: &Job<'_>, bi: usize, i0: usize, rows: usize, j0: usize, c
         (Compute::Bf16Widen, _) | (Compute::Bf16Dot, _) => {
             // The block's rows of A, rounded to bf16, row-major (rows × k).
             return with_scratch(rows * k, |ar| {
-                for (i, dst) in ar.chunks_exact_mut(k).enumerate() {
-                    let row = a_off + i * al.row_stride;
-                    for (p, d) in dst.iter_mut().enumerate() {
-                        // In the validated span of A (caller's contract).
-                        *d = super::bf16::round_bf16(job.a[row + p * al.col_stride]);
-                    }
-                }
+                // In the validated span of A (caller's contract).
+                super::bf16::round_rows(job.isa, job.a, a_off, al.row_stride, al.col_stride, k, ar);
                 let widened = Job {
                     a: ar,
                     a_layout: MatLayout::row_major(rows, k).broadcast(),
