@@ -16,6 +16,11 @@
 //! path that converts while reading; with int8/int4 weights, a dequant-GEMV
 //! that reads the quantized values once and applies the scales per column
 //! (int8) or per group (int4) to its partial sums.
+//!
+//! [`gemm_bf16`] is the bf16-*compute* variant (`A` rounded to bf16, a bf16
+//! `B`, `f32` sums) for approximate rewrites: an AVX-512 BF16 `vdpbf16ps`
+//! kernel where the CPU has one, else the `f32` kernels on a rounded copy of
+//! `A` (see `bf16.rs`).
 
 mod bf16;
 mod driver;
