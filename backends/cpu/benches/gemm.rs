@@ -6,13 +6,17 @@
 //! floating-point operation (2·m·k·n). For a quick, noise-robust comparison on a
 //! shared machine prefer `examples/gemm_throughput.rs` (alternating best-of-N).
 //!
+//! `gemm_bf16/*` compares the `f32` GEMM with the bf16-compute one (`gemm_bf16`:
+//! the AVX-512 BF16 `vdpbf16ps` kernel where the CPU has it, and its widening
+//! fallback on the `f32` AVX-512 kernel) on the MiniLM/BERT shapes and 1024³.
+//!
 //! Filter with e.g. `cargo bench -p eqopt-cpu --bench gemm -- 'gemm/bert'`.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use eqopt_cpu::gemm::{GemmDims, MatLayout, WeightRef, gemm_with_isa};
+use eqopt_cpu::gemm::{GemmDims, MatLayout, WeightRef, gemm_bf16_widened_with_isa, gemm_bf16_with_isa, gemm_with_isa};
 use eqopt_cpu::simd::Isa;
 
 mod common;
@@ -140,6 +144,44 @@ fn bench_shapes(cr: &mut Criterion) {
     }
 }
 
+/// `f32` GEMM against bf16-compute GEMM (dot kernel and widening fallback).
+fn bench_bf16(cr: &mut Criterion) {
+    const BF16_SHAPES: &[(&str, usize, usize, usize)] = &[
+        ("bert_proj_128x384x384", 128, 384, 384),
+        ("bert_ffn1_128x384x1536", 128, 384, 1536),
+        ("bert_ffn2_128x1536x384", 128, 1536, 384),
+        ("square_1024", 1024, 1024, 1024),
+    ];
+    for threads in [1usize, 2] {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        for &(name, m, k, n) in BF16_SHAPES {
+            let (a, b) = (data(m * k, 1), data(k * n, 2));
+            let bb: Vec<half::bf16> = b.iter().map(|&x| half::bf16::from_f32(x)).collect();
+            let mut c = vec![0.0f32; m * n];
+            let (dims, al, bl, cl) = (
+                GemmDims::new(m, k, n),
+                MatLayout::row_major(m, k),
+                MatLayout::row_major(k, n),
+                MatLayout::row_major(m, n),
+            );
+            let mut g = cr.benchmark_group(format!("gemm_bf16/{name}/t{threads}"));
+            g.throughput(Throughput::Elements((2 * m * k * n) as u64));
+            g.bench_function("f32", |bch| {
+                pool.install(|| bch.iter(|| eq_gemm(Isa::Avx512, m, k, n, black_box(&a), WeightRef::F32(&b), &mut c)))
+            });
+            g.bench_function("bf16", |bch| {
+                pool.install(|| bch.iter(|| gemm_bf16_with_isa(Isa::Avx512, dims, black_box(&a), al, &bb, bl, &mut c, cl, None).unwrap()))
+            });
+            g.bench_function("bf16_widened", |bch| {
+                pool.install(|| {
+                    bch.iter(|| gemm_bf16_widened_with_isa(Isa::Avx512, dims, black_box(&a), al, &bb, bl, &mut c, cl, None).unwrap())
+                })
+            });
+            g.finish();
+        }
+    }
+}
+
 /// ResNet-50 (and one MobileNet depthwise) convolution layers, batch 1.
 fn bench_conv(cr: &mut Criterion) {
     use eqopt_cpu::conv::{Conv2dParams, ConvWeightLayout, DataLayout, conv2d};
@@ -191,5 +233,5 @@ fn bench_conv(cr: &mut Criterion) {
     }
 }
 
-criterion_group! { name = benches; config = config(); targets = bench_shapes, bench_conv }
+criterion_group! { name = benches; config = config(); targets = bench_shapes, bench_bf16, bench_conv }
 criterion_main!(benches);

@@ -1,6 +1,7 @@
 //! Probes of this machine's roofline, for calibration: the arithmetic peak of the
-//! vector unit, the GEMM throughput the backend reaches, the memory bandwidth,
-//! and the fixed cost of one kernel in the executor.
+//! vector unit, the GEMM throughput the backend reaches (in `f32`, with
+//! reduced-precision weights, and computing in bf16: [`gemm_bf16_rate`]), the
+//! memory bandwidth, and the fixed cost of one kernel in the executor.
 //!
 //! Every probe runs on rayon's *current* pool (`pool.install` sizes it) and
 //! returns the best of several rounds: on a shared machine the fastest round is
@@ -13,7 +14,7 @@ use rayon::prelude::*;
 
 use crate::KernelError;
 use crate::exec::{Executable, InputData};
-use crate::gemm::{GemmDims, MatLayout, WeightRef, gemm};
+use crate::gemm::{GemmDims, MatLayout, WeightRef, gemm, gemm_bf16};
 use crate::simd::{Isa, Simd, SimdKernel};
 
 /// Independent accumulator chains of the FMA probe: enough to cover an FMA
@@ -129,6 +130,33 @@ pub fn gemm_rate(n: usize, weights: WeightType, rounds: usize, min_round: Durati
     result.map(|()| dims.flops() / secs)
 }
 
+/// Throughput of the backend's bf16-compute GEMM ([`gemm_bf16`]: `A` rounded to
+/// bf16, `bf16` `B`, `f32` sums) on an `n×n·n×n` product, in FLOP/s on the
+/// current pool. On a CPU with AVX512_BF16 this is the `vdpbf16ps` kernel
+/// (about twice the `f32` rate); elsewhere the widening path, a little below
+/// [`gemm_rate`] with `bf16` weights (it also rounds `A`). A cost model uses it
+/// for GEMMs lowered with `GemmCompute::Bf16`.
+///
+/// # Errors
+/// What [`gemm_bf16`] reports (nothing for these well-formed operands).
+pub fn gemm_bf16_rate(n: usize, rounds: usize, min_round: Duration) -> Result<f64, KernelError> {
+    let a: Vec<f32> = (0..n * n).map(|i| ((i * 7919) % 1000) as f32 * 1e-3 - 0.5).collect();
+    let b: Vec<half::bf16> = (0..n * n)
+        .map(|i| half::bf16::from_f32(((i * 104_729) % 1000) as f32 * 1e-3 - 0.5))
+        .collect();
+    let mut c = vec![0f32; n * n];
+    let dims = GemmDims::new(n, n, n);
+    let layout = MatLayout::row_major(n, n);
+    let mut result = Ok(());
+    let secs = best_time(rounds, min_round, || {
+        if result.is_ok() {
+            result = gemm_bf16(dims, &a, layout, &b, layout, &mut c, layout, None);
+        }
+        black_box(&c);
+    });
+    result.map(|()| dims.flops() / secs)
+}
+
 /// Sustained memory bandwidth of the current pool in bytes per second: a copy
 /// of `bytes` bytes split across the threads, counting the bytes read and the
 /// bytes written (the STREAM convention).
@@ -218,9 +246,10 @@ mod tests {
             let peak = fma_peak(2, QUICK);
             let rate = gemm_rate(64, WeightType::F32, 2, QUICK).unwrap();
             let rate16 = gemm_rate(64, WeightType::F16, 1, QUICK).unwrap();
+            let rate_bf16 = gemm_bf16_rate(64, 1, QUICK).unwrap();
             let bw = copy_bandwidth(1 << 20, 2, QUICK);
             let overhead = kernel_overhead(8, 2, QUICK).unwrap();
-            for v in [peak, rate, rate16, bw, overhead] {
+            for v in [peak, rate, rate16, rate_bf16, bw, overhead] {
                 assert!(v.is_finite() && v > 0.0, "{v}");
             }
         });

@@ -16,6 +16,7 @@ enum F {
     Neg,
     Relu,
     Recip,
+    RoundBf16,
 }
 
 /// Applies `f` to `x` into `out` with full vectors and a partial tail.
@@ -39,6 +40,7 @@ fn apply<S: Simd>(s: S, f: F, v: S::V) -> S::V {
         F::Neg => s.neg(v),
         F::Relu => s.relu(v),
         F::Recip => s.recip(v),
+        F::RoundBf16 => s.round_bf16(v),
     }
 }
 
@@ -109,6 +111,7 @@ fn reference(f: F, x: f64) -> f64 {
         F::Neg => -x,
         F::Relu => x.max(0.0),
         F::Recip => 1.0 / x,
+        F::RoundBf16 => half::bf16::from_f32(x as f32).to_f64(),
     }
 }
 
@@ -393,5 +396,52 @@ fn isa_detection() {
     #[cfg(target_arch = "x86_64")]
     if cap == Isa::Avx512 && is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512dq") {
         assert_eq!(Isa::detect(), Isa::Avx512);
+    }
+}
+
+#[test]
+fn round_bf16_matches_half_bit_exactly() {
+    let mut x: Vec<f32> = vec![
+        0.0,
+        -0.0,
+        1.0,
+        -1.0,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+        -f32::NAN,
+        f32::from_bits(0x7F80_0001), // signalling NaN: made quiet
+        f32::from_bits(0xFFBF_FFFF),
+        f32::from_bits(0x7FC0_1234),
+        f32::MAX,
+        -f32::MAX,
+        f32::from_bits(0x7F7F_7FFF), // just below the tie to inf: rounds down
+        f32::from_bits(0x7F7F_8000), // tie, odd: rounds up to inf
+        f32::MIN_POSITIVE,
+        f32::from_bits(1),           // smallest denormal
+        f32::from_bits(0x0000_8000), // denormal tie, even: rounds to 0
+        f32::from_bits(0x0001_8000), // denormal tie, odd: rounds up
+        f32::from_bits(0x007F_FFFF), // largest denormal: rounds to MIN_POSITIVE
+        f32::from_bits(0x8001_0000),
+        f32::from_bits(0x3F80_8000), // 1 + 2^-8: tie, even: rounds down
+        f32::from_bits(0x3F81_8000), // tie, odd: rounds up
+        f32::from_bits(0x3F80_8001), // just above the tie
+        f32::from_bits(0x3F80_7FFF), // just below the tie
+        f32::from_bits(0xBF81_8000),
+    ];
+    // Plus a sweep of bit patterns across every exponent (and low-bit patterns
+    // around the rounding point).
+    let mut u: u32 = 0x1234_5678;
+    for i in 0..20_000u32 {
+        u = u.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        let low = [0x7FFF, 0x8000, 0x8001, 0x18000, 0x17FFF][(i % 5) as usize];
+        x.push(f32::from_bits(if i % 2 == 0 { u } else { (u & 0xFFFE_0000) | low }));
+    }
+    for isa in Isa::available() {
+        let y = map(isa, F::RoundBf16, &x);
+        for (&xi, &yi) in x.iter().zip(&y) {
+            let want = half::bf16::from_f32(xi).to_f32();
+            assert_eq!(yi.to_bits(), want.to_bits(), "{isa:?}: round_bf16({xi:e} = {:#010x})", xi.to_bits());
+        }
     }
 }

@@ -305,7 +305,7 @@ fn unary<S: Simd>(s: S, op: UOp, a: &[f32], dst: &mut [f32]) {
         UOp::U(U::Erf) => map1!(s, a, dst, |x| s.erf(x)),
         UOp::U(U::Recip) => map1!(s, a, dst, |x| s.div(one, x)),
         UOp::U(U::Identity) => dst.copy_from_slice(&a[..dst.len()]),
-        UOp::U(U::RoundBf16) => map1!(s, a, dst, |x| s.map_lanes(x, round_bf16)),
+        UOp::U(U::RoundBf16) => map1!(s, a, dst, |x| s.round_bf16(x)),
         UOp::Square => map1!(s, a, dst, |x| s.mul(x, x)),
         UOp::Cube => map1!(s, a, dst, |x| s.mul(s.mul(x, x), x)),
         UOp::Rsqrt => map1!(s, a, dst, |x| s.div(one, s.sqrt(x))),
@@ -326,12 +326,6 @@ fn binary<S: Simd>(s: S, op: BinaryOp, a: Src<'_>, b: Src<'_>, dst: &mut [f32]) 
     }
 }
 
-/// `x` rounded to the nearest bfloat16, ties to even (NaN stays NaN).
-#[inline(always)]
-fn round_bf16(x: f32) -> f32 {
-    half::bf16::from_f32(x).to_f32()
-}
-
 /// One vector of a unary op (used for scalar operands, through lane 0).
 #[inline(always)]
 fn unary_v<S: Simd>(s: S, op: UOp, x: S::V) -> S::V {
@@ -350,7 +344,7 @@ fn unary_v<S: Simd>(s: S, op: UOp, x: S::V) -> S::V {
         UOp::U(U::Erf) => s.erf(x),
         UOp::U(U::Recip) => s.div(one, x),
         UOp::U(U::Identity) => x,
-        UOp::U(U::RoundBf16) => s.map_lanes(x, round_bf16),
+        UOp::U(U::RoundBf16) => s.round_bf16(x),
         UOp::Square => s.mul(x, x),
         UOp::Cube => s.mul(s.mul(x, x), x),
         UOp::Rsqrt => s.div(one, s.sqrt(x)),

@@ -8,7 +8,7 @@ use crate::conv::{Conv2dParams, ConvWeightLayout, DataLayout};
 use crate::elementwise::{self, EwInput, EwProgram};
 use crate::gemm::{self, GemmDims, MatLayout, WeightRef};
 use crate::{layout, pool, reduce};
-use eqopt_kir::{Epilogue, Kernel, View, dense_strides};
+use eqopt_kir::{Epilogue, GemmCompute, Kernel, View, dense_strides};
 use rayon::prelude::*;
 use std::borrow::Cow;
 
@@ -212,8 +212,14 @@ pub(super) fn run_kernel(kernel: &Kernel, expr: Option<&EwProgram>, mem: &Mem) -
             let ins: Vec<EwInput<'_>> = inputs.iter().map(|v| ew_input(mem, v)).collect();
             elementwise::eval(prog, &ins, out_slice(mem, out)?, &out.shape)
         }
-        Kernel::Gemm { a, b, out, epilogue, .. } => {
-            let fused = run_gemm(mem, a, b, out, epilogue.as_ref().zip(expr))?;
+        Kernel::Gemm {
+            a,
+            b,
+            out,
+            epilogue,
+            compute,
+        } => {
+            let fused = run_gemm(mem, a, b, out, epilogue.as_ref().zip(expr), *compute)?;
             match (epilogue, expr) {
                 (Some(e), Some(p)) if !fused => apply_epilogue(mem, p, e, out),
                 _ => Ok(()),
@@ -334,7 +340,17 @@ pub(super) fn run_kernel(kernel: &Kernel, expr: Option<&EwProgram>, mem: &Mem) -
 
 /// Runs a GEMM kernel, with its epilogue inside the GEMM's tiles when the
 /// epilogue's operands allow (see [`TileEpilogue`]); returns whether it did.
-fn run_gemm(mem: &Mem, a: &View, b: &View, out: &View, epilogue: Option<(&Epilogue, &EwProgram)>) -> Result<bool, KernelError> {
+/// A GEMM kernel; with [`GemmCompute::Bf16`] it runs [`gemm::gemm_bf16`], which
+/// needs `b` to be a `bf16` buffer (a [`KernelError`] otherwise). Returns
+/// whether the epilogue was fused into the product.
+fn run_gemm(
+    mem: &Mem,
+    a: &View,
+    b: &View,
+    out: &View,
+    epilogue: Option<(&Epilogue, &EwProgram)>,
+    compute: GemmCompute,
+) -> Result<bool, KernelError> {
     let r = out.shape.len();
     if r < 2 || a.shape.len() != r || b.shape.len() != r {
         return Err(shape_err(format!(
@@ -396,7 +412,17 @@ fn run_gemm(mem: &Mem, a: &View, b: &View, out: &View, epilogue: Option<(&Epilog
         };
         let c = &mut c_all[o * per_outer..(o + 1) * per_outer];
         let user = tile_epilogues.as_ref().map(|t| &t[o] as &dyn gemm::Epilogue);
-        gemm::gemm(GemmDims { batch: last, m, k, n }, ad, al, bd, bl, c, cl, user)?;
+        let dims = GemmDims { batch: last, m, k, n };
+        match (compute, bd) {
+            (GemmCompute::F32, _) => gemm::gemm(dims, ad, al, bd, bl, c, cl, user)?,
+            (GemmCompute::Bf16, WeightRef::BF16(bd)) => gemm::gemm_bf16(dims, ad, al, bd, bl, c, cl, user)?,
+            (GemmCompute::Bf16, _) => {
+                return Err(shape_err(format!(
+                    "gemm computing in bf16 needs a bf16 b operand (buffer {})",
+                    b.buffer
+                )));
+            }
+        }
     }
     Ok(tile_epilogues.is_some())
 }

@@ -21,6 +21,24 @@ pub(crate) struct Job<'a> {
     pub epilogue: Option<&'a dyn Epilogue>,
     /// Instruction set of the micro-kernels.
     pub isa: Isa,
+    /// What the products are computed in.
+    pub compute: Compute,
+}
+
+/// The arithmetic of a [`Job`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Compute {
+    /// `f32` products of `A` and `B` (widened exactly when reduced-precision).
+    F32,
+    /// `bf16(A) · B` with `B` a `bf16` operand ([`WeightRef::BF16`]), products
+    /// summed in `f32`, by the AVX-512 BF16 kernel
+    /// ([`super::kernel_avx512_bf16`]). Only set when it is available.
+    Bf16Dot,
+    /// The same products by the `f32` kernels of the job's ISA: each block's
+    /// rows of `A` are rounded to `bf16` into a scratch copy first, and `B` is
+    /// widened exactly while packed (only the summation order differs from
+    /// [`Compute::Bf16Dot`]).
+    Bf16Widen,
 }
 
 /// A raw output pointer shared by tasks that write disjoint regions.
@@ -305,6 +323,44 @@ unsafe fn product(job: &Job<'_>, bi: usize, i0: usize, rows: usize, j0: usize, c
     let (al, bl, cl) = (&job.a_layout, &job.b_layout, &job.c_layout);
     let a_off = al.offset + bi * al.batch_stride + i0 * al.row_stride;
     let b_off = bl.offset + bi * bl.batch_stride + j0 * bl.col_stride;
+    match (job.compute, job.b) {
+        #[cfg(target_arch = "x86_64")]
+        (Compute::Bf16Dot, WeightRef::BF16(b)) => {
+            // SAFETY: as below; `Bf16Dot` is only set when the kernel runs on this CPU.
+            return unsafe {
+                super::kernel_avx512_bf16::gemm_bf16_packed(
+                    rows,
+                    k,
+                    cols,
+                    job.a.as_ptr().add(a_off),
+                    al.row_stride,
+                    al.col_stride,
+                    b.as_ptr().add(b_off),
+                    bl.row_stride,
+                    bl.col_stride,
+                    c_ptr,
+                    cl.row_stride,
+                )
+            };
+        }
+        (Compute::Bf16Widen, _) | (Compute::Bf16Dot, _) => {
+            // The block's rows of A, rounded to bf16, row-major (rows × k).
+            return with_scratch(rows * k, |ar| {
+                // In the validated span of A (caller's contract).
+                super::bf16::round_rows(job.isa, job.a, a_off, al.row_stride, al.col_stride, k, ar);
+                let widened = Job {
+                    a: ar,
+                    a_layout: MatLayout::row_major(rows, k).broadcast(),
+                    compute: Compute::F32,
+                    ..*job
+                };
+                // SAFETY: `widened` reads the scratch copy (rows × k, row-major) as A
+                // and the job's B and C, as the caller's contract allows.
+                unsafe { product(&widened, bi, 0, rows, j0, cols, k, c_ptr) }
+            });
+        }
+        (Compute::F32, _) => {}
+    }
     // SAFETY: k > 0, so the offsets are within the validated spans of A and B
     // (caller's contract), and the block is inside the validated extents.
     unsafe {

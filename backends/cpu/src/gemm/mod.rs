@@ -16,7 +16,13 @@
 //! path that converts while reading; with int8/int4 weights, a dequant-GEMV
 //! that reads the quantized values once and applies the scales per column
 //! (int8) or per group (int4) to its partial sums.
+//!
+//! [`gemm_bf16`] is the bf16-*compute* variant (`A` rounded to bf16, a bf16
+//! `B`, `f32` sums) for approximate rewrites: an AVX-512 BF16 `vdpbf16ps`
+//! kernel where the CPU has one, else the `f32` kernels on a rounded copy of
+//! `A` (see `bf16.rs`).
 
+mod bf16;
 mod driver;
 mod epilogue;
 mod gemv;
@@ -26,11 +32,14 @@ mod gemv_quant_avx2;
 mod kernel_avx2;
 #[cfg(target_arch = "x86_64")]
 mod kernel_avx512;
+#[cfg(target_arch = "x86_64")]
+mod kernel_avx512_bf16;
 pub(crate) mod mv;
 mod pack;
 mod packed;
 mod weights;
 
+pub use bf16::{bf16_dot_available, gemm_bf16, gemm_bf16_widened_with_isa, gemm_bf16_with_isa};
 pub use epilogue::{BiasAct, Epilogue, Tile};
 pub use weights::WeightRef;
 
@@ -219,13 +228,50 @@ pub fn gemm_with_isa(
     c_layout: MatLayout,
     epilogue: Option<&dyn Epilogue>,
 ) -> Result<(), KernelError> {
-    let GemmDims { batch, m, k, n } = dims;
-    check_operand(KERNEL, "A", &a_layout, batch, m, k, a.len())?;
-    check_operand(KERNEL, "B", &b_layout, batch, k, n, b.len())?;
-    if let Some(q) = b.quant() {
-        weights::check_quant_layout(q.n(), &b_layout, batch, k, n)?;
+    if !validate(&dims, a.len(), &a_layout, &b, &b_layout, c.len(), &c_layout, epilogue)? {
+        return Ok(());
     }
-    check_operand(KERNEL, "C", &c_layout, batch, m, n, c.len())?;
+    let m = dims.m;
+    let job = driver::Job {
+        dims,
+        a,
+        a_layout,
+        b,
+        b_layout,
+        c_layout,
+        epilogue,
+        isa,
+        compute: driver::Compute::F32,
+    };
+    if m == 1 && !matches!(b, WeightRef::F32(_)) {
+        gemv::run(&job, c);
+    } else {
+        driver::run(&job, c);
+    }
+    Ok(())
+}
+
+/// The checks of [`gemm_with_isa`] (shared by [`gemm_bf16_with_isa`]): the
+/// operand spans, a quantized `B`'s layout, the output layout and the
+/// epilogue. `Ok(false)` when the product is empty (nothing to compute).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn validate(
+    dims: &GemmDims,
+    a_len: usize,
+    a_layout: &MatLayout,
+    b: &WeightRef<'_>,
+    b_layout: &MatLayout,
+    c_len: usize,
+    c_layout: &MatLayout,
+    epilogue: Option<&dyn Epilogue>,
+) -> Result<bool, KernelError> {
+    let GemmDims { batch, m, k, n } = *dims;
+    check_operand(KERNEL, "A", a_layout, batch, m, k, a_len)?;
+    check_operand(KERNEL, "B", b_layout, batch, k, n, b.len())?;
+    if let Some(q) = b.quant() {
+        weights::check_quant_layout(q.n(), b_layout, batch, k, n)?;
+    }
+    check_operand(KERNEL, "C", c_layout, batch, m, n, c_len)?;
     if batch > 0 && m > 0 && n > 0 {
         if c_layout.col_stride != 1 {
             return Err(KernelError::Shape {
@@ -248,27 +294,9 @@ pub fn gemm_with_isa(
         }
     }
     if let Some(e) = epilogue {
-        e.check(&dims)?;
+        e.check(dims)?;
     }
-    if batch == 0 || m == 0 || n == 0 {
-        return Ok(());
-    }
-    let job = driver::Job {
-        dims,
-        a,
-        a_layout,
-        b,
-        b_layout,
-        c_layout,
-        epilogue,
-        isa,
-    };
-    if m == 1 && !matches!(b, WeightRef::F32(_)) {
-        gemv::run(&job, c);
-    } else {
-        driver::run(&job, c);
-    }
-    Ok(())
+    Ok(batch > 0 && m > 0 && n > 0)
 }
 
 /// Convenience wrapper: `C = A · B` for dense row-major `A: m×k`, `B: k×n`,

@@ -135,6 +135,19 @@ impl Simd for Avx2 {
         unsafe { _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(a) }
     }
     #[inline(always)]
+    fn round_bf16(self, x: __m256) -> __m256 {
+        // SAFETY: features per module docs.
+        unsafe {
+            let u = _mm256_castps_si256(x);
+            let hi = _mm256_set1_epi32(0xFFFF_0000u32 as i32);
+            let odd = _mm256_and_si256(_mm256_srli_epi32::<16>(u), _mm256_set1_epi32(1));
+            let r = _mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7FFF)), odd);
+            let quiet = _mm256_or_si256(u, _mm256_set1_epi32(0x0040_0000));
+            let nan = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_UNORD_Q>(x, x));
+            _mm256_castsi256_ps(_mm256_and_si256(_mm256_blendv_epi8(r, quiet, nan), hi))
+        }
+    }
+    #[inline(always)]
     fn copysign(self, mag: __m256, sign: __m256) -> __m256 {
         // SAFETY: features per module docs.
         unsafe {

@@ -137,6 +137,19 @@ impl Simd for Avx512 {
         unsafe { _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(a) }
     }
     #[inline(always)]
+    fn round_bf16(self, x: __m512) -> __m512 {
+        // SAFETY: features per module docs.
+        unsafe {
+            let u = _mm512_castps_si512(x);
+            let hi = _mm512_set1_epi32(0xFFFF_0000u32 as i32);
+            let odd = _mm512_and_si512(_mm512_srli_epi32::<16>(u), _mm512_set1_epi32(1));
+            let r = _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7FFF)), odd);
+            let quiet = _mm512_or_si512(u, _mm512_set1_epi32(0x0040_0000));
+            let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x);
+            _mm512_castsi512_ps(_mm512_and_si512(_mm512_mask_blend_epi32(nan, r, quiet), hi))
+        }
+    }
+    #[inline(always)]
     fn copysign(self, mag: __m512, sign: __m512) -> __m512 {
         // SAFETY: features per module docs.
         unsafe {

@@ -111,6 +111,14 @@ pub trait Simd: Copy + Send + Sync + std::fmt::Debug + 'static {
     fn sqrt(self, a: Self::V) -> Self::V;
     /// Rounds to the nearest integer, ties to even.
     fn round(self, a: Self::V) -> Self::V;
+    /// Rounds each lane to the nearest bfloat16 (ties to even), kept in `f32`:
+    /// bit-identical to `half::bf16::from_f32(x).to_f32()` — NaN stays NaN
+    /// (made quiet, payload's top bits kept), `±inf` and `±0` stay, denormals
+    /// are rounded (not flushed), and values that round past the largest
+    /// bf16 become `±inf`. (AVX512_BF16's `vcvtneps2bf16` flushes denormal
+    /// inputs to zero, so the vector ISAs use the integer form
+    /// `(u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000` instead.)
+    fn round_bf16(self, x: Self::V) -> Self::V;
     /// The magnitude of `mag` with the sign of `sign`.
     fn copysign(self, mag: Self::V, sign: Self::V) -> Self::V;
     /// `2^n` for lanes of `n` holding integers in `[-126, 127]` (other values give

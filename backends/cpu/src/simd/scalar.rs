@@ -83,6 +83,10 @@ impl Simd for Scalar {
         a.round_ties_even()
     }
     #[inline(always)]
+    fn round_bf16(self, x: f32) -> f32 {
+        half::bf16::from_f32(x).to_f32()
+    }
+    #[inline(always)]
     fn copysign(self, mag: f32, sign: f32) -> f32 {
         mag.copysign(sign)
     }
