@@ -72,7 +72,9 @@ pub struct ThreadCalibration {
     pub threads: usize,
     /// The vector unit's f32 ceiling: fused multiply-adds on registers, FLOP/s.
     pub fma_peak_f32: f64,
-    /// Best GEMM throughput per weight dtype over the sizes measured, FLOP/s.
+    /// Best GEMM throughput per dtype over the sizes measured, FLOP/s: `f32`
+    /// and `f16` with weights of that type (f32 arithmetic), `bf16` on bf16
+    /// operands (see `eqopt calibrate`).
     pub peak_flops: BTreeMap<DType, f64>,
     /// Copy bandwidth, bytes read plus written per second.
     pub memory_bandwidth: f64,
@@ -82,11 +84,12 @@ pub struct ThreadCalibration {
     pub gemm: Vec<GemmPoint>,
 }
 
-/// One GEMM measurement: an `n×n·n×n` product with `B` in `dtype`.
+/// One GEMM measurement: an `n×n·n×n` product with `B` in `dtype` (for
+/// `bf16`, both operands rounded to bf16: [`ThreadCalibration::peak_flops`]).
 #[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct GemmPoint {
-    /// Weight dtype.
+    /// Weight dtype (`bf16`: bf16 operands).
     pub dtype: DType,
     /// Matrix size.
     pub n: usize,

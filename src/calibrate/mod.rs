@@ -124,13 +124,20 @@ fn measure(threads: usize, opts: &CalibrateOptions) -> Result<ThreadCalibration>
     let (rounds, min_round) = (opts.rounds, opts.min_round);
     let mut gemm = Vec::new();
     let mut peak_flops = BTreeMap::new();
+    // `f32` and `f16`: the f32 GEMM with weights of that type (widened while
+    // packing). `bf16`: products on bf16 operands (the activation rounded, the
+    // weight stored in bf16; `vdpbf16ps` where the CPU has AVX-512 BF16), the
+    // rate the cost model charges a bf16-operand GEMM at (`cost::Bf16Products`).
     for (dtype, weights) in [
-        (DType::F32, WeightType::F32),
-        (DType::F16, WeightType::F16),
-        (DType::BF16, WeightType::Bf16),
+        (DType::F32, Some(WeightType::F32)),
+        (DType::F16, Some(WeightType::F16)),
+        (DType::BF16, None),
     ] {
         for &n in &opts.gemm_sizes {
-            let flops = probe::gemm_rate(n, weights, rounds, min_round)?;
+            let flops = match weights {
+                Some(w) => probe::gemm_rate(n, w, rounds, min_round)?,
+                None => probe::gemm_bf16_rate(n, rounds, min_round)?,
+            };
             gemm.push(GemmPoint { dtype, n, flops });
             let best = peak_flops.entry(dtype).or_insert(0.0f64);
             *best = best.max(flops);

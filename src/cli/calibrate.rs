@@ -42,7 +42,7 @@ pub(super) fn run_calibrate(a: &CalibrateArgs, out: &mut dyn Write) -> Result<()
     let profile = calibrate(&opts)?;
     let cal = profile.calibration.as_ref().expect("calibrate records its measurements");
     let mut text = format!(
-        "{} ({}), {}\n\n| threads | FMA peak GFLOP/s | GEMM f32 | GEMM f16 weights | GEMM bf16 weights | best f32 GEMM / FMA peak | copy GB/s | per-kernel overhead µs |\n|---|---|---|---|---|---|---|---|\n",
+        "{} ({}), {}\n\n| threads | FMA peak GFLOP/s | GEMM f32 | GEMM f16 weights | GEMM bf16 operands | best f32 GEMM / FMA peak | copy GB/s | per-kernel overhead µs |\n|---|---|---|---|---|---|---|---|\n",
         cal.cpu, cal.isa, cal.date
     );
     for t in &cal.per_threads {

@@ -44,7 +44,10 @@ impl Tensor {
             DType::F32 => TensorData::F32(values.iter().map(|&v| v as f32).collect()),
             DType::F64 => TensorData::F64(values.to_vec()),
             DType::F16 => TensorData::F16(values.iter().map(|&v| f16::from_f64(v)).collect()),
-            DType::BF16 => TensorData::BF16(values.iter().map(|&v| bf16::from_f64(v)).collect()),
+            // Through f32: `half`'s `bf16::from_f64` drops the bits below the
+            // rounding bit (0x3f808001 as f64 gives 0x3f80, not 0x3f81), so it
+            // would disagree with the CPU kernels' round-to-nearest-even.
+            DType::BF16 => TensorData::BF16(values.iter().map(|&v| bf16::from_f32(v as f32)).collect()),
             DType::I8 => TensorData::I8(values.iter().map(|&v| v as i8).collect()),
             DType::I32 => TensorData::I32(values.iter().map(|&v| v as i32).collect()),
             DType::I64 => TensorData::I64(values.iter().map(|&v| v as i64).collect()),

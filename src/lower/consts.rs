@@ -116,7 +116,7 @@ impl Lowering<'_> {
             (true, TensorData::BF16(v)) => (ElemType::BF16, ConstData::BF16(Arc::new(v.clone()))),
             (true, _) if c.ty.dtype == DType::BF16 => (
                 ElemType::BF16,
-                ConstData::BF16(Arc::new(t.to_f64().into_iter().map(bf16::from_f64).collect())),
+                ConstData::BF16(Arc::new(t.to_f64().into_iter().map(|v| bf16::from_f32(v as f32)).collect())),
             ),
             (true, _) => (
                 ElemType::F16,

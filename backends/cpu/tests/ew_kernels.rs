@@ -151,7 +151,7 @@ fn unary64(op: UnaryOp, x: f64) -> f64 {
         UnaryOp::Erf => erf64(x),
         UnaryOp::Recip => 1.0 / x,
         UnaryOp::Identity => x,
-        UnaryOp::RoundBf16 => half::bf16::from_f64(x).to_f64(),
+        UnaryOp::RoundBf16 => half::bf16::from_f32(x as f32).to_f64(),
     }
 }
 
