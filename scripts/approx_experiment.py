@@ -68,8 +68,14 @@ CNNS = ["squeezenet", "shufflenet", "resnet50"]
 CNN_INPUTS = 16
 
 
+# The calibrated profile of this machine (written by `eqopt calibrate` into a
+# private config directory at the start), so extraction knows what bf16
+# arithmetic is worth here.
+ENV = dict(os.environ)
+
+
 def eqopt(exe: str, *args: str) -> str:
-    r = subprocess.run([exe, *args], capture_output=True, text=True, cwd=ROOT)
+    r = subprocess.run([exe, *args], capture_output=True, text=True, cwd=ROOT, env=ENV)
     if r.returncode != 0:
         raise SystemExit(f"eqopt {' '.join(args)} failed:\n{r.stderr}")
     return r.stdout
@@ -162,6 +168,9 @@ def main(argv=None) -> int:
     sess = ort.InferenceSession(str(MODEL), providers=["CPUExecutionProvider"])
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
+        ENV["EQOPT_CONFIG_DIR"] = str(work / "config")
+        (work / "config" / "targets").mkdir(parents=True)
+        eqopt(a.eqopt, "calibrate", "-o", str(work / "config" / "targets" / "cpu.json"))
         cal = work / "calibration"
         cal.mkdir()
         for i, s in enumerate(CALIBRATION):
@@ -176,12 +185,13 @@ def main(argv=None) -> int:
         ]
         rows = []
         exact_graph = work / "exact.json"
-        for budget in [0.0, *budgets]:
-            graph = work / ("exact.json" if budget == 0 else f"budget_{budget:g}.json")
+        points = [(0.0, "f32")] + [(b, act) for act in ("f32", "bf16") for b in budgets]
+        for budget, act in points:
+            graph = work / ("exact.json" if budget == 0 else f"budget_{budget:g}_{act}.json")
             report = work / f"{graph.stem}.report.json"
             args = ["optimize", str(MODEL), "-o", str(graph), "--report", str(report)]
             if budget > 0:
-                args += ["--max-error", f"{budget:g}", "--calibration", str(cal)]
+                args += ["--max-error", f"{budget:g}", "--calibration", str(cal), "--activations", act]
             eqopt(a.eqopt, *args)
             r = json.loads(report.read_text())
             b = r.get("budget")
@@ -194,6 +204,7 @@ def main(argv=None) -> int:
             rows.append(
                 {
                     "budget": budget,
+                    "activations": act,
                     "approx": len((b or {}).get("approx", [])),
                     "estimated": (b or {}).get("estimated_error", 0.0),
                     "measured": (b or {}).get("measured_error"),
@@ -205,7 +216,7 @@ def main(argv=None) -> int:
                     "weights": weights,
                 }
             )
-            print(f"[approx_experiment] budget {budget:g}: {rows[-1]}", file=sys.stderr)
+            print(f"[approx_experiment] budget {budget:g} ({act}): {rows[-1]}", file=sys.stderr)
         cnns = cnn_rows(a.eqopt, budgets, a.runs, work)
     now = datetime.datetime.now(datetime.timezone.utc)
     lines = [
@@ -222,16 +233,21 @@ def main(argv=None) -> int:
         "Reference: the original f32 model in ONNX Runtime. Latency: `eqopt bench --threads 1`, "
         f"median of {a.runs}, each budget timed right after the exact graph (the ratio is the figure to read).",
         "",
-        "| budget | approximate nodes | estimated error | measured error (calibration) | 1 − cosine max / mean (held out) "
-        "| rel. L2 max (held out) | weights file | latency (ms) | / exact |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "Activations: `f32` is `--max-error E` alone (weights may be stored in lower precision); "
+        "`bf16` adds `--activations bf16` (matrix products may round their activation to bfloat16 "
+        "against bf16 weights, run by the AVX-512 BF16 GEMM). The target is this machine's "
+        "calibrated profile (`eqopt calibrate`).",
+        "",
+        "| budget | activations | approximate nodes | estimated error | measured error (calibration) "
+        "| 1 − cosine max / mean (held out) | rel. L2 max (held out) | weights file | latency (ms) | / exact |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         measured = "—" if r["measured"] is None else f"{r['measured']:.2e}"
         weights = f"{r['weights'] / 1e6:.1f} MB"
         budget = "exact" if r["budget"] == 0 else f"{r['budget']:g}"
         lines.append(
-            f"| {budget} | {r['approx']} | {r['estimated']:.2e} | {measured} "
+            f"| {budget} | {r['activations']} | {r['approx']} | {r['estimated']:.2e} | {measured} "
             f"| {1 - r['cos_min']:.2e} / {1 - r['cos_mean']:.2e} | {r['rel_max']:.2e} | {weights} | {r['ms']:.2f} "
             f"| {r['ms'] / r['exact_ms']:.3f} |"
         )
