@@ -135,7 +135,7 @@ pub const BUILTIN_RULES: &[BuiltinSpec] = &[
     BuiltinSpec {
         name: "lowrank",
         arities: &[0],
-        doc: "approximate: a matmul or fused_matmul whose weight is an f32 [k, n] constant of the input graph with at least 1024 elements (and k·n·min(k, n) ≤ 2^32) gets, for up to three ranks r with r·(k+n) < k·n, the variant x·U·V with U·V the weight's rank-r truncated SVD, wrapped in (approx ERR ...) with ERR the truncation's relative Frobenius error",
+        doc: "approximate: a matmul or fused_matmul whose weight is an f32 [k, n] constant of the input graph with at least 1024 elements (and k·n·min(k, n) ≤ 2^32) gets, for up to three ranks r with r·(k+n) < k·n, the variant x·U·V with U·V the weight's rank-r truncated SVD, wrapped in (approx ERR ...) with ERR the truncation's relative Frobenius error; likewise a one-group NCHW 1x1 conv or fused_conv with such a weight [O, C, 1, 1] becomes a rank-r 1x1 conv (the original strides and pads) followed by a plain 1x1 conv",
     },
     BuiltinSpec {
         name: "gemm-bf16",
@@ -188,7 +188,9 @@ impl WholeRule {
         match self {
             WholeRule::Fuse(kind) => super::fusion_builtins::class_has_fusion(egraph, eclass, kind),
             WholeRule::Weights(_) => super::approx::class_has_weights(egraph, eclass),
-            WholeRule::LowRank => super::lowrank::class_has_lowrank(egraph, eclass),
+            WholeRule::LowRank => {
+                super::lowrank::class_has_lowrank(egraph, eclass) || super::lowrank_conv::class_has_lowrank_conv(egraph, eclass)
+            }
             WholeRule::Bf16Product => super::approx_compute::class_has_bf16_product(egraph, eclass),
             WholeRule::Prune => super::prune::class_has_prunable(egraph, eclass),
         }
@@ -199,7 +201,11 @@ impl WholeRule {
         match self {
             WholeRule::Fuse(kind) => super::fusion_builtins::fuse_class(egraph, eclass, kind),
             WholeRule::Weights(fmt) => super::approx::reduce_weights(egraph, eclass, fmt),
-            WholeRule::LowRank => super::lowrank::lowrank_class(egraph, eclass),
+            WholeRule::LowRank => {
+                let mut pairs = super::lowrank::lowrank_class(egraph, eclass);
+                pairs.extend(super::lowrank_conv::lowrank_conv_class(egraph, eclass));
+                pairs
+            }
             WholeRule::Bf16Product => super::approx_compute::bf16_products(egraph, eclass),
             WholeRule::Prune => super::prune::prune_class(egraph, eclass),
         }

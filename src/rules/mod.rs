@@ -15,6 +15,7 @@ mod fusion_builtins;
 pub mod instantiate;
 mod layout_builtins;
 pub mod lowrank;
+mod lowrank_conv;
 pub mod parse;
 pub mod predicates;
 pub mod prune;

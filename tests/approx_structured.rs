@@ -1,0 +1,152 @@
+//! Structured approximations under an accuracy budget: a pointwise
+//! convolution of low rank factorized into two 1×1 convolutions
+//! (`lowrank/matmul` on convs), and a perceptron with dead hidden units
+//! pruned (`prune/hidden-units`). Each is chosen within its budget, measured
+//! on fresh inputs, and cheaper than the exact optimization.
+
+mod common;
+
+use eqopt::backend::CpuModel;
+use eqopt::budget::{CpuMeter, max_relative_error};
+use eqopt::cost::HardwareProfile;
+use eqopt::dtype::{DType, TensorType};
+use eqopt::eval::random_inputs;
+use eqopt::graph::op::{BinaryOp, ConvParams, Op, UnaryOp};
+use eqopt::graph::tensor::{ConstInit, Distribution, Tensor, random_values};
+use eqopt::graph::{Constant, Graph, Input, Node};
+use eqopt::optimize::{OptimizeOptions, Report, optimize, optimize_measured};
+use eqopt::rules::RuleSet;
+use std::sync::Arc;
+
+fn opts() -> OptimizeOptions {
+    OptimizeOptions::new(HardwareProfile::load("cpu").unwrap())
+}
+
+fn budgeted(g: &Graph, max_error: f64) -> (Graph, Report) {
+    let mut meter = CpuMeter::seeded(g, 0, 2).unwrap();
+    optimize_measured(g, &RuleSet::defaults().unwrap(), &opts().with_max_error(max_error), Some(&mut meter)).unwrap()
+}
+
+fn fresh_error(original: &Graph, optimized: &Graph, seed: u64) -> f64 {
+    let inputs = random_inputs(original, seed);
+    let want = CpuModel::compile(original).unwrap().run(&inputs).unwrap();
+    let got = CpuModel::compile(optimized).unwrap().run(&inputs).unwrap();
+    max_relative_error(&got, &want)
+}
+
+fn normal(seed: u64, len: usize) -> Vec<f64> {
+    random_values(&Distribution::Normal { mean: 0.0, std: 1.0 }, seed, len)
+}
+
+fn constant(name: &str, shape: Vec<usize>, values: &[f64]) -> Constant {
+    let t = Tensor::from_f64(TensorType::new(shape, DType::F32), values);
+    Constant {
+        name: name.into(),
+        ty: t.ty.clone(),
+        init: ConstInit::Data(Arc::new(t)),
+    }
+}
+
+fn node(name: &str, op: Op, inputs: &[&str]) -> Node {
+    Node {
+        name: name.into(),
+        op,
+        inputs: inputs.iter().map(|s| s.to_string()).collect(),
+        ty: TensorType::new(vec![], DType::F32),
+    }
+}
+
+/// `y = relu(conv1x1(x, W, b))`, stride 2, with `W` `[256, 256, 1, 1]` of rank 16.
+fn low_rank_pointwise_conv() -> Graph {
+    let (o, rank, c) = (256, 16, 256);
+    let (p, q) = (normal(21, o * rank), normal(22, rank * c));
+    let mut w = vec![0.0; o * c];
+    for i in 0..o {
+        for l in 0..rank {
+            for j in 0..c {
+                w[i * c + j] += p[i * rank + l] * q[l * c + j] / 16.0;
+            }
+        }
+    }
+    let params = ConvParams {
+        strides: [2, 2],
+        ..ConvParams::default()
+    };
+    Graph::new(
+        "low_rank_pointwise_conv",
+        vec![Input {
+            name: "x".into(),
+            ty: TensorType::new(vec![1, c, 28, 28], DType::F32),
+        }],
+        vec![constant("w", vec![o, c, 1, 1], &w), constant("b", vec![o], &normal(23, o))],
+        vec![node("t", Op::Conv(params), &["x", "w", "b"]), node("y", Op::Unary(UnaryOp::Relu), &["t"])],
+        vec!["y".into()],
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_low_rank_pointwise_convolution_is_factorized_within_the_budget() {
+    let g = low_rank_pointwise_conv();
+    let (opt, report) = budgeted(&g, 1e-3);
+    let b = report.budget.as_ref().expect("a budget report");
+    assert!(b.search.measured_error.is_some_and(|m| m <= 1e-3), "{b:?}");
+    assert!(opt.constants.iter().any(|c| c.name.contains(".lr")), "{:?}", opt.constants);
+    assert!(!opt.constants.iter().any(|c| c.name == "w"), "the full weight is still read");
+    let (_, exact) = optimize(&g, &RuleSet::defaults().unwrap(), &opts()).unwrap();
+    assert!(report.after.flops < exact.after.flops / 2, "{} vs {}", report.after.flops, exact.after.flops);
+    let fresh = fresh_error(&g, &opt, 7);
+    assert!(fresh <= 1e-3, "{fresh} on fresh inputs");
+}
+
+/// `y = relu(x·W1 + b1)·W2 + b2` with 256 hidden units, of which the last 96
+/// carry almost nothing (their rows of `W2` are scaled by 1e-4).
+fn perceptron_with_dead_units() -> Graph {
+    let (k, h, n) = (128, 256, 128);
+    let w1: Vec<f64> = normal(31, k * h).iter().map(|v| v / (k as f64).sqrt()).collect();
+    let mut w2: Vec<f64> = normal(32, h * n).iter().map(|v| v / (h as f64).sqrt()).collect();
+    for v in &mut w2[(h - 96) * n..] {
+        *v *= 1e-4;
+    }
+    Graph::new(
+        "perceptron_with_dead_units",
+        vec![Input {
+            name: "x".into(),
+            ty: TensorType::new(vec![64, k], DType::F32),
+        }],
+        vec![
+            constant("w1", vec![k, h], &w1),
+            constant("b1", vec![h], &vec![0.1; h]),
+            constant("w2", vec![h, n], &w2),
+            constant("b2", vec![n], &normal(33, n)),
+        ],
+        vec![
+            node("p", Op::MatMul, &["x", "w1"]),
+            node("q", Op::Binary(BinaryOp::Add), &["p", "b1"]),
+            node("r", Op::Unary(UnaryOp::Relu), &["q"]),
+            node("s", Op::MatMul, &["r", "w2"]),
+            node("y", Op::Binary(BinaryOp::Add), &["s", "b2"]),
+        ],
+        vec!["y".into()],
+    )
+    .unwrap()
+}
+
+#[test]
+fn dead_hidden_units_are_pruned_within_the_budget() {
+    let g = perceptron_with_dead_units();
+    let (opt, report) = budgeted(&g, 1e-2);
+    let b = report.budget.as_ref().expect("a budget report");
+    assert!(b.search.measured_error.is_some_and(|m| m <= 1e-2), "{b:?}");
+    let pruned: Vec<&Constant> = opt.constants.iter().filter(|c| c.name.contains(".pruned")).collect();
+    assert!(!pruned.is_empty(), "{:?}", opt.constants);
+    // The layers shrank: some hidden count below 256 is what the product reads.
+    assert!(pruned.iter().all(|c| c.ty.shape.contains(&160) || c.ty.shape.contains(&192) || c.ty.shape.contains(&224)), "{pruned:?}");
+    let (_, exact) = optimize(&g, &RuleSet::defaults().unwrap(), &opts()).unwrap();
+    assert!(report.after.flops < exact.after.flops, "{} vs {}", report.after.flops, exact.after.flops);
+    let fresh = fresh_error(&g, &opt, 9);
+    assert!(fresh <= 1e-2 && fresh > 0.0, "{fresh} on fresh inputs");
+    // Under a budget below what removing live units costs, nothing is pruned.
+    let (strict, _) = budgeted(&g, 1e-6);
+    assert!(!strict.constants.iter().any(|c| c.name.contains(".pruned")));
+}
