@@ -12,7 +12,12 @@
 //! - `f16`/`bf16` buffers are constants, read only as the `b` operand of a
 //!   [`Kernel::Gemm`] or the weights `w` of a [`Kernel::Conv`] (converted to `f32`
 //!   inside the kernel, so the weights stay stored at 2 bytes an element);
-//! - a [`Kernel::Gemm`] with [`GemmCompute::Bf16`] reads a `bf16` constant `b`.
+//! - a [`Kernel::Gemm`] with [`GemmCompute::Bf16`] reads a `bf16` constant `b`;
+//! - quantized buffers ([`ElemType::I8`], [`ElemType::I4`]) are constants holding
+//!   a whole `k × n` matrix with its scales ([`ConstData::Int8`],
+//!   [`ConstData::Int4`]), read only as the `b` operand of an `f32`
+//!   [`Kernel::Gemm`] through a view of the whole matrix, row-major (batch dims
+//!   broadcast, stride 0); the kernel dequantizes as it reads.
 
 use std::fmt;
 
@@ -30,21 +35,34 @@ pub enum ElemType {
     F16,
     /// bfloat16 (constant GEMM and convolution weights).
     BF16,
+    /// int8 with one `f32` scale per column (constant GEMM weights, [`ConstData::Int8`]).
+    I8,
+    /// int4 with one `f32` scale per group of rows and column (constant GEMM
+    /// weights, [`ConstData::Int4`]); two elements to a byte.
+    I4,
 }
 
 impl ElemType {
-    /// Bytes per element.
+    /// Bytes per element, rounded up (an [`ElemType::I4`] element is half a
+    /// byte; [`Buffer::bytes`] is exact, scales included).
     pub fn size(self) -> usize {
         match self {
             ElemType::F32 => 4,
             ElemType::I64 => 8,
             ElemType::F16 | ElemType::BF16 => 2,
+            ElemType::I8 | ElemType::I4 => 1,
         }
     }
 
-    /// True for the 2-byte floats a kernel converts to `f32` as it reads them.
+    /// True for the quantized formats ([`ElemType::I8`], [`ElemType::I4`]).
+    pub fn is_quantized(self) -> bool {
+        matches!(self, ElemType::I8 | ElemType::I4)
+    }
+
+    /// True for the stored weight formats a kernel converts to `f32` as it reads
+    /// them: the 2-byte floats and the quantized formats.
     pub fn is_low_precision(self) -> bool {
-        matches!(self, ElemType::F16 | ElemType::BF16)
+        matches!(self, ElemType::F16 | ElemType::BF16 | ElemType::I8 | ElemType::I4)
     }
 }
 
@@ -70,6 +88,33 @@ pub enum ConstData {
     F16(std::sync::Arc<Vec<half::f16>>),
     /// bfloat16 values.
     BF16(std::sync::Arc<Vec<half::bf16>>),
+    /// A `k × n` matrix as int8, `B̂[p, j] = data[p·n + j] · scales[j]` (the
+    /// layout of `eqopt_cpu::quant::QuantInt8`).
+    Int8 {
+        /// `k·n` values, row-major.
+        data: std::sync::Arc<Vec<i8>>,
+        /// `n` column scales.
+        scales: std::sync::Arc<Vec<f32>>,
+        /// Rows (the reduction dimension).
+        k: usize,
+        /// Columns.
+        n: usize,
+    },
+    /// A `k × n` matrix as int4 with one scale per `group` rows and column (the
+    /// layout of `eqopt_cpu::quant::QuantInt4`: `k` rows of `⌈n/2⌉` bytes, even
+    /// columns in the low nibble, stored as `q + 8`; scales `⌈k/group⌉ × n`).
+    Int4 {
+        /// `k·⌈n/2⌉` packed bytes.
+        data: std::sync::Arc<Vec<u8>>,
+        /// `⌈k/group⌉·n` scales, row-major.
+        scales: std::sync::Arc<Vec<f32>>,
+        /// Rows (the reduction dimension).
+        k: usize,
+        /// Columns.
+        n: usize,
+        /// Rows per scale group (at least 1).
+        group: usize,
+    },
 }
 
 impl ConstData {
@@ -80,16 +125,53 @@ impl ConstData {
             ConstData::I64(_) => ElemType::I64,
             ConstData::F16(_) => ElemType::F16,
             ConstData::BF16(_) => ElemType::BF16,
+            ConstData::Int8 { .. } => ElemType::I8,
+            ConstData::Int4 { .. } => ElemType::I4,
         }
     }
 
-    /// Number of elements.
+    /// Number of elements (`k·n` for a quantized matrix).
     pub fn len(&self) -> usize {
         match self {
             ConstData::F32(v) => v.len(),
             ConstData::I64(v) => v.len(),
             ConstData::F16(v) => v.len(),
             ConstData::BF16(v) => v.len(),
+            ConstData::Int8 { k, n, .. } | ConstData::Int4 { k, n, .. } => k.saturating_mul(*n),
+        }
+    }
+
+    /// Bytes as stored (a quantized matrix: its values and its scales).
+    pub fn bytes(&self) -> usize {
+        match self {
+            ConstData::Int8 { data, scales, .. } => data.len() + 4 * scales.len(),
+            ConstData::Int4 { data, scales, .. } => data.len() + 4 * scales.len(),
+            d => d.len().saturating_mul(d.elem().size()),
+        }
+    }
+
+    /// For a quantized matrix, why its parts disagree with its dimensions
+    /// (`None` when they agree, and for the other variants).
+    pub fn quant_mismatch(&self) -> Option<String> {
+        let (data, scales, want_data, want_scales) = match self {
+            ConstData::Int8 { data, scales, k, n } => (data.len(), scales.len(), k.checked_mul(*n), Some(*n)),
+            ConstData::Int4 { data, scales, k, n, group } => {
+                if *group == 0 {
+                    return Some("int4 group size is 0".into());
+                }
+                (
+                    data.len(),
+                    scales.len(),
+                    k.checked_mul(n.div_ceil(2)),
+                    k.div_ceil(*group).checked_mul(*n),
+                )
+            }
+            _ => return None,
+        };
+        match (want_data, want_scales) {
+            (Some(d), Some(s)) if d == data && s == scales => None,
+            (Some(d), Some(s)) => Some(format!("{data} values and {scales} scales, its dimensions need {d} and {s}")),
+            _ => Some("its dimensions overflow".into()),
         }
     }
 
@@ -114,9 +196,12 @@ pub struct Buffer {
 }
 
 impl Buffer {
-    /// Size in bytes.
+    /// Size in bytes (a constant: as stored, scales of a quantized matrix included).
     pub fn bytes(&self) -> usize {
-        self.len.saturating_mul(self.elem.size())
+        match &self.kind {
+            Some(BufferKind::Constant(d)) => d.bytes(),
+            _ => self.len.saturating_mul(self.elem.size()),
+        }
     }
 }
 
@@ -599,6 +684,19 @@ pub enum ProgramError {
         /// Its element type.
         elem: ElemType,
     },
+    /// A quantized constant whose parts disagree with its dimensions, or a
+    /// quantized `b` a GEMM reads other than whole and row-major.
+    #[error("kernel {kernel} ({name}): quantized buffer {buffer_name}: {problem}")]
+    Quantized {
+        /// Kernel index (`usize::MAX` for a buffer whose declaration is wrong).
+        kernel: usize,
+        /// Kernel name.
+        name: &'static str,
+        /// The buffer's name.
+        buffer_name: String,
+        /// What is wrong.
+        problem: String,
+    },
     /// A [`GemmCompute::Bf16`] GEMM whose `b` is not a `bf16` buffer.
     #[error("kernel {kernel} (gemm): computes in bf16 but its b operand {buffer_name} is {elem:?}, not a bf16 constant")]
     Bf16Operand {
@@ -636,6 +734,16 @@ impl Program {
                     elem: buf.elem,
                 });
             }
+            if let Some(BufferKind::Constant(d)) = &buf.kind
+                && let Some(problem) = d.quant_mismatch()
+            {
+                return Err(ProgramError::Quantized {
+                    kernel: usize::MAX,
+                    name: "buffer",
+                    buffer_name: buf.name.clone(),
+                    problem,
+                });
+            }
         }
         for (k, kernel) in self.kernels.iter().enumerate() {
             let name = kernel.name();
@@ -644,6 +752,7 @@ impl Program {
                 Kernel::Conv { w, .. } => Some(w),
                 _ => None,
             };
+            self.check_quantized_reads(k, kernel)?;
             if let Kernel::Gemm {
                 b,
                 compute: GemmCompute::Bf16,
@@ -709,6 +818,43 @@ impl Program {
                     name,
                     buffer_name: target.name.clone(),
                 });
+            }
+        }
+        Ok(())
+    }
+
+    /// Quantized buffers are read only as the whole row-major `b` of an `f32` GEMM.
+    fn check_quantized_reads(&self, k: usize, kernel: &Kernel) -> Result<(), ProgramError> {
+        for view in kernel.inputs() {
+            let Some(buf) = self.buffers.get(view.buffer).filter(|b| b.elem.is_quantized()) else {
+                continue;
+            };
+            let fail = |problem: String| ProgramError::Quantized {
+                kernel: k,
+                name: kernel.name(),
+                buffer_name: buf.name.clone(),
+                problem,
+            };
+            let Kernel::Gemm { b, compute, .. } = kernel else {
+                return Err(fail("read by a kernel other than a GEMM (as its b operand)".into()));
+            };
+            if !std::ptr::eq(b, view) || *compute != GemmCompute::F32 {
+                return Err(fail("read other than as the b operand of an f32 GEMM".into()));
+            }
+            let Some(BufferKind::Constant(ConstData::Int8 { k: rows, n, .. } | ConstData::Int4 { k: rows, n, .. })) = &buf.kind else {
+                return Err(fail("not a quantized constant".into()));
+            };
+            let r = b.shape.len();
+            let whole = r >= 2
+                && b.offset == 0
+                && b.shape[r - 2..] == [*rows, *n]
+                && (b.shape[r - 2] <= 1 || b.strides[r - 2] == *n as isize)
+                && (b.shape[r - 1] <= 1 || b.strides[r - 1] == 1)
+                && b.strides[..r - 2].iter().zip(&b.shape).all(|(&s, &d)| s == 0 || d <= 1);
+            if !whole {
+                return Err(fail(format!(
+                    "read through the view {b}, not the whole [{rows}, {n}] matrix row-major"
+                )));
             }
         }
         Ok(())
