@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::python::ort_check;
+use common::python::ort_check_with;
 use eqopt::backend::CpuModel;
 use eqopt::budget::CpuMeter;
 use eqopt::cost::HardwareProfile;
@@ -126,7 +126,10 @@ fn quantized_gemms_stay_stored_and_run_like_the_reference() {
                 if fused {
                     want_elems.push(ElemType::F32);
                 }
-                assert_eq!(constant_elems(&model), want_elems, "{label}:\n{}", model.program());
+                let mut elems = constant_elems(&model);
+                elems.sort();
+                want_elems.sort();
+                assert_eq!(elems, want_elems, "{label}:\n{}", model.program());
                 assert_eq!(model.memory().constant_bytes, want_bytes + extra + bias, "{label}");
             }
         }
@@ -135,7 +138,7 @@ fn quantized_gemms_stay_stored_and_run_like_the_reference() {
 
 #[test]
 fn a_dequantization_read_elsewhere_is_done_at_compile_time() {
-    let mut g = quantized_gemm(QuantFormat::Int8, &[4, 64], 64, false);
+    let mut g = quantized_gemm(QuantFormat::Int8, &[64, 64], 64, false);
     // `w` now also feeds an Add: it becomes one f32 constant.
     g.nodes.push(node("z", Op::Binary(BinaryOp::Add), &["y", "w"]));
     g.nodes.push(node("out", Op::Unary(UnaryOp::Relu), &["z"]));
@@ -244,25 +247,41 @@ fn onnx_export_runs_in_onnx_runtime_and_imports_back() {
         let back = eqopt::onnx::import::load(&model, &Default::default()).unwrap();
         assert!(back.nodes.iter().any(|n| matches!(n.op, Op::Dequantize { .. })), "{:?}", back.nodes);
         assert!(back.constants.iter().any(|c| c.ty.dtype.is_quantized()));
+        // The export spells the fused epilogue as MatMul, Add, Relu: the
+        // reference rounds after each of them instead of once.
         let again = run(&back, &inputs).unwrap();
-        assert_eq!(again["y"], outputs["y"], "{}", format.name());
+        let c = compare(&again["y"], &outputs["y"]);
+        let scale = outputs["y"].to_f64().iter().fold(1e-3f64, |m, x| m.max(x.abs()));
+        assert!(c.shape_equal && c.max_abs <= 1e-5 * scale, "{}: {c:?}", format.name());
         cases.push(dir);
     }
-    let Some(results) = ort_check(&cases, 1e-4) else { return };
+    // As written (no ORT graph optimizations), ONNX Runtime computes what
+    // eqopt's reference does.
+    let Some(results) = ort_check_with(&cases, 1e-4, &["--no-graph-optimizations"]) else {
+        return;
+    };
     for r in &results {
         assert!(r.ok, "{}: {:?} (worst {:.2e})", r.case, r.error, r.worst);
     }
+    // With its default optimizations ORT runs DequantizeLinear -> MatMul as a
+    // fused kernel that also quantizes the activations (relative error about
+    // 6e-3 here, for int8 and int4 alike).
+    let results = ort_check_with(&cases, 2e-2, &[]).expect("python is present");
+    for r in &results {
+        assert!(r.ok, "{}: {:?} (worst {:.2e})", r.case, r.error, r.worst);
+        eprintln!("{} with ORT's optimizations: relative error {:.2e}", r.case, r.worst);
+    }
 }
 
-/// Three `[256, 256]` layers with biases and ReLUs, weights from `N(0, 1/16)`.
-fn mlp() -> Graph {
+/// `layers` `[d, d]` layers with biases and ReLUs, weights from `N(0, 1/4)`.
+fn mlp(layers: u64, d: usize) -> Graph {
     let mut constants = Vec::new();
     let mut nodes = Vec::new();
     let mut x = "x".to_string();
-    for l in 0..3 {
+    for l in 0..layers {
         let (w, b) = (format!("w{l}"), format!("b{l}"));
-        constants.push(constant(&w, normal(&[256, 256], 20 + l)));
-        constants.push(constant(&b, normal(&[256], 30 + l)));
+        constants.push(constant(&w, normal(&[d, d], 20 + l)));
+        constants.push(constant(&b, normal(&[d], 30 + l)));
         let (mm, add, y) = (format!("mm{l}"), format!("add{l}"), format!("y{l}"));
         nodes.push(node(&mm, Op::MatMul, &[&x, &w]));
         nodes.push(node(&add, Op::Binary(BinaryOp::Add), &[&mm, &b]));
@@ -273,7 +292,7 @@ fn mlp() -> Graph {
         "mlp3",
         vec![Input {
             name: "x".into(),
-            ty: TensorType::new(vec![1, 256], DType::F32),
+            ty: TensorType::new(vec![1, d], DType::F32),
         }],
         constants,
         nodes,
@@ -284,9 +303,10 @@ fn mlp() -> Graph {
 
 #[test]
 fn a_loose_budget_picks_quantized_weights_and_holds() {
-    let g = mlp();
     let opts = OptimizeOptions::new(HardwareProfile::load("cpu").unwrap());
-    for (budget, want) in [(3e-2, DType::I8), (0.3, DType::I4)] {
+    // int4 costs more error (about 0.1 a weight) than the bytes it saves over
+    // int8 are worth in the Lagrangian search unless the weights are large.
+    for (g, budget, want) in [(mlp(3, 256), 3e-2, DType::I8), (mlp(2, 2048), 0.3, DType::I4)] {
         let mut meter = CpuMeter::seeded(&g, 0, 2).unwrap();
         let (opt, report) = optimize_measured(
             &g,
@@ -299,14 +319,14 @@ fn a_loose_budget_picks_quantized_weights_and_holds() {
         let measured = b.search.measured_error.expect("approximations were chosen and measured");
         assert!(measured <= budget, "budget {budget}: measured {measured}");
         assert!(b.search.estimated_error <= budget, "budget {budget}: {b:?}");
+        let stored: Vec<String> = opt.constants.iter().map(|c| format!("{} {}", c.name, c.ty)).collect();
         assert!(
             opt.constants.iter().any(|c| c.ty.dtype == want),
-            "budget {budget}: {:?}",
-            opt.constants
+            "budget {budget}: {stored:?}\n{b:?}"
         );
         assert!(opt.nodes.iter().any(|n| matches!(n.op, Op::Dequantize { .. })));
         assert_eq!(b.weight_bytes_after, weight_bytes(&opt));
-        // Three 256 KiB f32 weights: int8 stores them in about a quarter.
+        // int8 stores the f32 weights in about a quarter, int4 in an eighth.
         assert!(b.weight_bytes_after * 3 < b.weight_bytes_before, "budget {budget}: {b:?}");
         let model = CpuModel::compile(&opt).unwrap();
         assert!(constant_elems(&model).iter().any(|e| e.is_quantized()), "{}", model.program());
