@@ -332,3 +332,18 @@ fn a_loose_budget_picks_quantized_weights_and_holds() {
         assert!(constant_elems(&model).iter().any(|e| e.is_quantized()), "{}", model.program());
     }
 }
+
+#[test]
+fn a_dequantization_of_a_computed_value_is_a_lowering_error() {
+    let text = r#"{"format": "eqopt-graph", "version": 1, "name": "computed",
+  "inputs": [{"name": "x", "shape": [2, 8], "dtype": "f32"}], "outputs": ["y"],
+  "constants": [{"name": "s", "shape": [8], "dtype": "f32", "fill": 0.5}],
+  "nodes": [{"name": "q", "op": "Cast", "inputs": ["x"], "attrs": {"to": "i8"}},
+            {"name": "dq", "op": "DequantizeLinear", "inputs": ["q", "s"]},
+            {"name": "y", "op": "Add", "inputs": ["dq", "x"]}]}"#;
+    let g = json::parse(text, "g.json".as_ref()).unwrap();
+    // The reference interpreter runs it; the CPU backend refuses it by name.
+    run(&g, &random_inputs(&g, 1)).unwrap();
+    let e = CpuModel::compile(&g).err().expect("an error, not a program").to_string();
+    assert!(e.contains("\"q\"") && e.contains("i8"), "{e}");
+}
