@@ -11,6 +11,9 @@ keyed by output name). For each case this script
   3. compares every output with the expected one: same shape, dtype kind, and a
      normwise relative error ||ort - expected|| / max(||expected||, tiny) below --rtol
      (NaN/inf positions must agree).
+With --no-graph-optimizations, ONNX Runtime runs the graph as written
+(ORT_DISABLE_ALL): its default optimizations rewrite DequantizeLinear -> MatMul
+into a fused kernel that also quantizes the activations.
 It prints one JSON object per case on stdout:
   {"case": DIR, "ok": bool, "outputs": {name: rel_error}, "error": str|null}
 and exits 1 if any case failed.
@@ -41,7 +44,7 @@ def rel_error(got: np.ndarray, want: np.ndarray) -> float:
     return float(diff / scale)
 
 
-def check_case(case: Path, rtol: float) -> dict:
+def check_case(case: Path, rtol: float, optimize: bool = True) -> dict:
     out = {"case": str(case), "ok": False, "outputs": {}, "error": None}
     try:
         model = onnx.load(str(case / "model.onnx"))
@@ -49,6 +52,8 @@ def check_case(case: Path, rtol: float) -> dict:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
         opts.log_severity_level = 3
+        if not optimize:
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         sess = ort.InferenceSession(str(case / "model.onnx"), opts, providers=["CPUExecutionProvider"])
         with np.load(case / "inputs.npz") as f:
             feeds = {k: f[k] for k in f.files}
@@ -79,10 +84,11 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("cases", nargs="+", type=Path)
     p.add_argument("--rtol", type=float, default=1e-4)
+    p.add_argument("--no-graph-optimizations", action="store_true")
     args = p.parse_args()
     failed = 0
     for case in args.cases:
-        r = check_case(case, args.rtol)
+        r = check_case(case, args.rtol, not args.no_graph_optimizations)
         failed += not r["ok"]
         print(json.dumps(r), flush=True)
     return 1 if failed else 0

@@ -341,6 +341,7 @@ pub fn work(op: &Op, inputs: &[&TensorType], consts: &[bool], out: &TensorType) 
         Op::Binary(b) => mul(&[n, b.flops_per_element()]),
         Op::FusedElementwise { expr } => mul(&[n, expr.flops_per_element()]),
         Op::MatMul => matmul_flops(inputs[0], out),
+        Op::Dequantize { .. } => n,
         Op::FusedMatMul { epilogue } => matmul_flops(inputs[0], out).saturating_add(mul(&[n, epilogue.flops_per_element()])),
         Op::Conv(p) => conv_flops(inputs[1], out, p).saturating_add(if inputs.len() > 2 { n } else { 0 }),
         Op::FusedConv { params, epilogue } => conv_flops(inputs[1], out, params).saturating_add(mul(&[n, epilogue.flops_per_element()])),
@@ -383,7 +384,10 @@ pub struct Totals {
 
 /// True for ops whose second input is a weight the backends read in its stored
 /// precision: an `f16`/`bf16` constant widened by a `Cast` to f32 is read at 2
-/// bytes per element and converted inside the kernel (see `src/lower/consts.rs`).
+/// bytes per element and converted inside the kernel (see `src/lower/consts.rs`);
+/// an `i8`/`i4` constant read through a `DequantizeLinear` at 1 or ½ byte per
+/// element (the scales are not charged here: 4 bytes per column, or per column
+/// and group of rows; `src/lower/quant.rs`).
 pub fn reads_stored_weights(op: &Op) -> bool {
     matches!(op, Op::MatMul | Op::FusedMatMul { .. } | Op::Conv(_) | Op::FusedConv { .. })
 }
@@ -474,6 +478,11 @@ pub fn graph_totals(graph: &crate::graph::Graph, target: &HardwareProfile) -> To
     for n in &graph.nodes {
         if let (Op::Cast { to: DType::F32 }, [x]) = (&n.op, &n.inputs[..]) {
             if let Some(c) = graph.constants.iter().find(|c| &c.name == x && c.ty.dtype.is_reduced_float()) {
+                widened.insert(&n.name, c.ty.dtype);
+            }
+        }
+        if let (Op::Dequantize { .. }, [x, _]) = (&n.op, &n.inputs[..]) {
+            if let Some(c) = graph.constants.iter().find(|c| &c.name == x && c.ty.dtype.is_quantized()) {
                 widened.insert(&n.name, c.ty.dtype);
             }
         }

@@ -18,6 +18,9 @@ pub enum DType {
     BF16,
     /// Signed 8-bit integer.
     I8,
+    /// Signed 4-bit integer in `[-8, 7]`, stored two to a byte (see
+    /// [`TensorType::size_bytes`]); quantized weights read by a `DequantizeLinear`.
+    I4,
     /// Signed 32-bit integer.
     I32,
     /// Signed 64-bit integer.
@@ -28,25 +31,40 @@ pub enum DType {
 
 impl DType {
     /// Every dtype, in declaration order.
-    pub const ALL: [DType; 8] = [
+    pub const ALL: [DType; 9] = [
         DType::F32,
         DType::F64,
         DType::F16,
         DType::BF16,
         DType::I8,
+        DType::I4,
         DType::I32,
         DType::I64,
         DType::Bool,
     ];
 
-    /// Bytes per element.
+    /// Bytes per element, rounded up: `i4` packs two elements to a byte, so a
+    /// tensor's size is [`TensorType::size_bytes`], not `numel · size_bytes()`.
     pub fn size_bytes(self) -> usize {
         match self {
             DType::F64 | DType::I64 => 8,
             DType::F32 | DType::I32 => 4,
             DType::F16 | DType::BF16 => 2,
-            DType::I8 | DType::Bool => 1,
+            DType::I8 | DType::I4 | DType::Bool => 1,
         }
+    }
+
+    /// Bytes of `numel` elements as stored (`i4`: ⌈numel / 2⌉), saturating.
+    pub fn bytes_of(self, numel: usize) -> u64 {
+        match self {
+            DType::I4 => (numel as u64).div_ceil(2),
+            d => (numel as u64).saturating_mul(d.size_bytes() as u64),
+        }
+    }
+
+    /// True for the quantized integer types a `DequantizeLinear` reads (`i8`, `i4`).
+    pub fn is_quantized(self) -> bool {
+        matches!(self, DType::I8 | DType::I4)
     }
 
     /// True for floating-point types.
@@ -72,6 +90,7 @@ impl DType {
             DType::F16 => "f16",
             DType::BF16 => "bf16",
             DType::I8 => "i8",
+            DType::I4 => "i4",
             DType::I32 => "i32",
             DType::I64 => "i64",
             DType::Bool => "bool",
@@ -118,9 +137,10 @@ impl TensorType {
         self.shape.iter().fold(1usize, |a, &d| a.saturating_mul(d))
     }
 
-    /// Size in bytes of the whole tensor (saturating).
+    /// Size in bytes of the whole tensor as stored (saturating; `i4` at half a
+    /// byte per element, rounded up).
     pub fn size_bytes(&self) -> u64 {
-        (self.numel() as u64).saturating_mul(self.dtype.size_bytes() as u64)
+        self.dtype.bytes_of(self.numel())
     }
 }
 

@@ -105,7 +105,8 @@ fn bf16_product(egraph: &TEGraph, n: &TNode) -> bool {
 }
 
 /// The stored dtype of class `id` when it holds a cast to f32 of an `f16`/`bf16`
-/// constant (a weight the kernels read at 2 bytes per element).
+/// constant (a weight the kernels read at 2 bytes per element) or a
+/// dequantization of an `i8`/`i4` constant (1 or ½ byte per element).
 pub(crate) fn widened_const(egraph: &TEGraph, id: Id) -> Option<DType> {
     egraph[id].nodes.iter().find_map(|n| {
         let x = *n.inputs().first()?;
@@ -113,9 +114,18 @@ pub(crate) fn widened_const(egraph: &TEGraph, id: Id) -> Option<DType> {
             // Data movement of a widened weight is folded on the stored data
             // (`fold_constants`), so it is read at the stored precision too.
             TOp::Transpose => egraph[x].nodes.iter().find_map(|c| widened_cast(egraph, c)),
-            _ => widened_cast(egraph, n),
+            _ => widened_cast(egraph, n).or_else(|| dequantized_const(egraph, n)),
         }
     })
+}
+
+/// The stored dtype if `n` is a dequantization of an `i8`/`i4` constant.
+fn dequantized_const(egraph: &TEGraph, n: &TNode) -> Option<DType> {
+    if n.op != TOp::Dequantize {
+        return None;
+    }
+    let x = egraph[*n.inputs().first()?].data.tensor()?;
+    (x.is_const && x.ty.dtype.is_quantized()).then_some(x.ty.dtype)
 }
 
 /// The stored dtype if `n` is a cast to f32 of an `f16`/`bf16` constant.
@@ -415,6 +425,9 @@ fn folded_name(n: &crate::graph::Node, taken: &BTreeSet<String>) -> String {
 /// or convolution. Data movement applied to such a cast (`Transpose`, `Reshape`,
 /// `Flatten`, `Identity`) is folded on the f16/bf16 data, under the cast: the new
 /// constant is named `NAME.f16` (or `.bf16`) and the cast keeps the node's name.
+/// Likewise a `DequantizeLinear` of an int8/int4 constant stays a node (the
+/// lowering hands the quantized matrix to the GEMM); data movement applied to it
+/// is folded to `f32`.
 pub fn fold_constants(graph: Graph) -> Result<Graph> {
     let mut consts: BTreeMap<String, Constant> = graph.constants.iter().map(|c| (c.name.clone(), c.clone())).collect();
     let mut order: Vec<String> = graph.constants.iter().map(|c| c.name.clone()).collect();
@@ -428,8 +441,9 @@ pub fn fold_constants(graph: Graph) -> Result<Graph> {
         .chain(graph.nodes.iter().map(|n| n.name.clone()))
         .collect();
     let mut renamed: BTreeMap<String, String> = BTreeMap::new();
-    // Kept widening casts: node name -> the f16/bf16 constant it reads. Each also
-    // has its f32 value in `consts` (not in `order`) for folding its other readers.
+    // Kept widening casts: node name -> the f16/bf16 constant it reads (empty for
+    // a kept dequantization). Each also has its f32 value in `consts` (not in
+    // `order`) for folding its other readers.
     let mut widened: BTreeMap<String, String> = BTreeMap::new();
     let eval = |name: &str, op: &Op, inputs: &[&Constant]| -> Result<crate::graph::tensor::Tensor> {
         let vals: Vec<Arc<crate::graph::tensor::Tensor>> = inputs.iter().map(|c| c.init.materialize(&c.ty)).collect();
@@ -457,7 +471,17 @@ pub fn fold_constants(graph: Graph) -> Result<Graph> {
         }
         let low = |i: &str| consts[i].ty.dtype.is_reduced_float();
         let widening = matches!(n.op, Op::Cast { to: DType::F32 }) && !widened.contains_key(&n.inputs[0]) && low(&n.inputs[0]);
+        let dequantizing = matches!(n.op, Op::Dequantize { .. }) && consts[&n.inputs[0]].ty.dtype.is_quantized();
         let moves = n.op.is_view() || matches!(n.op, Op::Transpose { .. });
+        if dequantizing {
+            // Kept like a widening cast, but data movement is not folded under it.
+            let ins: Vec<&Constant> = n.inputs.iter().map(|i| &consts[i]).collect();
+            let f32_value = eval(&n.name, &n.op, &ins)?;
+            consts.insert(n.name.clone(), data_const(&n.name, f32_value));
+            widened.insert(n.name.clone(), String::new());
+            nodes.push(n);
+            continue;
+        }
         if widening {
             let f32_value = eval(&n.name, &n.op, &[&consts[&n.inputs[0]]])?;
             consts.insert(n.name.clone(), data_const(&n.name, f32_value));
@@ -470,7 +494,7 @@ pub fn fold_constants(graph: Graph) -> Result<Graph> {
             taken.insert(name.clone());
             renamed.insert(n.name.clone(), name.clone());
         }
-        if moves && let Some(src) = widened.get(&n.inputs[0]).cloned() {
+        if moves && let Some(src) = widened.get(&n.inputs[0]).filter(|s| !s.is_empty()).cloned() {
             // op(cast(c)) = cast(op(c)) for data movement: fold op on c's data.
             let moved = eval(&n.name, &n.op, &[&consts[&src]])?;
             let dtype = moved.ty.dtype;

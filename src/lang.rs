@@ -124,6 +124,8 @@ pub enum TOp {
     Cast,
     /// `(matmul a b)`
     MatMul,
+    /// `(dequantize AXIS BLOCK_SIZE x scale)`: ONNX `DequantizeLinear`, zero point 0
+    Dequantize,
     /// `(conv [sh,sw,pt,pl,pb,pr,dh,dw,group] x w [b])`
     Conv,
     /// `(maxpool|avgpool|avgpool_incl [kh,kw,sh,sw,pt,pl,pb,pr] x)`
@@ -178,6 +180,7 @@ impl TOp {
             TOp::Binary(b) => b.short_name().into(),
             TOp::Cast => "cast".into(),
             TOp::MatMul => "matmul".into(),
+            TOp::Dequantize => "dequantize".into(),
             TOp::Conv => "conv".into(),
             TOp::Pool(PoolKind::Max) => "maxpool".into(),
             TOp::Pool(PoolKind::AvgExcludePad) => "avgpool".into(),
@@ -210,7 +213,7 @@ impl TOp {
         let mut v = vec![TOp::Input, TOp::Const];
         v.extend(UnaryOp::ALL.map(TOp::Unary));
         v.extend(BinaryOp::ALL.map(TOp::Binary));
-        v.extend([TOp::Cast, TOp::MatMul, TOp::Conv]);
+        v.extend([TOp::Cast, TOp::MatMul, TOp::Dequantize, TOp::Conv]);
         for k in [PoolKind::Max, PoolKind::AvgExcludePad, PoolKind::AvgIncludePad] {
             v.push(TOp::Pool(k));
         }
@@ -229,7 +232,7 @@ impl TOp {
             TOp::Input | TOp::Const | TOp::Cast | TOp::Conv | TOp::Pool(_) | TOp::BatchNorm => 1,
             TOp::Concat | TOp::Flatten | TOp::Reshape | TOp::Transpose | TOp::Gather | TOp::Softmax => 1,
             TOp::FusedElementwise | TOp::FusedMatMul | TOp::Approx => 1,
-            TOp::FusedAttention => 2,
+            TOp::FusedAttention | TOp::Dequantize => 2,
             TOp::LayerNorm | TOp::Reduce(_) | TOp::FusedConv => 2,
             TOp::Slice => 4,
             TOp::Unary(_) | TOp::Binary(_) | TOp::MatMul | TOp::GlobalPool(_) | TOp::Attr(_) => 0,
@@ -242,7 +245,7 @@ impl TOp {
             TOp::Input | TOp::Const | TOp::Attr(_) => (0, 0),
             TOp::Unary(_) | TOp::Cast | TOp::Pool(_) | TOp::GlobalPool(_) | TOp::Approx => (1, 1),
             TOp::Flatten | TOp::Reshape | TOp::Transpose | TOp::Slice | TOp::Softmax | TOp::Reduce(_) => (1, 1),
-            TOp::Binary(_) | TOp::MatMul | TOp::Gather => (2, 2),
+            TOp::Binary(_) | TOp::MatMul | TOp::Gather | TOp::Dequantize => (2, 2),
             TOp::Conv => (2, 3),
             TOp::BatchNorm => (5, 5),
             TOp::LayerNorm => (3, 3),
@@ -414,6 +417,7 @@ pub fn encode_op(op: &Op) -> (TOp, Vec<Attr>) {
         Op::Binary(b) => (TOp::Binary(*b), vec![]),
         Op::Cast { to } => (TOp::Cast, vec![Attr::DType(*to)]),
         Op::MatMul => (TOp::MatMul, vec![]),
+        Op::Dequantize { axis, block_size } => (TOp::Dequantize, vec![Attr::Int(*axis as i64), Attr::Int(*block_size as i64)]),
         Op::Conv(p) => (TOp::Conv, vec![conv_attr(p)]),
         Op::Pool(k, p) => (TOp::Pool(*k), vec![pool_attr(p)]),
         Op::GlobalPool(k) => (TOp::GlobalPool(*k), vec![]),
@@ -458,6 +462,10 @@ pub fn decode_op(op: &TOp, attrs: &[&Attr]) -> Option<Op> {
             _ => return None,
         },
         TOp::MatMul => Op::MatMul,
+        TOp::Dequantize => Op::Dequantize {
+            axis: usize_of(attrs.first()?)?,
+            block_size: usize_of(attrs.get(1)?)?,
+        },
         TOp::Conv => Op::Conv(conv_params(attrs.first()?)?),
         TOp::Pool(k) => Op::Pool(*k, pool_params(attrs.first()?)?),
         TOp::GlobalPool(k) => Op::GlobalPool(*k),
@@ -567,6 +575,7 @@ mod tests {
                 steps: vec![2],
             },
             Op::LayerNorm { axis: 2, epsilon: 1e-12 },
+            Op::Dequantize { axis: 0, block_size: 32 },
             Op::FusedMatMul {
                 epilogue: EwExpr::parse("relu(add(x0, x1))").unwrap(),
             },

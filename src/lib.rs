@@ -31,6 +31,7 @@ pub mod lower;
 pub mod onnx;
 pub mod optimize;
 pub mod pareto;
+pub mod quant;
 pub mod rules;
 pub mod saturate;
 pub mod tensor_io;

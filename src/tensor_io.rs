@@ -43,7 +43,7 @@ pub fn npy_descr(dtype: DType) -> Option<&'static str> {
         DType::I32 => "<i4",
         DType::I64 => "<i8",
         DType::Bool => "|b1",
-        DType::BF16 => return None,
+        DType::BF16 | DType::I4 => return None,
     })
 }
 
@@ -126,7 +126,7 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<Tensor> {
         DType::I32 => TensorData::I32(file.into_vec().map_err(read_err)?),
         DType::I64 => TensorData::I64(file.into_vec().map_err(read_err)?),
         DType::Bool => TensorData::Bool(file.into_vec::<bool>().map_err(read_err)?.into_iter().map(u8::from).collect()),
-        DType::BF16 => unreachable!("no NumPy type string maps to bf16"),
+        DType::BF16 | DType::I4 => unreachable!("no NumPy type string maps to bf16 or i4"),
     };
     Ok(Tensor { ty, data })
 }
@@ -177,6 +177,10 @@ pub fn npy_compatible(t: &Tensor) -> Cow<'_, Tensor> {
             ty: TensorType::new(t.ty.shape.clone(), DType::F32),
             data: TensorData::F32(v.iter().map(|x| x.to_f32()).collect()),
         }),
+        TensorData::I4(v) => Cow::Owned(Tensor {
+            ty: TensorType::new(t.ty.shape.clone(), DType::I8),
+            data: TensorData::I8(v.clone()),
+        }),
         _ => Cow::Borrowed(t),
     }
 }
@@ -215,7 +219,7 @@ pub fn npy_bytes(t: &Tensor) -> io::Result<Vec<u8>> {
         TensorData::I32(v) => write_elems(&mut out, descr, &shape, v)?,
         TensorData::I64(v) => write_elems(&mut out, descr, &shape, v)?,
         TensorData::Bool(v) => write_elems(&mut out, descr, &shape, &v.iter().map(|&b| b != 0).collect::<Vec<bool>>())?,
-        TensorData::BF16(_) => unreachable!("bf16 was widened"),
+        TensorData::BF16(_) | TensorData::I4(_) => unreachable!("bf16 and i4 were widened"),
     }
     Ok(out)
 }
@@ -227,6 +231,7 @@ fn data_dtype(d: &TensorData) -> DType {
         TensorData::F16(_) => DType::F16,
         TensorData::BF16(_) => DType::BF16,
         TensorData::I8(_) => DType::I8,
+        TensorData::I4(_) => DType::I4,
         TensorData::I32(_) => DType::I32,
         TensorData::I64(_) => DType::I64,
         TensorData::Bool(_) => DType::Bool,

@@ -60,8 +60,14 @@ fn the_budget_holds_and_weights_shrink() {
         assert!(!b.search.approx.is_empty(), "{name}: no approximate node chosen");
         assert!(b.weight_bytes_after < b.weight_bytes_before, "{name}: {b:?}");
         assert_eq!(b.weight_bytes_after, weight_bytes(&opt));
-        // Rounded weights are 2-byte constants read through a widening cast.
-        assert!(opt.constants.iter().any(|c| c.ty.dtype.is_reduced_float()), "{name}");
+        // Rounded weights are 2-byte constants read through a widening cast, or
+        // int8/int4 constants read through a dequantization.
+        assert!(
+            opt.constants
+                .iter()
+                .any(|c| c.ty.dtype.is_reduced_float() || c.ty.dtype.is_quantized()),
+            "{name}"
+        );
         let fresh = fresh_error(&g, &opt, 99);
         assert!(fresh <= max_error, "{name}: {fresh} on fresh inputs > {max_error}");
         assert!(fresh > 0.0, "{name}: the approximate graph computes exactly the same values?");

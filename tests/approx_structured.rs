@@ -24,7 +24,13 @@ fn opts() -> OptimizeOptions {
 
 fn budgeted(g: &Graph, max_error: f64) -> (Graph, Report) {
     let mut meter = CpuMeter::seeded(g, 0, 2).unwrap();
-    optimize_measured(g, &RuleSet::defaults().unwrap(), &opts().with_max_error(max_error), Some(&mut meter)).unwrap()
+    optimize_measured(
+        g,
+        &RuleSet::defaults().unwrap(),
+        &opts().with_max_error(max_error),
+        Some(&mut meter),
+    )
+    .unwrap()
 }
 
 fn fresh_error(original: &Graph, optimized: &Graph, seed: u64) -> f64 {
@@ -79,7 +85,10 @@ fn low_rank_pointwise_conv() -> Graph {
             ty: TensorType::new(vec![1, c, 28, 28], DType::F32),
         }],
         vec![constant("w", vec![o, c, 1, 1], &w), constant("b", vec![o], &normal(23, o))],
-        vec![node("t", Op::Conv(params), &["x", "w", "b"]), node("y", Op::Unary(UnaryOp::Relu), &["t"])],
+        vec![
+            node("t", Op::Conv(params), &["x", "w", "b"]),
+            node("y", Op::Unary(UnaryOp::Relu), &["t"]),
+        ],
         vec!["y".into()],
     )
     .unwrap()
@@ -94,7 +103,12 @@ fn a_low_rank_pointwise_convolution_is_factorized_within_the_budget() {
     assert!(opt.constants.iter().any(|c| c.name.contains(".lr")), "{:?}", opt.constants);
     assert!(!opt.constants.iter().any(|c| c.name == "w"), "the full weight is still read");
     let (_, exact) = optimize(&g, &RuleSet::defaults().unwrap(), &opts()).unwrap();
-    assert!(report.after.flops < exact.after.flops / 2, "{} vs {}", report.after.flops, exact.after.flops);
+    assert!(
+        report.after.flops < exact.after.flops / 2,
+        "{} vs {}",
+        report.after.flops,
+        exact.after.flops
+    );
     let fresh = fresh_error(&g, &opt, 7);
     assert!(fresh <= 1e-3, "{fresh} on fresh inputs");
 }
@@ -141,9 +155,19 @@ fn dead_hidden_units_are_pruned_within_the_budget() {
     let pruned: Vec<&Constant> = opt.constants.iter().filter(|c| c.name.contains(".pruned")).collect();
     assert!(!pruned.is_empty(), "{:?}", opt.constants);
     // The layers shrank: some hidden count below 256 is what the product reads.
-    assert!(pruned.iter().all(|c| c.ty.shape.contains(&160) || c.ty.shape.contains(&192) || c.ty.shape.contains(&224)), "{pruned:?}");
+    assert!(
+        pruned
+            .iter()
+            .all(|c| c.ty.shape.contains(&160) || c.ty.shape.contains(&192) || c.ty.shape.contains(&224)),
+        "{pruned:?}"
+    );
     let (_, exact) = optimize(&g, &RuleSet::defaults().unwrap(), &opts()).unwrap();
-    assert!(report.after.flops < exact.after.flops, "{} vs {}", report.after.flops, exact.after.flops);
+    assert!(
+        report.after.flops < exact.after.flops,
+        "{} vs {}",
+        report.after.flops,
+        exact.after.flops
+    );
     let fresh = fresh_error(&g, &opt, 9);
     assert!(fresh <= 1e-2 && fresh > 0.0, "{fresh} on fresh inputs");
     // Under a budget below what removing live units costs, nothing is pruned.

@@ -322,6 +322,10 @@ fn compute(node: &str, op: &Op, inputs: &[&Tensor], ty: &TensorType) -> Result<A
         Op::Unary(u) => elementwise::unary(*u, &arr(0)),
         Op::Binary(b) => elementwise::binary(*b, &arr(0), &arr(1), &ty.shape),
         Op::Cast { .. } => arr(0),
+        Op::Dequantize { axis, block_size } => {
+            ArrayD::from_shape_vec(IxDyn(&ty.shape), crate::quant::dequantize(inputs[0], inputs[1], *axis, *block_size))
+                .expect("one value per element of x")
+        }
         Op::MatMul => linalg::matmul(&arr(0), &arr(1)),
         Op::Conv(p) => {
             let bias = inputs.get(2).map(|b| b.to_f64());
@@ -437,6 +441,7 @@ fn data_dtype_len(d: &TensorData) -> (DType, usize) {
         TensorData::F16(v) => (DType::F16, v.len()),
         TensorData::BF16(v) => (DType::BF16, v.len()),
         TensorData::I8(v) => (DType::I8, v.len()),
+        TensorData::I4(v) => (DType::I4, v.len()),
         TensorData::I32(v) => (DType::I32, v.len()),
         TensorData::I64(v) => (DType::I64, v.len()),
         TensorData::Bool(v) => (DType::Bool, v.len()),

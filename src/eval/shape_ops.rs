@@ -58,6 +58,7 @@ pub(super) fn transpose_native(
         TensorData::F16(v) => TensorData::F16(permute(v, shape, perm)),
         TensorData::BF16(v) => TensorData::BF16(permute(v, shape, perm)),
         TensorData::I8(v) => TensorData::I8(permute(v, shape, perm)),
+        TensorData::I4(v) => TensorData::I4(permute(v, shape, perm)),
         TensorData::I32(v) => TensorData::I32(permute(v, shape, perm)),
         TensorData::I64(v) => TensorData::I64(permute(v, shape, perm)),
         TensorData::Bool(v) => TensorData::Bool(permute(v, shape, perm)),

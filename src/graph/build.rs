@@ -18,6 +18,7 @@ pub fn known_ops() -> Vec<&'static str> {
         "Cast",
         "Concat",
         "Conv",
+        "DequantizeLinear",
         "Flatten",
         "FusedAttention",
         "FusedConv",
@@ -211,6 +212,7 @@ pub fn build_op(node: &str, op: &str, attrs: &Map<String, Value>, inputs: &[&Ten
 pub fn allowed_attrs(op: &str) -> &'static [&'static str] {
     match op {
         "Cast" => &["to"],
+        "DequantizeLinear" => &["axis", "block_size"],
         "Conv" => &["strides", "pads", "dilations", "group", "layout"],
         "FusedConv" => &["strides", "pads", "dilations", "group", "layout", "epilogue"],
         "MaxPool" => &["kernel_shape", "strides", "pads", "layout"],
@@ -245,10 +247,18 @@ fn build_op_unchecked(node: &str, op: &str, attrs: &Map<String, Value>, inputs: 
             Op::Cast {
                 to: to
                     .parse::<DType>()
-                    .map_err(|_| a.bad("to", "a dtype (f32, f64, f16, bf16, i8, i32, i64, bool)", format!("\"{to}\"")))?,
+                    .map_err(|_| a.bad("to", "a dtype (f32, f64, f16, bf16, i8, i4, i32, i64, bool)", format!("\"{to}\"")))?,
             }
         }
         "MatMul" => Op::MatMul,
+        "DequantizeLinear" => {
+            let block = a.int("block_size", Some(0))?;
+            Op::Dequantize {
+                // ONNX's default axis is 1; a vector or scalar has only axis 0.
+                axis: a.axis("axis", Some(i64::from(rank > 1)), rank.max(1), false)?,
+                block_size: usize::try_from(block).map_err(|_| a.bad("block_size", "a block size of at least 0", block.to_string()))?,
+            }
+        }
         "Conv" => Op::Conv(a.conv_params()?),
         "MaxPool" => Op::Pool(PoolKind::Max, a.pool_params()?),
         "AveragePool" => {
@@ -446,6 +456,12 @@ pub fn op_attrs(op: &Op) -> Map<String, Value> {
     match op {
         Op::Unary(_) | Op::Binary(_) | Op::MatMul | Op::GlobalPool(_) => {}
         Op::Cast { to } => put("to", to.name().into()),
+        Op::Dequantize { axis, block_size } => {
+            put("axis", (*axis).into());
+            if *block_size > 0 {
+                put("block_size", (*block_size).into());
+            }
+        }
         Op::Conv(p) => conv(p, &mut put),
         Op::Pool(kind, p) => {
             put("kernel_shape", p.kernel.to_vec().into());

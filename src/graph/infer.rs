@@ -215,6 +215,40 @@ fn axis_in(axis: usize, t: &TensorType) -> Result<(), InferError> {
     Ok(())
 }
 
+/// `DequantizeLinear`: `x` quantized (`i8`/`i4`), `scale` a float of the shape
+/// the axis and block size call for (see [`Op::Dequantize`]).
+fn dequantize_type(x: &TensorType, scale: &TensorType, axis: usize, block: usize) -> Result<TensorType, InferError> {
+    if !x.dtype.is_quantized() {
+        return fail("x of dtype i8 or i4", x.to_string());
+    }
+    if !scale.dtype.is_float() {
+        return fail("a float scale", scale.to_string());
+    }
+    let per_tensor = block == 0 && scale.numel() == 1 && scale.rank() <= 1;
+    if !per_tensor {
+        axis_in(axis, x)?;
+        let want: Vec<usize> = if block == 0 {
+            vec![x.shape[axis]]
+        } else {
+            let mut s = x.shape.clone();
+            s[axis] = x.shape[axis].div_ceil(block);
+            s
+        };
+        if scale.shape != want {
+            let how = if block == 0 {
+                format!("one per element of axis {axis}")
+            } else {
+                format!("one per block of {block} along axis {axis}")
+            };
+            return fail(
+                format!("scale of shape {} ({how} of x {x})", ShapeDisplay(&want)),
+                scale.to_string(),
+            );
+        }
+    }
+    Ok(TensorType::new(x.shape.clone(), scale.dtype))
+}
+
 /// Infers the output type of `op` applied to inputs of the given types.
 /// The caller has checked the arity.
 pub fn infer(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, InferError> {
@@ -229,6 +263,7 @@ pub fn infer(op: &Op, inputs: &[&TensorType]) -> Result<TensorType, InferError> 
             Ok(TensorType::new(broadcast_all(inputs)?, d))
         }
         Op::Cast { to } => Ok(TensorType::new(x.shape.clone(), *to)),
+        Op::Dequantize { axis, block_size } => dequantize_type(x, inputs[1], *axis, *block_size),
         Op::MatMul => {
             let d = same_dtype(inputs)?;
             float_input(x)?;

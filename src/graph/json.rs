@@ -322,6 +322,9 @@ fn split_slice(node: &str, attrs: &Map<String, Value>, tys: &[&TensorType], k: u
 }
 
 /// eqopt dtypes and their safetensors names (both directions of the mapping).
+/// `i4`, which safetensors lacks, is stored as `U8` of shape `[⌈numel / 2⌉]`
+/// holding the packed values ([`Tensor::to_le_bytes`]); graph.json declares
+/// the constant's real shape and dtype.
 pub(crate) const SAFETENSORS_DTYPES: [(DType, safetensors::Dtype); 8] = [
     (DType::F32, safetensors::Dtype::F32),
     (DType::F64, safetensors::Dtype::F64),
@@ -365,6 +368,18 @@ impl WeightStore {
         let view = st
             .tensor(key)
             .map_err(|_| bad(format!("weights key \"{key}\" is not in the file")))?;
+        if ty.dtype == DType::I4 {
+            let packed = [ty.numel().div_ceil(2)];
+            if view.dtype() != safetensors::Dtype::U8 || view.shape() != packed {
+                return Err(bad(format!(
+                    "declared {ty}, stored as U8 {packed:?} (packed), but weights key \"{key}\" holds {:?} {:?}",
+                    view.dtype(),
+                    view.shape()
+                )));
+            }
+            return Tensor::from_le_bytes(ty.clone(), view.data())
+                .ok_or_else(|| bad(format!("weights key \"{key}\" byte length disagrees with its shape")));
+        }
         let dtype = SAFETENSORS_DTYPES
             .iter()
             .find(|(_, st)| *st == view.dtype())
@@ -534,12 +549,18 @@ pub fn weights_bytes(graph: &Graph, path: &Path) -> Result<Vec<u8>> {
     let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = owned
         .iter()
         .map(|(name, ty, bytes)| {
-            let dtype = SAFETENSORS_DTYPES
-                .iter()
-                .find(|(d, _)| *d == ty.dtype)
-                .map(|(_, st)| *st)
-                .expect("every dtype has a safetensors dtype");
-            safetensors::tensor::TensorView::new(dtype, ty.shape.clone(), bytes)
+            let (dtype, shape) = match ty.dtype {
+                DType::I4 => (safetensors::Dtype::U8, vec![bytes.len()]),
+                d => (
+                    SAFETENSORS_DTYPES
+                        .iter()
+                        .find(|(e, _)| *e == d)
+                        .map(|(_, st)| *st)
+                        .expect("every dtype but i4 has a safetensors dtype"),
+                    ty.shape.clone(),
+                ),
+            };
+            safetensors::tensor::TensorView::new(dtype, shape, bytes)
                 .map(|v| (name.clone(), v))
                 .map_err(|source| Error::Safetensors {
                     path: path.to_path_buf(),

@@ -383,6 +383,18 @@ pub enum Op {
     },
     /// NumPy `matmul` (batched, broadcasting batch dims); inputs `a, b`.
     MatMul,
+    /// ONNX `DequantizeLinear` with zero point 0: `y = x · scale`, inputs `x`
+    /// (`i8` or `i4`) and `scale` (a float; `y` has its dtype). With
+    /// `block_size == 0`, `scale` is one value (per tensor) or `x.shape[axis]`
+    /// values (per axis); with `block_size > 0` it has `x`'s shape except
+    /// `⌈x.shape[axis] / block_size⌉` along `axis` (one scale per block of
+    /// `block_size` consecutive elements along `axis`, as opset 21).
+    Dequantize {
+        /// The quantization axis.
+        axis: usize,
+        /// Elements per block along `axis`; 0 for per-tensor or per-axis scales.
+        block_size: usize,
+    },
     /// Convolution; inputs `x, w` and optional bias `b` of shape `[O]`.
     Conv(ConvParams),
     /// Windowed pooling over NCHW; input `x`.
@@ -491,6 +503,7 @@ impl Op {
             Op::Binary(b) => b.onnx_name(),
             Op::Cast { .. } => "Cast",
             Op::MatMul => "MatMul",
+            Op::Dequantize { .. } => "DequantizeLinear",
             Op::Conv(_) => "Conv",
             Op::Pool(PoolKind::Max, _) => "MaxPool",
             Op::Pool(_, _) => "AveragePool",
@@ -530,7 +543,7 @@ impl Op {
             | Op::Slice { .. }
             | Op::Softmax { .. }
             | Op::Reduce { .. } => (1, 1),
-            Op::Binary(_) | Op::MatMul | Op::Gather { .. } => (2, 2),
+            Op::Binary(_) | Op::MatMul | Op::Gather { .. } | Op::Dequantize { .. } => (2, 2),
             Op::Conv(_) => (2, 3),
             Op::BatchNorm { .. } => (5, 5),
             Op::LayerNorm { .. } => (3, 3),

@@ -18,6 +18,9 @@ pub enum TensorData {
     BF16(Vec<bf16>),
     /// i8 elements.
     I8(Vec<i8>),
+    /// i4 elements, one per `i8` in memory (each in `[-8, 7]`); two to a byte in
+    /// [`Tensor::to_le_bytes`].
+    I4(Vec<i8>),
     /// i32 elements.
     I32(Vec<i32>),
     /// i64 elements.
@@ -49,6 +52,7 @@ impl Tensor {
             // would disagree with the CPU kernels' round-to-nearest-even.
             DType::BF16 => TensorData::BF16(values.iter().map(|&v| bf16::from_f32(v as f32)).collect()),
             DType::I8 => TensorData::I8(values.iter().map(|&v| v as i8).collect()),
+            DType::I4 => TensorData::I4(values.iter().map(|&v| (v as i8).clamp(-8, 7)).collect()),
             DType::I32 => TensorData::I32(values.iter().map(|&v| v as i32).collect()),
             DType::I64 => TensorData::I64(values.iter().map(|&v| v as i64).collect()),
             DType::Bool => TensorData::Bool(values.iter().map(|&v| u8::from(v != 0.0)).collect()),
@@ -63,14 +67,17 @@ impl Tensor {
             TensorData::F64(v) => v.clone(),
             TensorData::F16(v) => v.iter().map(|x| x.to_f64()).collect(),
             TensorData::BF16(v) => v.iter().map(|x| x.to_f64()).collect(),
-            TensorData::I8(v) => v.iter().map(|&x| x as f64).collect(),
+            TensorData::I8(v) | TensorData::I4(v) => v.iter().map(|&x| x as f64).collect(),
             TensorData::I32(v) => v.iter().map(|&x| x as f64).collect(),
             TensorData::I64(v) => v.iter().map(|&x| x as f64).collect(),
             TensorData::Bool(v) => v.iter().map(|&x| x as f64).collect(),
         }
     }
 
-    /// Little-endian bytes of the elements (the safetensors layout).
+    /// Little-endian bytes of the elements (the safetensors layout). `i4`
+    /// elements are packed two to a byte in row-major order, the first in the
+    /// low nibble, as two's complement (ONNX's `INT4` layout); an odd count
+    /// leaves the last high nibble 0.
     pub fn to_le_bytes(&self) -> Vec<u8> {
         fn collect<T, const N: usize>(v: &[T], f: impl Fn(&T) -> [u8; N]) -> Vec<u8> {
             v.iter().flat_map(f).collect()
@@ -81,6 +88,7 @@ impl Tensor {
             TensorData::F16(v) => collect(v, |x| x.to_le_bytes()),
             TensorData::BF16(v) => collect(v, |x| x.to_le_bytes()),
             TensorData::I8(v) => collect(v, |x| x.to_le_bytes()),
+            TensorData::I4(v) => pack_i4(v),
             TensorData::I32(v) => collect(v, |x| x.to_le_bytes()),
             TensorData::I64(v) => collect(v, |x| x.to_le_bytes()),
             TensorData::Bool(v) => v.clone(),
@@ -90,6 +98,15 @@ impl Tensor {
     /// Parses little-endian bytes; `None` if the length disagrees with `ty`.
     pub fn from_le_bytes(ty: TensorType, bytes: &[u8]) -> Option<Tensor> {
         let n = ty.numel();
+        if ty.dtype == DType::I4 {
+            if bytes.len() != n.div_ceil(2) {
+                return None;
+            }
+            return Some(Tensor {
+                ty,
+                data: TensorData::I4(unpack_i4(bytes, n)),
+            });
+        }
         if bytes.len() != n.checked_mul(ty.dtype.size_bytes())? {
             return None;
         }
@@ -102,12 +119,31 @@ impl Tensor {
             DType::F16 => TensorData::F16(parse(bytes, f16::from_le_bytes)),
             DType::BF16 => TensorData::BF16(parse(bytes, bf16::from_le_bytes)),
             DType::I8 => TensorData::I8(parse(bytes, i8::from_le_bytes)),
+            DType::I4 => unreachable!("handled above"),
             DType::I32 => TensorData::I32(parse(bytes, i32::from_le_bytes)),
             DType::I64 => TensorData::I64(parse(bytes, i64::from_le_bytes)),
             DType::Bool => TensorData::Bool(bytes.to_vec()),
         };
         Some(Tensor { ty, data })
     }
+}
+
+/// Packs 4-bit values two to a byte, the first in the low nibble (two's
+/// complement); an odd count leaves the last high nibble 0.
+pub fn pack_i4(v: &[i8]) -> Vec<u8> {
+    v.chunks(2)
+        .map(|p| (p[0] as u8 & 0x0F) | (p.get(1).map_or(0, |&h| (h as u8 & 0x0F) << 4)))
+        .collect()
+}
+
+/// The first `n` 4-bit values of `bytes` packed as by [`pack_i4`], sign-extended.
+pub fn unpack_i4(bytes: &[u8], n: usize) -> Vec<i8> {
+    (0..n)
+        .map(|i| {
+            let nib = (bytes[i / 2] >> (4 * (i % 2))) & 0x0F;
+            ((nib << 4) as i8) >> 4
+        })
+        .collect()
 }
 
 /// How a random constant's values are drawn.
@@ -264,6 +300,17 @@ mod tests {
         let ty = TensorType::new(vec![2, 3], DType::BF16);
         let t = Tensor::from_f64(ty.clone(), &[1.0, -2.0, 0.5, 4.0, 8.0, -0.25]);
         let b = t.to_le_bytes();
+        assert_eq!(Tensor::from_le_bytes(ty.clone(), &b), Some(t));
+        assert_eq!(Tensor::from_le_bytes(ty, &b[1..]), None);
+    }
+
+    #[test]
+    fn i4_packs_two_to_a_byte() {
+        let ty = TensorType::new(vec![5], DType::I4);
+        let t = Tensor::from_f64(ty.clone(), &[-8.0, 7.0, -1.0, 0.0, 3.0]);
+        let b = t.to_le_bytes();
+        assert_eq!(b, vec![0x78, 0x0F, 0x03]);
+        assert_eq!(ty.size_bytes(), 3);
         assert_eq!(Tensor::from_le_bytes(ty.clone(), &b), Some(t));
         assert_eq!(Tensor::from_le_bytes(ty, &b[1..]), None);
     }

@@ -61,6 +61,10 @@ impl Lowering<'_> {
                 self.reduced.insert(c.name.clone(), c.clone());
                 continue;
             }
+            if super::quant::only_dequantized(graph, &c.name) {
+                // Read from the graph by `Lowering::dequantize`.
+                continue;
+            }
             let t = c.init.materialize(&c.ty);
             let (elem, data) = match c.ty.dtype {
                 DType::F32 | DType::F16 | DType::BF16 => (

@@ -18,6 +18,7 @@
 
 mod consts;
 mod expr;
+mod quant;
 mod round;
 
 use crate::dtype::{DType, TensorType};
@@ -41,7 +42,8 @@ struct Lowering<'g> {
     written_in_place: BTreeSet<String>,
     /// `f16`/`bf16` constants read only through casts to f32 (see [`consts`]).
     reduced: BTreeMap<String, crate::graph::Constant>,
-    /// Their buffers: (constant, kept in its precision) -> the whole buffer.
+    /// Their buffers: (constant, kept in its precision) -> the whole buffer; also
+    /// the quantized buffers of `quant` (keyed by values and scales).
     reduced_buffers: BTreeMap<(String, bool), View>,
     /// The bf16-operand products and the roundings they absorb (see [`round`]).
     bf16: crate::cost::Bf16Products<'g>,
@@ -280,7 +282,7 @@ impl<'g> Lowering<'g> {
     }
 
     fn node(&mut self, node: &Node) -> Result<()> {
-        if self.widening_cast(node) || self.rounding_cast(node)? {
+        if self.widening_cast(node) || self.dequantize(node)? || self.rounding_cast(node)? {
             return Ok(());
         }
         self.check_f32(node)?;
@@ -305,6 +307,7 @@ impl<'g> Lowering<'g> {
                     out
                 }
             }
+            Op::Dequantize { .. } => return Err(Self::unsupported(node, "is lowered by Lowering::dequantize")),
             Op::Reshape { .. } | Op::Flatten { .. } => match reshape_strided(&x(), &shape) {
                 Some(v) => v,
                 None => {

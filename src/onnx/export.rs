@@ -31,6 +31,11 @@ use std::path::Path;
 pub const EXPORT_OPSET: i64 = 17;
 /// IR version matching [`EXPORT_OPSET`].
 pub const EXPORT_IR_VERSION: i64 = 8;
+/// The opset of exported models holding a `DequantizeLinear` (INT4 data and
+/// `block_size` need opset 21; ONNX 1.16+, ONNX Runtime 1.20+).
+pub const QUANT_EXPORT_OPSET: i64 = 21;
+/// IR version matching [`QUANT_EXPORT_OPSET`].
+pub const QUANT_EXPORT_IR_VERSION: i64 = 10;
 /// Protobuf messages are limited to 2 GiB; exported models stay below this.
 pub const MAX_MODEL_BYTES: usize = (1 << 31) - (1 << 20);
 
@@ -60,6 +65,11 @@ pub fn to_model(graph: &Graph) -> Result<ModelProto> {
             .collect(),
         nodes: Vec::new(),
         initializers: Vec::new(),
+        opset: if graph.nodes.iter().any(|n| matches!(n.op, Op::Dequantize { .. })) {
+            QUANT_EXPORT_OPSET
+        } else {
+            EXPORT_OPSET
+        },
     };
     for c in &graph.constants {
         let t = c.init.materialize(&c.ty);
@@ -94,10 +104,14 @@ pub fn to_model(graph: &Graph) -> Result<ModelProto> {
         .map(|o| value_info(o, graph.type_of(o).expect("outputs of a checked graph are defined")))
         .collect();
     Ok(ModelProto {
-        ir_version: EXPORT_IR_VERSION,
+        ir_version: if w.opset == QUANT_EXPORT_OPSET {
+            QUANT_EXPORT_IR_VERSION
+        } else {
+            EXPORT_IR_VERSION
+        },
         opset_import: vec![OperatorSetIdProto {
             domain: String::new(),
-            version: EXPORT_OPSET,
+            version: w.opset,
         }],
         producer_name: "eqopt".into(),
         producer_version: env!("CARGO_PKG_VERSION").into(),
@@ -118,6 +132,8 @@ struct Writer {
     taken: BTreeSet<String>,
     nodes: Vec<NodeProto>,
     initializers: Vec<super::proto::TensorProto>,
+    /// The default-domain opset written.
+    opset: i64,
 }
 
 fn int(name: &str, v: i64) -> AttributeProto {
@@ -199,6 +215,13 @@ impl Writer {
             Op::Binary(b) => self.push(b.onnx_name(), name, n.inputs.clone(), name, vec![]),
             Op::Cast { to } => self.push("Cast", name, n.inputs.clone(), name, vec![int("to", dtype_to_onnx(*to) as i64)]),
             Op::MatMul => self.push("MatMul", name, n.inputs.clone(), name, vec![]),
+            Op::Dequantize { axis, block_size } => {
+                let mut attrs = vec![int("axis", *axis as i64)];
+                if *block_size > 0 {
+                    attrs.push(int("block_size", *block_size as i64));
+                }
+                self.push("DequantizeLinear", name, n.inputs.clone(), name, attrs)
+            }
             Op::Conv(p) => self.conv(graph, name, n.inputs.clone(), name, p),
             Op::Pool(kind, p) => {
                 let mut attrs = vec![ints("kernel_shape", &p.kernel), ints("strides", &p.strides), ints("pads", &p.pads)];
@@ -262,6 +285,12 @@ impl Writer {
                     ReduceKind::Sum => {
                         let a = self.ints_init(&format!("{name}/axes"), &usz(axes));
                         self.push("ReduceSum", name, vec![n.inputs[0].clone(), a], name, vec![keep]);
+                    }
+                    // From opset 18 they take them as an input too.
+                    ReduceKind::Mean | ReduceKind::Max if self.opset >= 18 => {
+                        let a = self.ints_init(&format!("{name}/axes"), &usz(axes));
+                        let op = if *kind == ReduceKind::Mean { "ReduceMean" } else { "ReduceMax" };
+                        self.push(op, name, vec![n.inputs[0].clone(), a], name, vec![keep]);
                     }
                     ReduceKind::Mean => self.push("ReduceMean", name, n.inputs.clone(), name, vec![ints("axes", axes), keep]),
                     ReduceKind::Max => self.push("ReduceMax", name, n.inputs.clone(), name, vec![ints("axes", axes), keep]),

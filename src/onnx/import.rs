@@ -511,6 +511,10 @@ fn fold(name: &str, op: &Op, inputs: &[Value], ty: &TensorType) -> Result<Option
     if matches!(op, Op::Cast { to: DType::F32 }) && consts[0].ty.dtype.is_reduced_float() {
         return Ok(None);
     }
+    // So does a dequantization of int8/int4 data (see `src/lower/quant.rs`).
+    if matches!(op, Op::Dequantize { .. }) && consts[0].ty.dtype.is_quantized() {
+        return Ok(None);
+    }
     if op.is_view() {
         let init = match &consts[0].init {
             ConstInit::Fill(x) => ConstInit::Fill(*x),

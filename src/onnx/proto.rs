@@ -207,6 +207,7 @@ pub mod data_type {
     pub const COMPLEX64: i32 = 14;
     pub const COMPLEX128: i32 = 15;
     pub const BFLOAT16: i32 = 16;
+    pub const INT4: i32 = 22;
 
     /// The schema's name of a data type number, for messages.
     pub fn name(t: i32) -> String {
@@ -230,7 +231,7 @@ pub mod data_type {
             BFLOAT16 => "BFLOAT16",
             17..=20 => "FLOAT8",
             21 => "UINT4",
-            22 => "INT4",
+            INT4 => "INT4",
             _ => return format!("data type {t}"),
         };
         n.to_string()

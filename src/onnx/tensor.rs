@@ -17,6 +17,7 @@ pub fn dtype_from_onnx(t: i32) -> Option<DType> {
         data_type::FLOAT16 => DType::F16,
         data_type::BFLOAT16 => DType::BF16,
         data_type::INT8 => DType::I8,
+        data_type::INT4 => DType::I4,
         data_type::INT32 => DType::I32,
         data_type::INT64 => DType::I64,
         data_type::BOOL => DType::Bool,
@@ -32,6 +33,7 @@ pub fn dtype_to_onnx(d: DType) -> i32 {
         DType::F16 => data_type::FLOAT16,
         DType::BF16 => data_type::BFLOAT16,
         DType::I8 => data_type::INT8,
+        DType::I4 => data_type::INT4,
         DType::I32 => data_type::INT32,
         DType::I64 => data_type::INT64,
         DType::Bool => data_type::BOOL,
@@ -39,7 +41,7 @@ pub fn dtype_to_onnx(d: DType) -> i32 {
 }
 
 /// The dtypes eqopt reads, as ONNX names, for messages.
-pub const SUPPORTED_DTYPES: &str = "FLOAT, DOUBLE, FLOAT16, BFLOAT16, INT8, INT32, INT64, BOOL";
+pub const SUPPORTED_DTYPES: &str = "FLOAT, DOUBLE, FLOAT16, BFLOAT16, INT8, INT4, INT32, INT64, BOOL";
 
 /// Where a tensor proto comes from, for error messages.
 pub struct Origin<'a> {
@@ -82,7 +84,7 @@ pub fn tensor_from_proto(t: &TensorProto, origin: &Origin<'_>) -> Result<Tensor>
     let Some(numel) = crate::dtype::checked_numel(&ty.shape, dtype.size_bytes()) else {
         return Err(origin.error(format!("dims {:?} overflow the addressable size", t.dims)));
     };
-    let want_bytes = numel * dtype.size_bytes();
+    let want_bytes = ty.size_bytes() as usize;
     if t.data_location == DATA_LOCATION_EXTERNAL {
         let bytes = read_external(t, want_bytes, origin)?;
         return Ok(Tensor::from_le_bytes(ty, &bytes).expect("length checked"));
@@ -99,6 +101,18 @@ pub fn tensor_from_proto(t: &TensorProto, origin: &Origin<'_>) -> Result<Tensor>
         return Ok(Tensor::from_le_bytes(ty, &t.raw_data).expect("length checked"));
     }
     let (field, found) = typed_field(t);
+    if dtype == DType::I4 {
+        // INT4 in int32_data: one packed byte (two values) per entry.
+        if found != numel.div_ceil(2) {
+            return Err(origin.error(format!(
+                "{field} holds {found} packed bytes but dims {:?} of INT4 need {}",
+                t.dims,
+                numel.div_ceil(2)
+            )));
+        }
+        let bytes: Vec<u8> = t.int32_data.iter().map(|&v| v as u8).collect();
+        return Ok(Tensor::from_le_bytes(ty, &bytes).expect("length checked"));
+    }
     if found != numel {
         return Err(origin.error(format!("{field} holds {found} values but dims {:?} need {numel}", t.dims)));
     }
@@ -108,6 +122,7 @@ pub fn tensor_from_proto(t: &TensorProto, origin: &Origin<'_>) -> Result<Tensor>
         DType::I64 => TensorData::I64(t.int64_data.clone()),
         DType::I32 => TensorData::I32(t.int32_data.clone()),
         DType::I8 => TensorData::I8(t.int32_data.iter().map(|&v| v as i8).collect()),
+        DType::I4 => unreachable!("handled above"),
         DType::Bool => TensorData::Bool(t.int32_data.iter().map(|&v| u8::from(v != 0)).collect()),
         DType::F16 => TensorData::F16(t.int32_data.iter().map(|&v| f16::from_bits(v as u16)).collect()),
         DType::BF16 => TensorData::BF16(t.int32_data.iter().map(|&v| bf16::from_bits(v as u16)).collect()),

@@ -20,12 +20,28 @@
 //!
 //! The backend keeps such weights at 2 bytes per element and converts them
 //! inside the GEMM/convolution kernels (see `src/lower/consts.rs`).
+//!
+//! `@weights-int8`, `@weights-int4` and `@weights-int4-g64` quantize the weight
+//! of a `matmul`/`fused_matmul` (a `[k, n]` f32 constant of at least
+//! [`MIN_WEIGHT_ELEMENTS`] elements; convolutions are not quantized) with the CPU
+//! backend's quantizers ([`crate::quant`]) and add
+//!
+//! ```text
+//! (approx ERR (OP ... x (dequantize AXIS BLOCK (const W.int8) (const W.int8.scale)) ...))
+//! ```
+//!
+//! int8: one scale per column (`AXIS 1`, `BLOCK 0`); int4: one scale per 32 (or
+//! 64) rows and column (`AXIS 0`, `BLOCK 32`). `ERR` is again `‖W − Ŵ‖₂ / ‖W‖₂`,
+//! computed once per constant and format. The backend keeps the quantized matrix
+//! (1 or ½ byte per element plus the scales) and dequantizes it inside the GEMM
+//! (see `src/lower/quant.rs`).
 
 use super::builtins::{add_attr, const_name};
 use crate::analysis::{Facts, TEGraph};
 use crate::dtype::{DType, TensorType};
 use crate::graph::tensor::Tensor;
 use crate::lang::{Attr, TNode, TOp};
+use crate::quant::QuantFormat;
 use egg::{Id, Symbol};
 
 /// Weights smaller than this many elements are left alone: the bytes they
@@ -39,17 +55,42 @@ pub enum WeightFormat {
     F16,
     /// bfloat16 (7-bit mantissa, f32's range): relative error about 1.7e-3.
     Bf16,
+    /// int8, one scale per output column (GEMMs only): about 1e-2 for Gaussian weights.
+    Int8,
+    /// int4, one scale per 32 rows and column (GEMMs only): about 0.1.
+    Int4,
+    /// int4, one scale per 64 rows and column (GEMMs only).
+    Int4G64,
 }
 
 impl WeightFormat {
     /// Every format, in declaration order.
-    pub const ALL: [WeightFormat; 2] = [WeightFormat::F16, WeightFormat::Bf16];
+    pub const ALL: [WeightFormat; 5] = [
+        WeightFormat::F16,
+        WeightFormat::Bf16,
+        WeightFormat::Int8,
+        WeightFormat::Int4,
+        WeightFormat::Int4G64,
+    ];
 
     /// The name used in built-in rule names (`@weights-NAME`) and constant names.
     pub fn name(self) -> &'static str {
         match self {
             WeightFormat::F16 => "f16",
             WeightFormat::Bf16 => "bf16",
+            WeightFormat::Int8 => "int8",
+            WeightFormat::Int4 => "int4",
+            WeightFormat::Int4G64 => "int4-g64",
+        }
+    }
+
+    /// The quantized format, for the integer formats.
+    pub fn quant(self) -> Option<QuantFormat> {
+        match self {
+            WeightFormat::F16 | WeightFormat::Bf16 => None,
+            WeightFormat::Int8 => Some(QuantFormat::Int8),
+            WeightFormat::Int4 => Some(QuantFormat::Int4 { group: 32 }),
+            WeightFormat::Int4G64 => Some(QuantFormat::Int4 { group: 64 }),
         }
     }
 
@@ -61,8 +102,8 @@ impl WeightFormat {
 
     fn dtype(self) -> DType {
         match self {
-            WeightFormat::F16 => DType::F16,
             WeightFormat::Bf16 => DType::BF16,
+            _ => DType::F16,
         }
     }
 }
@@ -82,10 +123,11 @@ pub(super) struct WeightSource {
     perm: Option<Id>,
 }
 
-/// The weight source of `n` if the rule applies to it: an `f32` class of at
-/// least [`MIN_WEIGHT_ELEMENTS`] elements holding `(const W)` or
-/// `(transpose P (const W))`.
-pub(super) fn eligible_weight(egraph: &TEGraph, n: &TNode) -> Option<WeightSource> {
+/// The weight source of `n` if the rule for `fmt` applies to it: an `f32`
+/// class of at least [`MIN_WEIGHT_ELEMENTS`] elements holding `(const W)` or
+/// `(transpose P (const W))`; for the quantized formats, only the `[k, n]`
+/// `(const W)` of a GEMM.
+pub(super) fn eligible_weight(egraph: &TEGraph, n: &TNode, fmt: WeightFormat) -> Option<WeightSource> {
     if !is_weighted(&n.op) {
         return None;
     }
@@ -93,6 +135,13 @@ pub(super) fn eligible_weight(egraph: &TEGraph, n: &TNode) -> Option<WeightSourc
     let ty = egraph[w].data.ty()?;
     if ty.dtype != DType::F32 || ty.numel() < MIN_WEIGHT_ELEMENTS {
         return None;
+    }
+    if fmt.quant().is_some() {
+        let gemm = matches!(n.op, TOp::MatMul | TOp::FusedMatMul) && ty.rank() == 2;
+        return gemm
+            .then(|| const_name(egraph, w))
+            .flatten()
+            .map(|name| WeightSource { name, perm: None });
     }
     if let Some(name) = const_name(egraph, w) {
         return Some(WeightSource { name, perm: None });
@@ -110,8 +159,47 @@ pub(super) fn eligible_weight(egraph: &TEGraph, n: &TNode) -> Option<WeightSourc
 }
 
 /// True if class `eclass` holds a node the rule for `fmt` applies to.
-pub fn class_has_weights(egraph: &TEGraph, eclass: Id) -> bool {
-    egraph[eclass].nodes.iter().any(|n| eligible_weight(egraph, n).is_some())
+pub fn class_has_weights(egraph: &TEGraph, eclass: Id, fmt: WeightFormat) -> bool {
+    egraph[eclass].nodes.iter().any(|n| eligible_weight(egraph, n, fmt).is_some())
+}
+
+/// The quantized constants (values, scales) for `name` in `q` and the relative
+/// error of the dequantized weight, computed once per (constant, format) and
+/// remembered in the analysis.
+fn quantized_weight(egraph: &mut TEGraph, name: &str, q: QuantFormat) -> Option<(String, String, f64)> {
+    let key = format!("weights-{}:{name}", q.name());
+    let scales_key = format!("weights-{}-scales:{name}", q.name());
+    let scales_base = format!("{name}.{}.scale", q.name());
+    let analysis = &mut egraph.analysis;
+    let values = analysis.memo_constant(&key, &format!("{name}.{}", q.name()), |a| {
+        let w = a.constant_data(name)?;
+        let quantized = crate::quant::quantize(&w, q)?;
+        a.remember_value(&key, quantized.error);
+        a.memo_constant(&scales_key, &scales_base, |_| Some(quantized.scales))?;
+        Some(quantized.values)
+    })?;
+    let scales = analysis.memo_constant(&scales_key, &scales_base, |_| None)?;
+    let err = analysis.remembered_value(&key)?;
+    Some((values, scales, err))
+}
+
+/// `(dequantize AXIS BLOCK (const values) (const scales))` for `q`.
+fn add_dequantize(egraph: &mut TEGraph, values: &str, scales: &str, q: QuantFormat) -> Id {
+    let (axis, block) = q.dequantize_attrs();
+    let mut konst = |name: &str| {
+        let leaf = add_attr(egraph, Attr::Sym(Symbol::from(name)));
+        egraph.add(TNode {
+            op: TOp::Const,
+            children: vec![leaf],
+        })
+    };
+    let (v, s) = (konst(values), konst(scales));
+    let axis = add_attr(egraph, Attr::Int(axis as i64));
+    let block = add_attr(egraph, Attr::Int(block as i64));
+    egraph.add(TNode {
+        op: TOp::Dequantize,
+        children: vec![axis, block, v, s],
+    })
 }
 
 /// The reduced constant for `name` in `fmt` and its relative error, computed
@@ -142,7 +230,17 @@ pub fn reduce_weights(egraph: &mut TEGraph, eclass: Id, fmt: WeightFormat) -> Ve
     let nodes: Vec<TNode> = egraph[eclass].nodes.clone();
     let mut out = Vec::new();
     for n in nodes {
-        let Some(source) = eligible_weight(egraph, &n) else { continue };
+        let Some(source) = eligible_weight(egraph, &n, fmt) else { continue };
+        if let Some(q) = fmt.quant() {
+            let Some((values, scales, err)) = quantized_weight(egraph, &source.name, q) else {
+                continue;
+            };
+            let weight = add_dequantize(egraph, &values, &scales, q);
+            let mut children = n.children.clone();
+            children[n.op.attr_count() + 1] = weight;
+            out.extend(add_approx(egraph, &n.op, children, err).map(|a| (eclass, a)));
+            continue;
+        }
         let Some((reduced, err)) = reduced_weight(egraph, &source.name, fmt) else {
             continue;
         };

@@ -41,7 +41,7 @@ fn is_product(op: &TOp) -> bool {
 /// The activation input of product `n` if the rule applies to it: an `f32`
 /// tensor that is not a constant (a constant operand is folded instead).
 fn activation(egraph: &TEGraph, n: &TNode) -> Option<Id> {
-    if !is_product(&n.op) || eligible_weight(egraph, n).is_none() {
+    if !is_product(&n.op) || eligible_weight(egraph, n, WeightFormat::Bf16).is_none() {
         return None;
     }
     let x = *n.inputs().first()?;
@@ -60,7 +60,7 @@ pub fn bf16_products(egraph: &mut TEGraph, eclass: Id) -> Vec<(Id, Id)> {
     let nodes: Vec<TNode> = egraph[eclass].nodes.clone();
     let mut out = Vec::new();
     for n in nodes {
-        let (Some(x), Some(source)) = (activation(egraph, &n), eligible_weight(egraph, &n)) else {
+        let (Some(x), Some(source)) = (activation(egraph, &n), eligible_weight(egraph, &n, WeightFormat::Bf16)) else {
             continue;
         };
         let Some((reduced, weight_err)) = reduced_weight(egraph, &source.name, WeightFormat::Bf16) else {

@@ -133,6 +133,21 @@ pub const BUILTIN_RULES: &[BuiltinSpec] = &[
         doc: "approximate: as weights-f16, with the weight rounded to bfloat16",
     },
     BuiltinSpec {
+        name: "weights-int8",
+        arities: &[0],
+        doc: "approximate: a matmul or fused_matmul with an f32 [k, n] constant weight of at least 1024 elements gets a variant reading it quantized to int8 with one scale per column, (dequantize 1 0 (const W.int8) (const W.int8.scale)), wrapped in (approx ERR ...) with ERR the weight's relative error",
+    },
+    BuiltinSpec {
+        name: "weights-int4",
+        arities: &[0],
+        doc: "approximate: as weights-int8, quantized to int4 with one scale per 32 rows and column, (dequantize 0 32 ...)",
+    },
+    BuiltinSpec {
+        name: "weights-int4-g64",
+        arities: &[0],
+        doc: "approximate: as weights-int4, with one scale per 64 rows and column",
+    },
+    BuiltinSpec {
         name: "lowrank",
         arities: &[0],
         doc: "approximate: a matmul or fused_matmul whose weight is an f32 [k, n] constant of the input graph with at least 1024 elements (and k·n·min(k, n) ≤ 2^32) gets, for up to three ranks r with r·(k+n) < k·n, the variant x·U·V with U·V the weight's rank-r truncated SVD, wrapped in (approx ERR ...) with ERR the truncation's relative Frobenius error; likewise a one-group NCHW 1x1 conv or fused_conv with such a weight [O, C, 1, 1] becomes a rank-r 1x1 conv (the original strides and pads) followed by a plain 1x1 conv",
@@ -187,7 +202,7 @@ impl WholeRule {
     pub fn matches_class(self, egraph: &TEGraph, eclass: Id) -> bool {
         match self {
             WholeRule::Fuse(kind) => super::fusion_builtins::class_has_fusion(egraph, eclass, kind),
-            WholeRule::Weights(_) => super::approx::class_has_weights(egraph, eclass),
+            WholeRule::Weights(fmt) => super::approx::class_has_weights(egraph, eclass, fmt),
             WholeRule::LowRank => {
                 super::lowrank::class_has_lowrank(egraph, eclass) || super::lowrank_conv::class_has_lowrank_conv(egraph, eclass)
             }

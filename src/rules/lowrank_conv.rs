@@ -62,10 +62,16 @@ fn factors(a: &mut TensorAnalysis, name: &str, o: usize, c: usize, r: usize) -> 
         svd(&w.to_f64(), o, c, top)
     })?;
     let outer = a.memo_constant(&format!("{key}.a"), &format!("{name}.lr{r}.a"), |_| {
-        Some(Tensor::from_f64(TensorType::new(vec![o, r, 1, 1], DType::F32), &left_factor(&svd, r)))
+        Some(Tensor::from_f64(
+            TensorType::new(vec![o, r, 1, 1], DType::F32),
+            &left_factor(&svd, r),
+        ))
     })?;
     let inner = a.memo_constant(&format!("{key}.b"), &format!("{name}.lr{r}.b"), |_| {
-        Some(Tensor::from_f64(TensorType::new(vec![r, c, 1, 1], DType::F32), &right_factor(&svd, r)))
+        Some(Tensor::from_f64(
+            TensorType::new(vec![r, c, 1, 1], DType::F32),
+            &right_factor(&svd, r),
+        ))
     })?;
     Some((outer, inner, truncation_error(&svd.sigma, r)))
 }
@@ -76,7 +82,9 @@ pub fn lowrank_conv_class(egraph: &mut TEGraph, eclass: Id) -> Vec<(Id, Id)> {
     let nodes: Vec<TNode> = egraph[eclass].nodes.clone();
     let mut out = Vec::new();
     for n in nodes {
-        let Some((name, o, c)) = eligible_weight(egraph, &n) else { continue };
+        let Some((name, o, c)) = eligible_weight(egraph, &n) else {
+            continue;
+        };
         let plain = add_attr(egraph, conv_attr(&ConvParams::default()));
         for r in offered_ranks(c, o) {
             let Some((outer, inner, err)) = factors(&mut egraph.analysis, &name, o, c, r) else {

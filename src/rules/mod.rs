@@ -352,7 +352,7 @@ pub fn compile(rt: &RuleText, family: &str, file: &str) -> Result<Vec<Rule>> {
         Body::Rewrite { .. } if rt.approx => Err(invalid(
             rt,
             file,
-            "only built-in rules can be approx (they declare each rewrite's error): use @weights-f16, @weights-bf16 or @lowrank",
+            "only built-in rules can be approx (they declare each rewrite's error): use @weights-f16, @weights-bf16, @weights-int8, @weights-int4, @weights-int4-g64 or @lowrank",
         )),
         Body::Rewrite {
             lhs,

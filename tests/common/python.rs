@@ -47,11 +47,19 @@ pub struct OrtResult {
 /// Runs `scripts/ort_check.py` on case directories (each with model.onnx,
 /// inputs.npz, expected.npz); `None` when Python is absent.
 pub fn ort_check(cases: &[PathBuf], rtol: f64) -> Option<Vec<OrtResult>> {
+    ort_check_with(cases, rtol, &[])
+}
+
+/// [`ort_check`] with extra arguments for `scripts/ort_check.py`
+/// (`--no-graph-optimizations`).
+#[allow(dead_code)]
+pub fn ort_check_with(cases: &[PathBuf], rtol: f64, extra: &[&str]) -> Option<Vec<OrtResult>> {
     let py = python()?;
     let out = std::process::Command::new(py)
         .arg(super::root().join("scripts/ort_check.py"))
         .arg("--rtol")
         .arg(rtol.to_string())
+        .args(extra)
         .args(cases)
         .output()
         .expect("python runs");

@@ -4,7 +4,7 @@ broadcasting, Clip / Cast / Gelu, and MatMul / Gemm."""
 from __future__ import annotations
 
 import numpy as np
-from onnx import TensorProto
+from onnx import TensorProto, helper
 
 from .common import F32, I64, Case, ok, seeded
 
@@ -199,6 +199,30 @@ def _(c: Case) -> None:
     q = c.input("q", [2, 3, 5, 4])
     k = c.input("k", [2, 3, 4, 5])
     c.node("MatMul", [q, k], "y")
+    c.output("y")
+
+
+@ok("dequantize_int8_matmul", 21,
+    "DequantizeLinear of an INT8 [8,6] initializer, per-column scales (axis=1), then MatMul [3,8] x [8,6]")
+def _(c: Case) -> None:
+    x = c.input("x", [3, 8])
+    q = np.clip(np.round(c.rand("wq", [8, 6], scale=40.0)), -127, 127).astype(np.int8)
+    s = (c.rand("ws", [6], "pos") * 0.01).astype(np.float32)
+    w = c.node("DequantizeLinear", [c.init("wq", q), c.init("ws", s)], "w", axis=1)
+    c.node("MatMul", [x, w], "y")
+    c.output("y")
+
+
+@ok("dequantize_int4_blocked_matmul", 21,
+    "DequantizeLinear of an INT4 [8,6] initializer (int32_data), one scale per 4 rows (axis=0, block_size=4), "
+    "then MatMul [3,8] x [8,6]")
+def _(c: Case) -> None:
+    x = c.input("x", [3, 8])
+    q = np.clip(np.round(c.rand("wq", [8, 6], scale=3.0)), -8, 7).astype(np.int64)
+    c.inits.append(helper.make_tensor("wq", TensorProto.INT4, [8, 6], q.reshape(-1).tolist()))
+    s = (c.rand("ws", [2, 6], "pos") * 0.05).astype(np.float32)
+    w = c.node("DequantizeLinear", ["wq", c.init("ws", s)], "w", axis=0, block_size=4)
+    c.node("MatMul", [x, w], "y")
     c.output("y")
 
 

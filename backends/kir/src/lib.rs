@@ -11,7 +11,9 @@
 pub mod plan;
 pub mod program;
 mod text;
+mod validate;
 pub mod work;
 
 pub use program::*;
+pub use validate::ProgramError;
 pub use work::KernelWork;

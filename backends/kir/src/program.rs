@@ -12,7 +12,12 @@
 //! - `f16`/`bf16` buffers are constants, read only as the `b` operand of a
 //!   [`Kernel::Gemm`] or the weights `w` of a [`Kernel::Conv`] (converted to `f32`
 //!   inside the kernel, so the weights stay stored at 2 bytes an element);
-//! - a [`Kernel::Gemm`] with [`GemmCompute::Bf16`] reads a `bf16` constant `b`.
+//! - a [`Kernel::Gemm`] with [`GemmCompute::Bf16`] reads a `bf16` constant `b`;
+//! - quantized buffers ([`ElemType::I8`], [`ElemType::I4`]) are constants holding
+//!   a whole `k × n` matrix with its scales ([`ConstData::Int8`],
+//!   [`ConstData::Int4`]), read only as the `b` operand of an `f32`
+//!   [`Kernel::Gemm`] through a view of the whole matrix, row-major (batch dims
+//!   broadcast, stride 0); the kernel dequantizes as it reads.
 
 use std::fmt;
 
@@ -30,21 +35,34 @@ pub enum ElemType {
     F16,
     /// bfloat16 (constant GEMM and convolution weights).
     BF16,
+    /// int8 with one `f32` scale per column (constant GEMM weights, [`ConstData::Int8`]).
+    I8,
+    /// int4 with one `f32` scale per group of rows and column (constant GEMM
+    /// weights, [`ConstData::Int4`]); two elements to a byte.
+    I4,
 }
 
 impl ElemType {
-    /// Bytes per element.
+    /// Bytes per element, rounded up (an [`ElemType::I4`] element is half a
+    /// byte; [`Buffer::bytes`] is exact, scales included).
     pub fn size(self) -> usize {
         match self {
             ElemType::F32 => 4,
             ElemType::I64 => 8,
             ElemType::F16 | ElemType::BF16 => 2,
+            ElemType::I8 | ElemType::I4 => 1,
         }
     }
 
-    /// True for the 2-byte floats a kernel converts to `f32` as it reads them.
+    /// True for the quantized formats ([`ElemType::I8`], [`ElemType::I4`]).
+    pub fn is_quantized(self) -> bool {
+        matches!(self, ElemType::I8 | ElemType::I4)
+    }
+
+    /// True for the stored weight formats a kernel converts to `f32` as it reads
+    /// them: the 2-byte floats and the quantized formats.
     pub fn is_low_precision(self) -> bool {
-        matches!(self, ElemType::F16 | ElemType::BF16)
+        matches!(self, ElemType::F16 | ElemType::BF16 | ElemType::I8 | ElemType::I4)
     }
 }
 
@@ -70,6 +88,33 @@ pub enum ConstData {
     F16(std::sync::Arc<Vec<half::f16>>),
     /// bfloat16 values.
     BF16(std::sync::Arc<Vec<half::bf16>>),
+    /// A `k × n` matrix as int8, `B̂[p, j] = data[p·n + j] · scales[j]` (the
+    /// layout of `eqopt_cpu::quant::QuantInt8`).
+    Int8 {
+        /// `k·n` values, row-major.
+        data: std::sync::Arc<Vec<i8>>,
+        /// `n` column scales.
+        scales: std::sync::Arc<Vec<f32>>,
+        /// Rows (the reduction dimension).
+        k: usize,
+        /// Columns.
+        n: usize,
+    },
+    /// A `k × n` matrix as int4 with one scale per `group` rows and column (the
+    /// layout of `eqopt_cpu::quant::QuantInt4`: `k` rows of `⌈n/2⌉` bytes, even
+    /// columns in the low nibble, stored as `q + 8`; scales `⌈k/group⌉ × n`).
+    Int4 {
+        /// `k·⌈n/2⌉` packed bytes.
+        data: std::sync::Arc<Vec<u8>>,
+        /// `⌈k/group⌉·n` scales, row-major.
+        scales: std::sync::Arc<Vec<f32>>,
+        /// Rows (the reduction dimension).
+        k: usize,
+        /// Columns.
+        n: usize,
+        /// Rows per scale group (at least 1).
+        group: usize,
+    },
 }
 
 impl ConstData {
@@ -80,16 +125,53 @@ impl ConstData {
             ConstData::I64(_) => ElemType::I64,
             ConstData::F16(_) => ElemType::F16,
             ConstData::BF16(_) => ElemType::BF16,
+            ConstData::Int8 { .. } => ElemType::I8,
+            ConstData::Int4 { .. } => ElemType::I4,
         }
     }
 
-    /// Number of elements.
+    /// Number of elements (`k·n` for a quantized matrix).
     pub fn len(&self) -> usize {
         match self {
             ConstData::F32(v) => v.len(),
             ConstData::I64(v) => v.len(),
             ConstData::F16(v) => v.len(),
             ConstData::BF16(v) => v.len(),
+            ConstData::Int8 { k, n, .. } | ConstData::Int4 { k, n, .. } => k.saturating_mul(*n),
+        }
+    }
+
+    /// Bytes as stored (a quantized matrix: its values and its scales).
+    pub fn bytes(&self) -> usize {
+        match self {
+            ConstData::Int8 { data, scales, .. } => data.len() + 4 * scales.len(),
+            ConstData::Int4 { data, scales, .. } => data.len() + 4 * scales.len(),
+            d => d.len().saturating_mul(d.elem().size()),
+        }
+    }
+
+    /// For a quantized matrix, why its parts disagree with its dimensions
+    /// (`None` when they agree, and for the other variants).
+    pub fn quant_mismatch(&self) -> Option<String> {
+        let (data, scales, want_data, want_scales) = match self {
+            ConstData::Int8 { data, scales, k, n } => (data.len(), scales.len(), k.checked_mul(*n), Some(*n)),
+            ConstData::Int4 { data, scales, k, n, group } => {
+                if *group == 0 {
+                    return Some("int4 group size is 0".into());
+                }
+                (
+                    data.len(),
+                    scales.len(),
+                    k.checked_mul(n.div_ceil(2)),
+                    k.div_ceil(*group).checked_mul(*n),
+                )
+            }
+            _ => return None,
+        };
+        match (want_data, want_scales) {
+            (Some(d), Some(s)) if d == data && s == scales => None,
+            (Some(d), Some(s)) => Some(format!("{data} values and {scales} scales, its dimensions need {d} and {s}")),
+            _ => Some("its dimensions overflow".into()),
         }
     }
 
@@ -114,9 +196,12 @@ pub struct Buffer {
 }
 
 impl Buffer {
-    /// Size in bytes.
+    /// Size in bytes (a constant: as stored, scales of a quantized matrix included).
     pub fn bytes(&self) -> usize {
-        self.len.saturating_mul(self.elem.size())
+        match &self.kind {
+            Some(BufferKind::Constant(d)) => d.bytes(),
+            _ => self.len.saturating_mul(self.elem.size()),
+        }
     }
 }
 
@@ -531,212 +616,6 @@ pub struct Program {
     pub inputs: Vec<(BufferId, Vec<usize>)>,
     /// Graph outputs, in the graph's order, with their shapes.
     pub outputs: Vec<(BufferId, Vec<usize>)>,
-}
-
-/// A defect found by [`Program::validate`]: a bug in whatever produced the program.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ProgramError {
-    /// A view names a buffer that does not exist.
-    #[error("kernel {kernel} ({name}): view of buffer {buffer}, which does not exist")]
-    NoSuchBuffer {
-        /// Kernel index.
-        kernel: usize,
-        /// Kernel name.
-        name: &'static str,
-        /// The buffer id.
-        buffer: BufferId,
-    },
-    /// A view reaches outside its buffer.
-    #[error("kernel {kernel} ({name}): a view of {buffer_name} reaches elements {lo}..={hi}, the buffer holds {len}")]
-    OutOfBounds {
-        /// Kernel index.
-        kernel: usize,
-        /// Kernel name.
-        name: &'static str,
-        /// The buffer's name.
-        buffer_name: String,
-        /// Lowest element reached.
-        lo: isize,
-        /// Highest element reached.
-        hi: isize,
-        /// Buffer length.
-        len: usize,
-    },
-    /// A view's shape and strides differ in rank.
-    #[error("kernel {kernel} ({name}): a view has {shape} dims and {strides} strides")]
-    Rank {
-        /// Kernel index.
-        kernel: usize,
-        /// Kernel name.
-        name: &'static str,
-        /// Shape rank.
-        shape: usize,
-        /// Stride count.
-        strides: usize,
-    },
-    /// An output view that must be dense is not, or a kernel writes an input or constant.
-    #[error("kernel {kernel} ({name}): its output view of {buffer_name} is not a dense intermediate or output")]
-    BadOutput {
-        /// Kernel index.
-        kernel: usize,
-        /// Kernel name.
-        name: &'static str,
-        /// The buffer's name.
-        buffer_name: String,
-    },
-    /// An `f16`/`bf16` buffer that is not a constant holding data of its type, or
-    /// that a kernel reads other than as GEMM `b` or convolution weights.
-    #[error(
-        "kernel {kernel} ({name}): reads {elem:?} buffer {buffer_name} where only f32 is accepted (or it is not a constant of that type)"
-    )]
-    LowPrecision {
-        /// Kernel index (`usize::MAX` for a buffer whose declaration is wrong).
-        kernel: usize,
-        /// Kernel name.
-        name: &'static str,
-        /// The buffer's name.
-        buffer_name: String,
-        /// Its element type.
-        elem: ElemType,
-    },
-    /// A [`GemmCompute::Bf16`] GEMM whose `b` is not a `bf16` buffer.
-    #[error("kernel {kernel} (gemm): computes in bf16 but its b operand {buffer_name} is {elem:?}, not a bf16 constant")]
-    Bf16Operand {
-        /// Kernel index.
-        kernel: usize,
-        /// The buffer's name.
-        buffer_name: String,
-        /// Its element type.
-        elem: ElemType,
-    },
-}
-
-impl Program {
-    /// Constant bytes as stored (weights and other constant tensors).
-    pub fn constant_bytes(&self) -> usize {
-        self.buffers
-            .iter()
-            .filter(|b| matches!(b.kind, Some(BufferKind::Constant(_))))
-            .map(Buffer::bytes)
-            .sum()
-    }
-
-    /// Checks the contracts listed in the module docs that can be checked statically.
-    pub fn validate(&self) -> Result<(), ProgramError> {
-        for buf in &self.buffers {
-            let ok = match &buf.kind {
-                Some(BufferKind::Constant(d)) => d.elem() == buf.elem && d.len() == buf.len,
-                _ => !buf.elem.is_low_precision(),
-            };
-            if !ok {
-                return Err(ProgramError::LowPrecision {
-                    kernel: usize::MAX,
-                    name: "buffer",
-                    buffer_name: buf.name.clone(),
-                    elem: buf.elem,
-                });
-            }
-        }
-        for (k, kernel) in self.kernels.iter().enumerate() {
-            let name = kernel.name();
-            let weight = match kernel {
-                Kernel::Gemm { b, .. } => Some(b),
-                Kernel::Conv { w, .. } => Some(w),
-                _ => None,
-            };
-            if let Kernel::Gemm {
-                b,
-                compute: GemmCompute::Bf16,
-                ..
-            } = kernel
-                && let Some(buf) = self.buffers.get(b.buffer).filter(|buf| buf.elem != ElemType::BF16)
-            {
-                return Err(ProgramError::Bf16Operand {
-                    kernel: k,
-                    buffer_name: buf.name.clone(),
-                    elem: buf.elem,
-                });
-            }
-            for view in kernel.inputs() {
-                let low = self.buffers.get(view.buffer).filter(|b| b.elem.is_low_precision());
-                if let Some(buf) = low
-                    && !weight.is_some_and(|w| std::ptr::eq(w, view))
-                {
-                    return Err(ProgramError::LowPrecision {
-                        kernel: k,
-                        name,
-                        buffer_name: buf.name.clone(),
-                        elem: buf.elem,
-                    });
-                }
-            }
-            let mut all = kernel.inputs();
-            all.push(kernel.output());
-            for view in all {
-                let buf = self.buffers.get(view.buffer).ok_or(ProgramError::NoSuchBuffer {
-                    kernel: k,
-                    name,
-                    buffer: view.buffer,
-                })?;
-                if view.shape.len() != view.strides.len() {
-                    return Err(ProgramError::Rank {
-                        kernel: k,
-                        name,
-                        shape: view.shape.len(),
-                        strides: view.strides.len(),
-                    });
-                }
-                if let Some((lo, hi)) = view.extent() {
-                    if lo < 0 || hi >= buf.len as isize {
-                        return Err(ProgramError::OutOfBounds {
-                            kernel: k,
-                            name,
-                            buffer_name: buf.name.clone(),
-                            lo,
-                            hi,
-                            len: buf.len,
-                        });
-                    }
-                }
-            }
-            let out = kernel.output();
-            let target = &self.buffers[out.buffer];
-            let writable = matches!(target.kind, None | Some(BufferKind::Output));
-            let dense_ok = matches!(kernel, Kernel::Copy { .. } | Kernel::Attention { .. }) || out.is_dense();
-            if !writable || !dense_ok {
-                return Err(ProgramError::BadOutput {
-                    kernel: k,
-                    name,
-                    buffer_name: target.name.clone(),
-                });
-            }
-        }
-        Ok(())
-    }
-
-    /// For each intermediate buffer, the kernels that first write and last read it
-    /// (`None` for buffers no kernel touches, inputs, outputs and constants).
-    pub fn lifetimes(&self) -> Vec<Option<(usize, usize)>> {
-        let mut life: Vec<Option<(usize, usize)>> = vec![None; self.buffers.len()];
-        let touch = |b: BufferId, k: usize, life: &mut Vec<Option<(usize, usize)>>| {
-            life[b] = Some(match life[b] {
-                None => (k, k),
-                Some((s, e)) => (s.min(k), e.max(k)),
-            });
-        };
-        for (k, kernel) in self.kernels.iter().enumerate() {
-            touch(kernel.output().buffer, k, &mut life);
-            for v in kernel.inputs() {
-                touch(v.buffer, k, &mut life);
-            }
-        }
-        for (b, buf) in self.buffers.iter().enumerate() {
-            if buf.kind.is_some() {
-                life[b] = None;
-            }
-        }
-        life
-    }
 }
 
 impl fmt::Display for View {

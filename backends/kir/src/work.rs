@@ -53,8 +53,12 @@ fn epilogue_ops(e: Option<&Epilogue>) -> u64 {
 }
 
 impl Program {
-    /// Bytes of `view`'s distinct elements, at its buffer's element size.
+    /// Bytes of `view`'s distinct elements, at its buffer's element size (a
+    /// quantized matrix, always read whole: its stored bytes, scales included).
     fn view_bytes(&self, view: &View) -> u64 {
+        if let Some(buf) = self.buffers.get(view.buffer).filter(|b| b.elem.is_quantized()) {
+            return buf.bytes() as u64;
+        }
         let size = self.buffers.get(view.buffer).map_or(4, |b| b.elem.size()) as u64;
         distinct_elements(view).saturating_mul(size)
     }

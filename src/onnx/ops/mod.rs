@@ -35,6 +35,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Constant",
     "ConstantOfShape",
     "Conv",
+    "DequantizeLinear",
     "Div",
     "Dropout",
     "Erf",
@@ -242,6 +243,35 @@ impl Ctx<'_, '_, '_> {
         build_op(&self.label, op, &attrs, &tys)
     }
 
+    /// `DequantizeLinear` (opsets 10 to 21) of `i8`/`i4` data with no zero point,
+    /// or an all-zero one.
+    fn dequantize_linear(&mut self, out: &str) -> Result<Value> {
+        self.check_attrs(&["axis", "block_size", "output_dtype"])?;
+        let (x, scale) = (self.x(0)?, self.x(1)?);
+        if !x.ty().dtype.is_quantized() {
+            return Err(self.err("input 0", "INT8 or INT4 data", x.ty().to_string()));
+        }
+        if self.int("output_dtype", 0)? != 0 {
+            return Err(self.attr_err("output_dtype", "0 (the scale's type)", self.int("output_dtype", 0)?.to_string()));
+        }
+        match self.opt(2) {
+            None => {}
+            Some(Value::Const(c)) if c.tensor().to_f64().iter().all(|&z| z == 0.0) => {}
+            Some(z) => {
+                return Err(self.err(
+                    "input 2 (zero point)",
+                    "no zero point, or a constant one of zeros (eqopt quantizes symmetrically)",
+                    z.ty().to_string(),
+                ));
+            }
+        }
+        let mut attrs = Map::new();
+        attrs.insert("axis".into(), json!(self.int("axis", 1)?));
+        attrs.insert("block_size".into(), json!(self.int("block_size", 0)?));
+        let op = self.build("DequantizeLinear", attrs, &[&x, &scale])?;
+        self.apply(out, op, &[x, scale])
+    }
+
     pub(super) fn scalar_like(&self, like: &Value, v: f64) -> Value {
         Value::scalar(like.ty().dtype, v)
     }
@@ -317,6 +347,7 @@ impl Ctx<'_, '_, '_> {
                 self.apply(&out, Op::MatMul, &[a, b])?
             }
             "Gemm" => self.gemm(&out)?,
+            "DequantizeLinear" => self.dequantize_linear(&out)?,
             "Conv" => self.conv(&out)?,
             "MaxPool" | "AveragePool" => self.pool(&out)?,
             "GlobalAveragePool" | "GlobalMaxPool" => {

@@ -9,7 +9,9 @@
 //!
 //! Constant `f16`/`bf16` buffers (GEMM `b` operands and convolution weights) are
 //! handed to the kernels as [`WeightRef::F16`]/[`WeightRef::BF16`] and converted
-//! to `f32` inside them; every other operand is `f32` (or `i64` gather indices).
+//! to `f32` inside them; quantized constants (GEMM `b` operands) as
+//! [`WeightRef::Int8`]/[`WeightRef::Int4`], dequantized while the GEMM packs
+//! them; every other operand is `f32` (or `i64` gather indices).
 //!
 //! Epilogues run on each output tile inside the GEMM or convolution that
 //! produces it, while the tile is in cache ([`epilogue`]); an epilogue whose
@@ -21,6 +23,7 @@ mod ops;
 use crate::KernelError;
 use crate::elementwise::EwProgram;
 use crate::gemm::WeightRef;
+use crate::quant::{QuantInt4Ref, QuantInt8Ref};
 use eqopt_kir::{BufferKind, ConstData, ElemType, Expr, Kernel, Program};
 
 /// Caller-supplied tensor data for a program input.
@@ -90,6 +93,10 @@ enum Slot {
     I64(*const i64, usize),
     F16(*const half::f16, usize),
     BF16(*const half::bf16, usize),
+    /// An int8 matrix: data (`k·n`), scales (`n`), `k`, `n`.
+    Int8(*const i8, *const f32, usize, usize),
+    /// An int4 matrix: data, its length, scales, their length, `k`, `n`, group.
+    Int4(*const u8, usize, *const f32, usize, usize, usize, usize),
 }
 
 // SAFETY: slots are only dereferenced by `Executable::run`, which hands each
@@ -126,6 +133,19 @@ impl Mem {
             Slot::F16(p, n) => WeightRef::F16(unsafe { std::slice::from_raw_parts(p, n) }),
             // SAFETY: as above.
             Slot::BF16(p, n) => WeightRef::BF16(unsafe { std::slice::from_raw_parts(p, n) }),
+            Slot::Int8(d, s, k, n) => {
+                // SAFETY: as above; the lengths are the constant's own (`k·n`
+                // values and `n` scales, checked by `Program::validate`).
+                let (data, scales) = unsafe { (std::slice::from_raw_parts(d, k * n), std::slice::from_raw_parts(s, n)) };
+                // Parts that disagree (impossible after validation) give an empty
+                // weight, which the GEMM rejects with a length error.
+                QuantInt8Ref::new(data, scales, k, n).map_or(WeightRef::F32(&[]), WeightRef::Int8)
+            }
+            Slot::Int4(d, dl, s, sl, k, n, g) => {
+                // SAFETY: as above, with the stored lengths.
+                let (data, scales) = unsafe { (std::slice::from_raw_parts(d, dl), std::slice::from_raw_parts(s, sl)) };
+                QuantInt4Ref::new(data, scales, k, n, g).map_or(WeightRef::F32(&[]), WeightRef::Int4)
+            }
             _ => WeightRef::F32(self.f32(b)),
         }
     }
@@ -158,6 +178,8 @@ impl Mem {
             Slot::I64(p, n) => (p as usize, n * 8),
             Slot::F16(p, n) => (p as usize, n * 2),
             Slot::BF16(p, n) => (p as usize, n * 2),
+            Slot::Int8(p, _, k, n) => (p as usize, k * n),
+            Slot::Int4(p, len, ..) => (p as usize, len),
         };
         let ((p, n), (q, _)) = (span(self.slots[b]), span(self.slots[other]));
         let (lo, hi) = (q + range.start * 4, q + range.end * 4);
@@ -172,6 +194,8 @@ impl Mem {
             Slot::I64(p, _) => p as usize + off * 8,
             Slot::F16(p, _) => p as usize + off * 2,
             Slot::BF16(p, _) => p as usize + off * 2,
+            Slot::Int8(p, ..) => p as usize + off,
+            Slot::Int4(p, ..) => p as usize + off / 2,
         };
         addr(self.slots[b], offset) == addr(self.slots[other], other_offset)
     }
@@ -281,6 +305,13 @@ impl Executable {
                 Some(BufferKind::Constant(ConstData::I64(v))) => Slot::I64(v.as_ptr(), v.len()),
                 Some(BufferKind::Constant(ConstData::F16(v))) => Slot::F16(v.as_ptr(), v.len()),
                 Some(BufferKind::Constant(ConstData::BF16(v))) => Slot::BF16(v.as_ptr(), v.len()),
+                Some(BufferKind::Constant(ConstData::Int8 { data, scales, k, n })) if data.len() == k * n && scales.len() == *n => {
+                    Slot::Int8(data.as_ptr(), scales.as_ptr(), *k, *n)
+                }
+                Some(BufferKind::Constant(ConstData::Int8 { .. })) => Slot::F32(std::ptr::null_mut(), 0),
+                Some(BufferKind::Constant(ConstData::Int4 { data, scales, k, n, group })) => {
+                    Slot::Int4(data.as_ptr(), data.len(), scales.as_ptr(), scales.len(), *k, *n, *group)
+                }
                 Some(BufferKind::Input | BufferKind::Output) => Slot::F32(std::ptr::null_mut(), 0),
             };
         }
