@@ -152,15 +152,17 @@ fn dead_hidden_units_are_pruned_within_the_budget() {
     let (opt, report) = budgeted(&g, 1e-2);
     let b = report.budget.as_ref().expect("a budget report");
     assert!(b.search.measured_error.is_some_and(|m| m <= 1e-2), "{b:?}");
-    let pruned: Vec<&Constant> = opt.constants.iter().filter(|c| c.name.contains(".pruned")).collect();
-    assert!(!pruned.is_empty(), "{:?}", opt.constants);
-    // The layers shrank: some hidden count below 256 is what the product reads.
+    let names: Vec<&str> = opt.constants.iter().map(|c| c.name.as_str()).collect();
+    let pruned: Vec<&str> = names.iter().copied().filter(|n| n.contains(".pruned")).collect();
+    assert!(!pruned.is_empty(), "{names:?}");
+    // Only dead units went (96 of 256: an eighth or a quarter removed), and
+    // the full weights are no longer read (other approximations may build on
+    // the pruned ones, e.g. `w1.pruned192.int8`).
     assert!(
-        pruned
-            .iter()
-            .all(|c| c.ty.shape.contains(&160) || c.ty.shape.contains(&192) || c.ty.shape.contains(&224)),
-        "{pruned:?}"
+        pruned.iter().all(|n| n.contains(".pruned192") || n.contains(".pruned224")),
+        "{names:?}"
     );
+    assert!(!names.iter().any(|&n| n == "w1" || n == "w2"), "{names:?}");
     let (_, exact) = optimize(&g, &RuleSet::defaults().unwrap(), &opts()).unwrap();
     assert!(
         report.after.flops < exact.after.flops,
