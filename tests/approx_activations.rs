@@ -6,14 +6,14 @@
 mod common;
 
 use eqopt::backend::CpuModel;
-use eqopt::budget::{CpuMeter, max_relative_error};
+use eqopt::budget::max_relative_error;
 use eqopt::cost::HardwareProfile;
 use eqopt::dtype::DType;
 use eqopt::eval::{random_inputs, run};
 use eqopt::graph::op::Op;
 use eqopt::graph::{Graph, json};
-use eqopt::optimize::{OptimizeOptions, Report, optimize_measured};
-use eqopt::rules::{ActivationPrecision, RuleSet};
+use eqopt::optimize::{OptimizeOptions, Report};
+use eqopt::rules::ActivationPrecision;
 use eqopt_kir::{GemmCompute, Kernel};
 
 fn example(name: &str) -> Graph {
@@ -30,10 +30,9 @@ fn bf16_target() -> HardwareProfile {
 }
 
 fn budgeted(g: &Graph, max_error: f64, activations: ActivationPrecision, target: HardwareProfile) -> (Graph, Report) {
-    let mut meter = CpuMeter::seeded(g, 0, 2).unwrap();
-    let mut opts = OptimizeOptions::new(target).with_max_error(max_error);
+    let mut opts = OptimizeOptions::new(target);
     opts.activations = activations;
-    optimize_measured(g, &RuleSet::defaults().unwrap(), &opts, Some(&mut meter)).unwrap()
+    common::approx::budgeted_with(g, max_error, opts)
 }
 
 /// Activations the graph rounds to bf16.

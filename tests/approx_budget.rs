@@ -5,15 +5,14 @@
 
 mod common;
 
-use eqopt::backend::CpuModel;
-use eqopt::budget::{CpuMeter, ErrorMeter, max_relative_error};
-use eqopt::cost::HardwareProfile;
+use common::approx::{budgeted, cpu_opts, fresh_error};
+use eqopt::budget::ErrorMeter;
 use eqopt::dtype::{DType, TensorType};
 use eqopt::eval::random_inputs;
 use eqopt::graph::op::{BinaryOp, Op, UnaryOp};
 use eqopt::graph::tensor::{ConstInit, Distribution, Tensor, random_values};
 use eqopt::graph::{Constant, Graph, Input, Node, json};
-use eqopt::optimize::{OptimizeOptions, Report, optimize, optimize_measured, weight_bytes};
+use eqopt::optimize::{OptimizeOptions, optimize, optimize_measured, weight_bytes};
 use eqopt::rules::RuleSet;
 use std::sync::Arc;
 
@@ -22,26 +21,7 @@ fn example(name: &str) -> Graph {
 }
 
 fn opts() -> OptimizeOptions {
-    OptimizeOptions::new(HardwareProfile::load("cpu").unwrap())
-}
-
-fn budgeted(g: &Graph, max_error: f64) -> (Graph, Report) {
-    let mut meter = CpuMeter::seeded(g, 0, 2).unwrap();
-    optimize_measured(
-        g,
-        &RuleSet::defaults().unwrap(),
-        &opts().with_max_error(max_error),
-        Some(&mut meter),
-    )
-    .unwrap()
-}
-
-/// The relative error of `optimized` against `original` on inputs the meter never saw.
-fn fresh_error(original: &Graph, optimized: &Graph, seed: u64) -> f64 {
-    let inputs = random_inputs(original, seed);
-    let want = CpuModel::compile(original).unwrap().run(&inputs).unwrap();
-    let got = CpuModel::compile(optimized).unwrap().run(&inputs).unwrap();
-    max_relative_error(&got, &want)
+    cpu_opts()
 }
 
 #[test]

@@ -6,60 +6,16 @@
 
 mod common;
 
-use eqopt::backend::CpuModel;
-use eqopt::budget::{CpuMeter, max_relative_error};
-use eqopt::cost::HardwareProfile;
+use common::approx::{budgeted, cpu_opts, f32_constant, fresh_error, node};
 use eqopt::dtype::{DType, TensorType};
-use eqopt::eval::random_inputs;
 use eqopt::graph::op::{BinaryOp, ConvParams, Op, UnaryOp};
-use eqopt::graph::tensor::{ConstInit, Distribution, Tensor, random_values};
-use eqopt::graph::{Constant, Graph, Input, Node};
-use eqopt::optimize::{OptimizeOptions, Report, optimize, optimize_measured};
+use eqopt::graph::tensor::{Distribution, random_values};
+use eqopt::graph::{Graph, Input};
+use eqopt::optimize::optimize;
 use eqopt::rules::RuleSet;
-use std::sync::Arc;
-
-fn opts() -> OptimizeOptions {
-    OptimizeOptions::new(HardwareProfile::load("cpu").unwrap())
-}
-
-fn budgeted(g: &Graph, max_error: f64) -> (Graph, Report) {
-    let mut meter = CpuMeter::seeded(g, 0, 2).unwrap();
-    optimize_measured(
-        g,
-        &RuleSet::defaults().unwrap(),
-        &opts().with_max_error(max_error),
-        Some(&mut meter),
-    )
-    .unwrap()
-}
-
-fn fresh_error(original: &Graph, optimized: &Graph, seed: u64) -> f64 {
-    let inputs = random_inputs(original, seed);
-    let want = CpuModel::compile(original).unwrap().run(&inputs).unwrap();
-    let got = CpuModel::compile(optimized).unwrap().run(&inputs).unwrap();
-    max_relative_error(&got, &want)
-}
 
 fn normal(seed: u64, len: usize) -> Vec<f64> {
     random_values(&Distribution::Normal { mean: 0.0, std: 1.0 }, seed, len)
-}
-
-fn constant(name: &str, shape: Vec<usize>, values: &[f64]) -> Constant {
-    let t = Tensor::from_f64(TensorType::new(shape, DType::F32), values);
-    Constant {
-        name: name.into(),
-        ty: t.ty.clone(),
-        init: ConstInit::Data(Arc::new(t)),
-    }
-}
-
-fn node(name: &str, op: Op, inputs: &[&str]) -> Node {
-    Node {
-        name: name.into(),
-        op,
-        inputs: inputs.iter().map(|s| s.to_string()).collect(),
-        ty: TensorType::new(vec![], DType::F32),
-    }
 }
 
 /// `y = relu(conv1x1(x, W, b))`, stride 2, with `W` `[256, 256, 1, 1]` of rank 16.
@@ -84,7 +40,7 @@ fn low_rank_pointwise_conv() -> Graph {
             name: "x".into(),
             ty: TensorType::new(vec![1, c, 28, 28], DType::F32),
         }],
-        vec![constant("w", vec![o, c, 1, 1], &w), constant("b", vec![o], &normal(23, o))],
+        vec![f32_constant("w", vec![o, c, 1, 1], &w), f32_constant("b", vec![o], &normal(23, o))],
         vec![
             node("t", Op::Conv(params), &["x", "w", "b"]),
             node("y", Op::Unary(UnaryOp::Relu), &["t"]),
@@ -102,7 +58,7 @@ fn a_low_rank_pointwise_convolution_is_factorized_within_the_budget() {
     assert!(b.search.measured_error.is_some_and(|m| m <= 1e-3), "{b:?}");
     assert!(opt.constants.iter().any(|c| c.name.contains(".lr")), "{:?}", opt.constants);
     assert!(!opt.constants.iter().any(|c| c.name == "w"), "the full weight is still read");
-    let (_, exact) = optimize(&g, &RuleSet::defaults().unwrap(), &opts()).unwrap();
+    let (_, exact) = optimize(&g, &RuleSet::defaults().unwrap(), &cpu_opts()).unwrap();
     assert!(
         report.after.flops < exact.after.flops / 2,
         "{} vs {}",
@@ -129,10 +85,10 @@ fn perceptron_with_dead_units() -> Graph {
             ty: TensorType::new(vec![64, k], DType::F32),
         }],
         vec![
-            constant("w1", vec![k, h], &w1),
-            constant("b1", vec![h], &vec![0.1; h]),
-            constant("w2", vec![h, n], &w2),
-            constant("b2", vec![n], &normal(33, n)),
+            f32_constant("w1", vec![k, h], &w1),
+            f32_constant("b1", vec![h], &vec![0.1; h]),
+            f32_constant("w2", vec![h, n], &w2),
+            f32_constant("b2", vec![n], &normal(33, n)),
         ],
         vec![
             node("p", Op::MatMul, &["x", "w1"]),
@@ -163,7 +119,7 @@ fn dead_hidden_units_are_pruned_within_the_budget() {
         "{names:?}"
     );
     assert!(!names.iter().any(|&n| n == "w1" || n == "w2"), "{names:?}");
-    let (_, exact) = optimize(&g, &RuleSet::defaults().unwrap(), &opts()).unwrap();
+    let (_, exact) = optimize(&g, &RuleSet::defaults().unwrap(), &cpu_opts()).unwrap();
     assert!(
         report.after.flops < exact.after.flops,
         "{} vs {}",

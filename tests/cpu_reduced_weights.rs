@@ -6,13 +6,13 @@
 
 mod common;
 
+use common::approx::{check_cpu, constant_elems};
 use eqopt::backend::CpuModel;
 use eqopt::cost::HardwareProfile;
-use eqopt::eval::{compare, random_inputs, run};
 use eqopt::graph::{Graph, json};
 use eqopt::optimize::{OptimizeOptions, optimize};
 use eqopt::rules::RuleSet;
-use eqopt_kir::{BufferKind, ElemType};
+use eqopt_kir::ElemType;
 
 /// A graph `y = op(x, cast(w))` with weights `w` of `dtype`; `nodes` reads `wf` (the cast).
 fn graph(name: &str, dtype: &str, x: &[usize], w: &[usize], nodes: &str) -> Graph {
@@ -55,33 +55,6 @@ fn cases(dtype: &str) -> Vec<(String, Graph)> {
     ]
 }
 
-/// Compiles `g`, checks it against the reference, and returns the model.
-fn check(label: &str, g: &Graph) -> CpuModel {
-    let model = CpuModel::compile(g).unwrap_or_else(|e| panic!("{label}: {e}"));
-    for seed in [1, 2] {
-        let inputs = random_inputs(g, seed);
-        let want = run(g, &inputs).unwrap();
-        let got = model.run(&inputs).unwrap_or_else(|e| panic!("{label}: {e}"));
-        let c = compare(&got["y"], &want["y"]);
-        let scale = want["y"].to_f64().iter().fold(1e-3f64, |m, x| m.max(x.abs()));
-        assert!(
-            c.shape_equal && c.max_abs <= 1e-4 * scale,
-            "{label}: max abs error {:.3e} (scale {scale:.3e})",
-            c.max_abs
-        );
-    }
-    model
-}
-
-fn weight_elems(model: &CpuModel) -> Vec<ElemType> {
-    let p = model.program();
-    p.buffers
-        .iter()
-        .filter(|b| matches!(b.kind, Some(BufferKind::Constant(_))))
-        .map(|b| b.elem)
-        .collect()
-}
-
 #[test]
 fn reduced_precision_weights_stay_stored_and_run_like_the_reference() {
     let rules = RuleSet::defaults().unwrap();
@@ -92,13 +65,13 @@ fn reduced_precision_weights_stay_stored_and_run_like_the_reference() {
             let (opt32, _) = optimize(&g32, &rules, &opts).unwrap();
             for (label, g, g32) in [("original", &g, &g32), ("optimized", &opt, &opt32)] {
                 let label = format!("{case} {dtype} {label}");
-                let model = check(&label, g);
-                let model32 = check(&format!("{label} (f32 weights)"), g32);
+                let model = check_cpu(&label, g, 1e-4);
+                let model32 = check_cpu(&format!("{label} (f32 weights)"), g32, 1e-4);
                 // The transpose of the unoptimized graph is a copy kernel, which
                 // reads f32: only the optimizer folds it under the cast.
                 let via_copy = case.ends_with("transposed") && label.ends_with("original");
                 let want = if via_copy { ElemType::F32 } else { elem };
-                assert_eq!(weight_elems(&model), vec![want], "{label}:\n{}", model.program());
+                assert_eq!(constant_elems(&model), vec![want], "{label}:\n{}", model.program());
                 let (bytes, bytes32) = (model.memory().constant_bytes, model32.memory().constant_bytes);
                 assert!(bytes32 > 0, "{label}");
                 if !via_copy {
@@ -114,8 +87,8 @@ fn a_weight_cast_read_elsewhere_is_widened_at_compile_time() {
     // `wf` feeds a MatMul and an Add: the kernels read one f32 buffer.
     let nodes = r#"{"name": "mm", "op": "MatMul", "inputs": ["x", "wf"]}, {"name": "y", "op": "Add", "inputs": ["mm", "wf"]}"#;
     let g = graph("shared", "f16", &[8, 8], &[8, 8], nodes);
-    let model = check("shared", &g);
-    assert_eq!(weight_elems(&model), vec![ElemType::F32]);
+    let model = check_cpu("shared", &g, 1e-4);
+    assert_eq!(constant_elems(&model), vec![ElemType::F32]);
     assert_eq!(model.memory().constant_bytes, 8 * 8 * 4);
 }
 

@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::approx::{check_cpu, constant, constant_elems, node};
 use common::python::ort_check_with;
 use eqopt::backend::CpuModel;
 use eqopt::budget::CpuMeter;
@@ -15,30 +16,12 @@ use eqopt::dtype::{DType, TensorType};
 use eqopt::eval::{compare, random_inputs, run};
 use eqopt::ewexpr::EwExpr;
 use eqopt::graph::op::{BinaryOp, Op, UnaryOp};
-use eqopt::graph::tensor::{ConstInit, Distribution, Tensor, random_values};
-use eqopt::graph::{Constant, Graph, Input, Node, json};
+use eqopt::graph::tensor::{Distribution, Tensor, random_values};
+use eqopt::graph::{Graph, Input, json};
 use eqopt::optimize::{OptimizeOptions, optimize_measured, weight_bytes};
 use eqopt::quant::{QuantFormat, quantize};
 use eqopt::rules::RuleSet;
-use eqopt_kir::{BufferKind, ElemType};
-use std::sync::Arc;
-
-fn constant(name: &str, t: Tensor) -> Constant {
-    Constant {
-        name: name.into(),
-        ty: t.ty.clone(),
-        init: ConstInit::Data(Arc::new(t)),
-    }
-}
-
-fn node(name: &str, op: Op, inputs: &[&str]) -> Node {
-    Node {
-        name: name.into(),
-        op,
-        inputs: inputs.iter().map(|s| s.to_string()).collect(),
-        ty: TensorType::new(vec![], DType::F32),
-    }
-}
+use eqopt_kir::ElemType;
 
 fn normal(shape: &[usize], seed: u64) -> Tensor {
     let ty = TensorType::new(shape.to_vec(), DType::F32);
@@ -74,33 +57,6 @@ fn quantized_gemm(format: QuantFormat, x_shape: &[usize], n: usize, fused: bool)
     .unwrap()
 }
 
-/// Compiles `g` and checks it against the reference interpreter on two input sets.
-fn check_cpu(label: &str, g: &Graph) -> CpuModel {
-    let model = CpuModel::compile(g).unwrap_or_else(|e| panic!("{label}: {e}"));
-    for seed in [1, 2] {
-        let inputs = random_inputs(g, seed);
-        let want = run(g, &inputs).unwrap();
-        let got = model.run(&inputs).unwrap_or_else(|e| panic!("{label}: {e}"));
-        let c = compare(&got["y"], &want["y"]);
-        let scale = want["y"].to_f64().iter().fold(1e-3f64, |m, x| m.max(x.abs()));
-        assert!(
-            c.shape_equal && c.max_abs <= 1e-5 * scale,
-            "{label}: max abs error {:.3e} (scale {scale:.3e})",
-            c.max_abs
-        );
-    }
-    model
-}
-
-fn constant_elems(model: &CpuModel) -> Vec<ElemType> {
-    let p = model.program();
-    p.buffers
-        .iter()
-        .filter(|b| matches!(b.kind, Some(BufferKind::Constant(_))))
-        .map(|b| b.elem)
-        .collect()
-}
-
 #[test]
 fn quantized_gemms_stay_stored_and_run_like_the_reference() {
     let formats = [
@@ -115,7 +71,7 @@ fn quantized_gemms_stay_stored_and_run_like_the_reference() {
             for fused in [false, true] {
                 let label = format!("{format:?} x{x:?} n={n} fused={fused}");
                 let g = quantized_gemm(format, x, n, fused);
-                let model = check_cpu(&label, &g);
+                let model = check_cpu(&label, &g, 1e-5);
                 let k = *x.last().unwrap();
                 let (want_bytes, extra) = match format {
                     QuantFormat::Int8 => (k * n + 4 * n, 0),

@@ -45,6 +45,9 @@ fn normal(shape: &[usize], seed: u64) -> Tensor {
 /// Template graphs the approximate rules apply to.
 const TEMPLATES: usize = 3;
 
+/// A template's input shape, named constant shapes, and nodes (output `y`).
+type TemplateParts = (Vec<usize>, Vec<(&'static str, Vec<usize>)>, Vec<Node>);
+
 /// Template `t` (0: a matrix product, 1: a padded convolution, 2: a two-layer
 /// perceptron with a bias and a relu) with data from `seed`.
 fn template(t: usize, seed: u64) -> Option<Graph> {
@@ -54,7 +57,7 @@ fn template(t: usize, seed: u64) -> Option<Graph> {
         inputs: inputs.iter().map(|&i| i.to_string()).collect(),
         ty: TensorType::new(vec![], DType::F32),
     };
-    let (x_shape, weights, nodes): (Vec<usize>, Vec<(&str, Vec<usize>)>, Vec<Node>) = match t {
+    let (x_shape, weights, nodes): TemplateParts = match t {
         0 => (vec![16, 64], vec![("w", vec![64, 48])], vec![node("y", Op::MatMul, &["x", "w"])]),
         1 => (
             vec![1, 16, 9, 9],

@@ -1,6 +1,7 @@
 //! Shared helpers for the integration tests (included with `mod common;`).
 #![allow(dead_code)]
 
+pub mod approx;
 pub mod bin;
 pub mod python;
 
