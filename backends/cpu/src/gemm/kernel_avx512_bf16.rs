@@ -63,25 +63,9 @@ thread_local! {
     static PACK: Cell<Vec<u32>> = const { Cell::new(Vec::new()) };
 }
 
-/// `u32`s per cache line.
-const LINE: usize = 16;
-
 /// Runs `f` with two 64-byte-aligned per-thread buffers of `a_len` and `b_len` pairs.
 fn with_pack<R>(a_len: usize, b_len: usize, f: impl FnOnce(&mut [u32], &mut [u32]) -> R) -> R {
-    let a_len = a_len.div_ceil(LINE) * LINE;
-    let need = a_len + b_len + LINE;
-    let mut v = PACK.with(|s| s.take());
-    if v.len() < need {
-        v = vec![0; need];
-    }
-    let skip = v.as_ptr().align_offset(64).min(LINE);
-    let (a, b) = v[skip..skip + a_len + b_len].split_at_mut(a_len);
-    let r = f(a, b);
-    PACK.with(|s| {
-        let other = s.take();
-        s.set(if other.len() > v.len() { other } else { v });
-    });
-    r
+    super::packed::with_aligned_pair(&PACK, a_len, b_len, f)
 }
 
 /// `C = bf16(A) · B`: `A` element `(i, p)` at `a + i·rsa + p·csa` (`f32`),

@@ -112,21 +112,33 @@ thread_local! {
     static PACK: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
 }
 
-/// Floats per cache line (packed buffers are aligned to it).
-const LINE: usize = 16;
-
 /// Runs `f` with two 64-byte-aligned per-thread buffers of `a_len` and `b_len` floats.
 fn with_pack<R>(a_len: usize, b_len: usize, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
-    let a_len = a_len.div_ceil(LINE) * LINE;
-    let need = a_len + b_len + LINE;
-    let mut v = PACK.with(|s| s.take());
+    with_aligned_pair(&PACK, a_len, b_len, f)
+}
+
+/// Runs `f` with two buffers of `a_len` and `b_len` elements carved from the
+/// per-thread vector in `key`, the first 64-byte aligned and the second
+/// starting on a cache line (contents unspecified). Re-entrant: a nested call
+/// takes a fresh vector, and the larger one is kept afterwards.
+pub(crate) fn with_aligned_pair<T: Copy + Default + 'static, R>(
+    key: &'static std::thread::LocalKey<Cell<Vec<T>>>,
+    a_len: usize,
+    b_len: usize,
+    f: impl FnOnce(&mut [T], &mut [T]) -> R,
+) -> R {
+    // Elements per 64-byte cache line.
+    let line = (64 / std::mem::size_of::<T>()).max(1);
+    let a_len = a_len.div_ceil(line) * line;
+    let need = a_len + b_len + line;
+    let mut v = key.with(|s| s.take());
     if v.len() < need {
-        v = vec![0.0; need];
+        v = vec![T::default(); need];
     }
-    let skip = v.as_ptr().align_offset(64).min(LINE);
+    let skip = v.as_ptr().align_offset(64).min(line);
     let (a, b) = v[skip..skip + a_len + b_len].split_at_mut(a_len);
     let r = f(a, b);
-    PACK.with(|s| {
+    key.with(|s| {
         let other = s.take();
         s.set(if other.len() > v.len() { other } else { v });
     });
