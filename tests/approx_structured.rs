@@ -132,3 +132,67 @@ fn dead_hidden_units_are_pruned_within_the_budget() {
     let (strict, _) = budgeted(&g, 1e-6);
     assert!(!strict.constants.iter().any(|c| c.name.contains(".pruned")));
 }
+
+/// `y = conv1x1(relu(conv3x3(x, W1, b1)), W2, b2)` with 64 hidden channels, of
+/// which the last 24 carry almost nothing (`W2[:, j]` scaled by 1e-4).
+fn conv_pair_with_dead_channels() -> Graph {
+    let (c, h, o) = (32, 64, 64);
+    let w1: Vec<f64> = normal(41, h * c * 9).iter().map(|v| v / ((c * 9) as f64).sqrt()).collect();
+    let mut w2: Vec<f64> = normal(42, o * h).iter().map(|v| v / (h as f64).sqrt()).collect();
+    for (i, v) in w2.iter_mut().enumerate() {
+        if i % h >= h - 24 {
+            *v *= 1e-4;
+        }
+    }
+    let same = ConvParams {
+        pads: [1; 4],
+        ..ConvParams::default()
+    };
+    Graph::new(
+        "conv_pair_with_dead_channels",
+        vec![Input {
+            name: "x".into(),
+            ty: TensorType::new(vec![1, c, 14, 14], DType::F32),
+        }],
+        vec![
+            f32_constant("w1", vec![h, c, 3, 3], &w1),
+            f32_constant("b1", vec![h], &vec![0.1; h]),
+            f32_constant("w2", vec![o, h, 1, 1], &w2),
+            f32_constant("b2", vec![o], &normal(43, o)),
+        ],
+        vec![
+            node("t", Op::Conv(same), &["x", "w1", "b1"]),
+            node("r", Op::Unary(UnaryOp::Relu), &["t"]),
+            node("y", Op::Conv(ConvParams::default()), &["r", "w2", "b2"]),
+        ],
+        vec!["y".into()],
+    )
+    .unwrap()
+}
+
+#[test]
+fn dead_channels_of_a_convolution_pair_are_pruned_within_the_budget() {
+    let g = conv_pair_with_dead_channels();
+    let (opt, report) = budgeted(&g, 1e-2);
+    let b = report.budget.as_ref().expect("a budget report");
+    assert!(b.search.measured_error.is_some_and(|m| m <= 1e-2), "{b:?}");
+    let names: Vec<&str> = opt.constants.iter().map(|c| c.name.as_str()).collect();
+    assert!(names.iter().any(|n| n.contains(".pruned")), "{names:?}");
+    assert!(
+        names
+            .iter()
+            .filter(|n| n.contains(".pruned"))
+            .all(|n| n.contains(".pruned48") || n.contains(".pruned56")),
+        "{names:?}"
+    );
+    assert!(!names.iter().any(|&n| n == "w1" || n == "w2"), "{names:?}");
+    let (_, exact) = optimize(&g, &RuleSet::defaults().unwrap(), &cpu_opts()).unwrap();
+    assert!(
+        report.after.flops < exact.after.flops,
+        "{} vs {}",
+        report.after.flops,
+        exact.after.flops
+    );
+    let fresh = fresh_error(&g, &opt, 11);
+    assert!(fresh <= 1e-2 && fresh > 0.0, "{fresh} on fresh inputs");
+}

@@ -16,6 +16,23 @@ fn every_default_rule_passes_the_soundness_check() {
     }
 }
 
+/// The approximate families (`quant`, `lowrank`, `prune`, `activations`): each
+/// rule fires on a template and stays within its declared error.
+#[test]
+fn every_approximate_rule_holds_its_declared_error() {
+    let set = RuleSet::empty()
+        .with_approx_families()
+        .unwrap()
+        .for_activations(eqopt::rules::ActivationPrecision::Bf16)
+        .unwrap();
+    assert!(set.rules().count() >= 8 && set.rules().all(|r| r.approx));
+    let results = check_rules(&set, &CheckOptions::default()).unwrap();
+    assert_eq!(results.len(), set.rules().count());
+    for r in &results {
+        assert!(matches!(r.verdict, Verdict::Passed { .. }), "{r}");
+    }
+}
+
 fn check_one(text: &str) -> eqopt::rules::check::RuleCheck {
     let mut set = RuleSet::empty();
     set.add_family("planted", "planted.rules", text).unwrap();

@@ -160,7 +160,7 @@ pub const BUILTIN_RULES: &[BuiltinSpec] = &[
     BuiltinSpec {
         name: "prune-hidden",
         arities: &[0],
-        doc: "approximate: a matmul or fused_matmul (OP ... (ACT (add (matmul x W1) b1)) W2 ...), ACT relu or gelu and W1, b1, W2 f32 constants of the input graph, gets for each fraction 1/8, 1/4, 1/2 the variant with that share of the hidden units of least saliency ‖W1 column, b1 entry‖·‖W2 row‖ removed from W1, b1 and W2, wrapped in (approx ERR ...) with ERR the removed share of the saliency (root of the sum of squares)",
+        doc: "approximate: a matmul or fused_matmul (OP ... (ACT (add (matmul x W1) b1)) W2 ...), ACT relu or gelu and W1, b1, W2 f32 constants of the input graph, gets for each fraction 1/8, 1/4, 1/2 the variant with that share of the hidden units of least saliency ‖W1 column, b1 entry‖·‖W2 row‖ removed from W1, b1 and W2, wrapped in (approx ERR ...) with ERR the removed share of the saliency (root of the sum of squares); likewise (OP P2 ... (ACT (conv P1 x W1 [b1])) W2 ...) for one-group NCHW convolutions, channels as units",
     },
 ];
 

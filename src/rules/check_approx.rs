@@ -43,13 +43,14 @@ fn normal(shape: &[usize], seed: u64) -> Tensor {
 }
 
 /// Template graphs the approximate rules apply to.
-const TEMPLATES: usize = 3;
+const TEMPLATES: usize = 4;
 
 /// A template's input shape, named constant shapes, and nodes (output `y`).
 type TemplateParts = (Vec<usize>, Vec<(&'static str, Vec<usize>)>, Vec<Node>);
 
 /// Template `t` (0: a matrix product, 1: a padded convolution, 2: a two-layer
-/// perceptron with a bias and a relu) with data from `seed`.
+/// perceptron with a bias and a relu, 3: a 3×3 convolution with a bias and a
+/// relu feeding a 1×1 one) with data from `seed`.
 fn template(t: usize, seed: u64) -> Option<Graph> {
     let node = |name: &str, op: Op, inputs: &[&str]| Node {
         name: name.into(),
@@ -70,6 +71,22 @@ fn template(t: usize, seed: u64) -> Option<Graph> {
                 }),
                 &["x", "w"],
             )],
+        ),
+        3 => (
+            vec![1, 16, 9, 9],
+            vec![("w1", vec![32, 16, 3, 3]), ("b1", vec![32]), ("w2", vec![48, 32, 1, 1])],
+            vec![
+                node(
+                    "h",
+                    Op::Conv(ConvParams {
+                        pads: [1; 4],
+                        ..ConvParams::default()
+                    }),
+                    &["x", "w1", "b1"],
+                ),
+                node("r", Op::Unary(UnaryOp::Relu), &["h"]),
+                node("y", Op::Conv(ConvParams::default()), &["r", "w2"]),
+            ],
         ),
         _ => (
             vec![16, 64],
@@ -231,7 +248,7 @@ pub fn check_approx_rule(rule: &Rule, instances: usize, seed: u64) -> Result<Rul
     }
     let verdict = if passed == 0 {
         Verdict::Unchecked {
-            reason: "the rule fired on none of its templates (a matrix product, a convolution and a two-layer perceptron with f32 constant weights)".into(),
+            reason: "the rule fired on none of its templates (a matrix product, a convolution, a two-layer perceptron and a pair of convolutions with f32 constant weights)".into(),
         }
     } else {
         Verdict::Passed { instances: passed }
