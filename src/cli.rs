@@ -317,11 +317,13 @@ fn run_optimize(a: &OptimizeArgs, out: &mut dyn Write) -> Result<()> {
         .with_iter_limit(a.iter_limit)
         .with_time_limit(positive("--time-limit", a.time_limit)?)
         .with_multi_pattern_iters(a.multi_pattern_iters);
-    let mut opts = OptimizeOptions::new(target).with_limits(limits).with_extractor(a.extractor.clone());
+    let mut opts = OptimizeOptions::new(target)
+        .with_limits(limits)
+        .with_extractor(a.extractor.clone())
+        .with_activations(a.budget.activations);
     opts.extract_time_limit_s = positive("--extract-time-limit", a.extract_time_limit)?;
     opts.explain = a.explain;
     opts.max_error = a.budget.max_error;
-    opts.activations = a.budget.activations;
     a.budget.check()?;
     let mut meter = a.budget.meter(&graph)?;
     let meter = meter.as_mut().map(|m| m as &mut dyn crate::budget::ErrorMeter);

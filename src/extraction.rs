@@ -95,8 +95,7 @@ fn bf16_product(egraph: &TEGraph, n: &TNode) -> bool {
         return false;
     };
     let rounded = egraph[a].nodes.iter().any(|c| {
-        c.op == TOp::Cast
-            && rounding_cast(egraph, c)
+        rounding_cast(egraph, c)
             && c.inputs()
                 .first()
                 .is_some_and(|&y| egraph[y].nodes.iter().any(|m| rounding_cast(egraph, m)))

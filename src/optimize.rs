@@ -53,6 +53,12 @@ impl OptimizeOptions {
         self.max_error = Some(max_error);
         self
     }
+    /// Sets the precision approximate rewrites may compute activations in
+    /// (see [`OptimizeOptions::activations`]).
+    pub fn with_activations(mut self, activations: ActivationPrecision) -> Self {
+        self.activations = activations;
+        self
+    }
     /// The budget when approximate rules may run (a positive one).
     fn budget(&self) -> Option<f64> {
         self.max_error.filter(|&e| e > 0.0)

@@ -30,9 +30,7 @@ fn bf16_target() -> HardwareProfile {
 }
 
 fn budgeted(g: &Graph, max_error: f64, activations: ActivationPrecision, target: HardwareProfile) -> (Graph, Report) {
-    let mut opts = OptimizeOptions::new(target);
-    opts.activations = activations;
-    common::approx::budgeted_with(g, max_error, opts)
+    common::approx::budgeted_with(g, max_error, OptimizeOptions::new(target).with_activations(activations))
 }
 
 /// Activations the graph rounds to bf16.
@@ -155,4 +153,22 @@ fn a_bf16_activation_the_backend_cannot_hold_is_a_clear_error() {
     let g = json::parse(&text, "rounded.json".as_ref()).unwrap();
     let err = CpuModel::compile(&g).err().expect("a bf16 output is refused").to_string();
     assert!(err.contains("xb") && err.contains("f32"), "{err}");
+}
+
+#[test]
+fn bf16_activations_without_a_budget_are_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.json");
+    let model = common::root().join("examples/mlp.json");
+    let o = common::bin::eqopt(&[
+        "optimize",
+        common::bin::s(&model),
+        "-o",
+        common::bin::s(&out),
+        "--activations",
+        "bf16",
+    ]);
+    let err = common::bin::fails(&o);
+    assert!(err.contains("--activations: expected f32 unless --max-error"), "{err}");
+    assert!(!out.exists(), "nothing written on a usage error");
 }
