@@ -418,8 +418,16 @@ pub struct Bf16Products<'g> {
 
 /// The bf16-operand products of `graph` (see [`Bf16Products`]).
 pub fn bf16_products(graph: &crate::graph::Graph) -> Bf16Products<'_> {
-    let is_const = |name: &str| graph.constants.iter().any(|c| c.name == name);
-    let node = |name: &str| graph.nodes.iter().find(|n| n.name == name);
+    let consts: BTreeMap<&str, &crate::graph::Constant> = graph.constants.iter().map(|c| (c.name.as_str(), c)).collect();
+    let nodes: BTreeMap<&str, &crate::graph::Node> = graph.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
+    let mut readers: BTreeMap<&str, Vec<&crate::graph::Node>> = BTreeMap::new();
+    for n in &graph.nodes {
+        for i in &n.inputs {
+            readers.entry(i.as_str()).or_default().push(n);
+        }
+    }
+    let is_const = |name: &str| consts.contains_key(name);
+    let node = |name: &str| nodes.get(name).copied();
     // cast bf16 of a non-constant f32 activation -> that activation.
     let narrowed = |name: &str| {
         let n = node(name)?;
@@ -435,7 +443,7 @@ pub fn bf16_products(graph: &crate::graph::Graph) -> Bf16Products<'_> {
     };
     let bf16_weight = |name: &str| {
         let n = node(name)?;
-        let c = graph.constants.iter().find(|c| Some(&c.name) == n.inputs.first())?;
+        let c = consts.get(n.inputs.first()?.as_str())?;
         (n.op == (Op::Cast { to: DType::F32 }) && c.ty.dtype == DType::BF16).then_some(())
     };
     let mut out = Bf16Products::default();
@@ -455,11 +463,9 @@ pub fn bf16_products(graph: &crate::graph::Graph) -> Bf16Products<'_> {
     for n in &graph.nodes {
         let Some(x) = rounded(&n.name) else { continue };
         let output = graph.outputs.iter().any(|o| o == &n.name);
-        let all_products = graph
-            .nodes
-            .iter()
-            .filter(|r| r.inputs.iter().any(|i| i == &n.name))
-            .all(|r| out.products.contains(r.name.as_str()) && r.inputs[1] != n.name);
+        let all_products = readers
+            .get(n.name.as_str())
+            .is_none_or(|rs| rs.iter().all(|r| out.products.contains(r.name.as_str()) && r.inputs[1] != n.name));
         if all_products && !output {
             out.fused_casts.insert(&n.name, x);
         }

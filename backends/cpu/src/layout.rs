@@ -36,19 +36,6 @@ fn numel(kernel: &'static str, shape: &[usize]) -> Result<usize, KernelError> {
         })
 }
 
-fn check_len(kernel: &'static str, operand: &'static str, expected: usize, found: usize) -> Result<(), KernelError> {
-    if expected == found {
-        Ok(())
-    } else {
-        Err(KernelError::BufferLength {
-            kernel,
-            operand,
-            expected,
-            found,
-        })
-    }
-}
-
 /// Row-major (contiguous) strides of `shape`.
 pub fn contiguous_strides(shape: &[usize]) -> Vec<isize> {
     let mut s = vec![1isize; shape.len()];
@@ -81,7 +68,7 @@ pub fn strided_copy<T: Copy + Send + Sync>(
         });
     }
     let total = numel(K, shape)?;
-    check_len(K, "output", total, output.len())?;
+    KernelError::check_len(K, "output", total, output.len())?;
     if total == 0 {
         return Ok(());
     }
@@ -203,7 +190,7 @@ pub fn permute<T: Copy + Send + Sync>(input: &[T], shape: &[usize], perm: &[usiz
             what: format!("{perm:?} is not a permutation of the {} axes of {shape:?}", shape.len()),
         });
     }
-    check_len(K, "input", numel(K, shape)?, input.len())?;
+    KernelError::check_len(K, "input", numel(K, shape)?, input.len())?;
     let strides = contiguous_strides(shape);
     let out_shape: Vec<usize> = perm.iter().map(|&p| shape[p]).collect();
     let out_strides: Vec<isize> = perm.iter().map(|&p| strides[p]).collect();
@@ -252,8 +239,8 @@ pub fn copy_into_axis<T: Copy + Send + Sync>(
             what: format!("cannot place {in_shape:?} at {start} along axis {axis} of {out_shape:?}"),
         });
     }
-    check_len(K, "input", numel(K, in_shape)?, input.len())?;
-    check_len(K, "output", numel(K, out_shape)?, output.len())?;
+    KernelError::check_len(K, "input", numel(K, in_shape)?, input.len())?;
+    KernelError::check_len(K, "output", numel(K, out_shape)?, output.len())?;
     let inner: usize = in_shape[axis + 1..].iter().product();
     let (in_block, out_block) = (in_shape[axis] * inner, out_shape[axis] * inner);
     if in_block == 0 {
@@ -305,9 +292,9 @@ pub fn concat<T: Copy + Send + Sync>(inputs: &[(&[T], &[usize])], axis: usize, o
                 what: format!("input {shape:?} does not match {first:?} off axis {axis}"),
             });
         }
-        check_len("concat", "input", numel("concat", shape)?, data.len())?;
+        KernelError::check_len("concat", "input", numel("concat", shape)?, data.len())?;
     }
-    check_len("concat", "output", numel("concat", &out_shape)?, output.len())?;
+    KernelError::check_len("concat", "output", numel("concat", &out_shape)?, output.len())?;
     for &(data, shape) in inputs {
         copy_into_axis(data, shape, axis, start, output, &out_shape)?;
         start += shape[axis];
@@ -338,7 +325,7 @@ pub fn gather<T: Copy + Send + Sync>(
             what: format!("axis {axis} out of range for shape {shape:?}"),
         });
     }
-    check_len(K, "input", numel(K, shape)?, input.len())?;
+    KernelError::check_len(K, "input", numel(K, shape)?, input.len())?;
     let (outer, d, inner) = (
         shape[..axis].iter().product::<usize>(),
         shape[axis],
@@ -351,7 +338,7 @@ pub fn gather<T: Copy + Send + Sync>(
             what: "output size overflows".to_string(),
         });
     };
-    check_len(K, "output", need, output.len())?;
+    KernelError::check_len(K, "output", need, output.len())?;
     let mut idx = Vec::with_capacity(indices.len());
     for (position, &i) in indices.iter().enumerate() {
         let j = if i < 0 { i.checked_add(d as i64) } else { Some(i) };

@@ -55,6 +55,14 @@ impl Rng {
     }
 }
 
+/// `C = f(A, B)` for dense row-major `A: m×k`, `B: k×n`, no epilogue.
+fn run_dense(f: GemmFn, m: usize, k: usize, n: usize, a: &[f32], b: &[bf16]) -> Vec<f32> {
+    let mut c = vec![0.0; m * n];
+    let (al, bl, cl) = (MatLayout::row_major(m, k), MatLayout::row_major(k, n), MatLayout::row_major(m, n));
+    f(GemmDims::new(m, k, n), a, al, b, bl, &mut c, cl, None).unwrap();
+    c
+}
+
 fn rbf(x: f32) -> f64 {
     bf16::from_f32(x).to_f64()
 }
@@ -258,19 +266,7 @@ fn rounding_of_a_is_visible() {
     let a = vec![1.0 + 2f32.powi(-12); m * k];
     let b = vec![bf16::ONE; k * n];
     for (name, f) in impls() {
-        let mut c = vec![0.0; m * n];
-        let d = GemmDims::new(m, k, n);
-        f(
-            d,
-            &a,
-            MatLayout::row_major(m, k),
-            &b,
-            MatLayout::row_major(k, n),
-            &mut c,
-            MatLayout::row_major(m, n),
-            None,
-        )
-        .unwrap();
+        let c = run_dense(f, m, k, n, &a, &b);
         assert!(c.iter().all(|&x| x == k as f32), "{name}: {:?}", &c[..4]);
     }
     // Random operands: somewhere the result is farther from the unrounded
@@ -349,22 +345,7 @@ fn denormals_are_zero_only_in_the_dot_kernel() {
     let tiny = f32::from_bits(0x0001_0000); // a bf16 denormal
     let a = vec![tiny; m * k];
     let b = vec![bf16::from_f32(2f32.powi(100)); k * n];
-    let d = GemmDims::new(m, k, n);
-    let run = |f: GemmFn| {
-        let mut c = vec![0.0; m * n];
-        f(
-            d,
-            &a,
-            MatLayout::row_major(m, k),
-            &b,
-            MatLayout::row_major(k, n),
-            &mut c,
-            MatLayout::row_major(m, n),
-            None,
-        )
-        .unwrap();
-        c
-    };
+    let run = |f: GemmFn| run_dense(f, m, k, n, &a, &b);
     let widened = run(impls()[1].1);
     let want = 2.0 * tiny as f64 * 2f64.powi(100);
     assert!(widened.iter().all(|&x| x as f64 == want));
@@ -388,19 +369,7 @@ fn accuracy_against_the_unrounded_product() {
         let a = rng.vec(m * k);
         let b32 = rng.vec(k * n);
         let b: Vec<bf16> = b32.iter().map(|&x| bf16::from_f32(x)).collect();
-        let mut c = vec![0.0; m * n];
-        let d = GemmDims::new(m, k, n);
-        gemm_bf16(
-            d,
-            &a,
-            MatLayout::row_major(m, k),
-            &b,
-            MatLayout::row_major(k, n),
-            &mut c,
-            MatLayout::row_major(m, n),
-            None,
-        )
-        .unwrap();
+        let c = run_dense(gemm_bf16, m, k, n, &a, &b);
         let (mut ea, mut eb, mut norm) = (0.0f64, 0.0f64, 0.0f64);
         for i in 0..m {
             for j in 0..n {
