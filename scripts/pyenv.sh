@@ -7,6 +7,7 @@
 #   scripts/pyenv.sh                    # onnx + onnxruntime + numpy (what the tests need)
 #   scripts/pyenv.sh --corpus           # also MiniLM's weights and tokenizer (scripts/build_corpus.py)
 #   scripts/pyenv.sh --peers            # also onnxsim (scripts/rules_effect.py)
+#   scripts/pyenv.sh --ptxas            # also NVIDIA's ptxas (the PTX backend's tests)
 #   scripts/pyenv.sh --corpus --peers   # flags combine
 #
 # Exit status 3 means no usable python3 was found (tests then skip and say why); 2 a bad flag.
@@ -18,8 +19,9 @@ for arg in "$@"; do
     case "$arg" in
         --corpus) reqs+=("$root/scripts/requirements-corpus.txt") ;;
         --peers) reqs+=("$root/scripts/requirements-peers.txt") ;;
+        --ptxas) reqs+=("$root/scripts/requirements-ptxas.txt") ;;
         *)
-            echo "pyenv.sh: unknown argument '$arg' (expected any of --corpus, --peers)" >&2
+            echo "pyenv.sh: unknown argument '$arg' (expected any of --corpus, --peers, --ptxas)" >&2
             exit 2
             ;;
     esac

@@ -73,6 +73,50 @@ fn inplace_candidates(program: &Program, lifetimes: &[Option<(usize, usize)>]) -
     pairs
 }
 
+/// Plans the memory of `program`'s intermediates in one arena ([`eqopt_kir::plan`]),
+/// letting elementwise kernels overwrite a dead input where that is legal: the
+/// byte offset of every intermediate (`None` for inputs, outputs and constants)
+/// and the plan's figures. Both backends place their arena with it.
+pub fn plan_memory(program: &Program) -> Result<(Vec<Option<usize>>, MemoryReport)> {
+    let lifetimes = program.lifetimes();
+    let temps: Vec<usize> = (0..program.buffers.len()).filter(|&b| program.buffers[b].kind.is_none()).collect();
+    let mut req_of = vec![None; program.buffers.len()];
+    for (k, &b) in temps.iter().enumerate() {
+        req_of[b] = Some(k);
+    }
+    let mut reqs: Vec<eqopt_kir::plan::BufferReq> = temps
+        .iter()
+        .map(|&b| {
+            // A temp no kernel touches (none today) lives at kernel 0 only.
+            let (def, last_use) = lifetimes[b].unwrap_or((0, 0));
+            eqopt_kir::plan::BufferReq {
+                size: program.buffers[b].bytes(),
+                def,
+                last_use,
+                inplace_of: None,
+            }
+        })
+        .collect();
+    for (out, input) in inplace_candidates(program, &lifetimes) {
+        if let (Some(o), Some(i)) = (req_of[out], req_of[input]) {
+            reqs[o].inplace_of = Some(i);
+        }
+    }
+    let plan = eqopt_kir::plan::plan(&reqs, ARENA_ALIGN)?;
+    let mut offsets = vec![None; program.buffers.len()];
+    for (k, &b) in temps.iter().enumerate() {
+        offsets[b] = Some(plan.offsets[k]);
+    }
+    let memory = MemoryReport {
+        no_reuse_bytes: plan.no_reuse_bytes,
+        arena_bytes: plan.arena_bytes,
+        lower_bound_bytes: plan.lower_bound,
+        in_place_kernels: plan.inplace.iter().filter(|i| i.is_some()).count(),
+        constant_bytes: program.constant_bytes(),
+    };
+    Ok((offsets, memory))
+}
+
 /// A graph compiled for the CPU backend.
 pub struct CpuModel {
     exe: Executable,
@@ -85,43 +129,9 @@ impl CpuModel {
     /// Lowers and plans `graph`.
     pub fn compile(graph: &Graph) -> Result<CpuModel> {
         let program = crate::lower::lower(graph)?;
-        let lifetimes = program.lifetimes();
-        let temps: Vec<usize> = (0..program.buffers.len()).filter(|&b| program.buffers[b].kind.is_none()).collect();
-        let mut req_of = vec![None; program.buffers.len()];
-        for (k, &b) in temps.iter().enumerate() {
-            req_of[b] = Some(k);
-        }
-        let mut reqs: Vec<eqopt_kir::plan::BufferReq> = temps
-            .iter()
-            .map(|&b| {
-                // A temp no kernel touches (none today) lives at kernel 0 only.
-                let (def, last_use) = lifetimes[b].unwrap_or((0, 0));
-                eqopt_kir::plan::BufferReq {
-                    size: program.buffers[b].bytes(),
-                    def,
-                    last_use,
-                    inplace_of: None,
-                }
-            })
-            .collect();
-        for (out, input) in inplace_candidates(&program, &lifetimes) {
-            if let (Some(o), Some(i)) = (req_of[out], req_of[input]) {
-                reqs[o].inplace_of = Some(i);
-            }
-        }
-        let plan = eqopt_kir::plan::plan(&reqs, ARENA_ALIGN)?;
-        let mut offsets = vec![None; program.buffers.len()];
-        for (k, &b) in temps.iter().enumerate() {
-            offsets[b] = Some(plan.offsets[k] / 4);
-        }
-        let memory = MemoryReport {
-            no_reuse_bytes: plan.no_reuse_bytes,
-            arena_bytes: plan.arena_bytes,
-            lower_bound_bytes: plan.lower_bound,
-            in_place_kernels: plan.inplace.iter().filter(|i| i.is_some()).count(),
-            constant_bytes: program.constant_bytes(),
-        };
-        let arena_len = plan.arena_bytes.div_ceil(4);
+        let (byte_offsets, memory) = plan_memory(&program)?;
+        let offsets = byte_offsets.iter().map(|o| o.map(|b| b / 4)).collect();
+        let arena_len = memory.arena_bytes.div_ceil(4);
         let input_types = graph.inputs.iter().map(|i| (i.name.clone(), i.ty.clone())).collect();
         let output_names = graph.outputs.clone();
         let exe = Executable::new(program, offsets, arena_len)?;

@@ -11,6 +11,7 @@ use crate::tensor_io;
 use clap::{Args, Parser, Subcommand};
 
 mod backend;
+mod ptx;
 mod budget;
 mod calibrate;
 use std::collections::BTreeMap;

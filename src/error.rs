@@ -242,6 +242,9 @@ pub enum Error {
     /// The memory planner refused the program's buffers (a lowering bug).
     #[error("memory plan: {0}")]
     Plan(#[from] eqopt_kir::plan::PlanError),
+    /// The PTX backend cannot emit the program.
+    #[error("ptx backend: {0}")]
+    Ptx(#[from] eqopt_ptx::PtxError),
     /// The extracted term is not a valid graph (a bug caught before anything is written).
     #[error("extracted graph is invalid: {problem}")]
     BadExtraction {

@@ -30,6 +30,7 @@ pub mod lang;
 pub mod lower;
 pub mod onnx;
 pub mod optimize;
+pub mod ptx;
 pub mod pareto;
 pub mod quant;
 pub mod rules;

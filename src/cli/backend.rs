@@ -16,23 +16,44 @@ use std::time::Instant;
 pub(super) enum BackendName {
     /// The CPU backend's kernel program.
     Cpu,
+    /// CUDA PTX for NVIDIA GPUs: one module, a launch plan and the weights image.
+    Ptx,
+}
+
+/// A GPU architecture `--backend ptx` emits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(super) enum ArchName {
+    /// Ampere (A100).
+    #[value(name = "sm_80")]
+    Sm80,
+    /// Hopper (H100).
+    #[value(name = "sm_90")]
+    Sm90,
 }
 
 #[derive(Args, Debug)]
 pub(super) struct CompileArgs {
     /// The model: graph.json, or ONNX (by the .onnx extension).
-    graph: PathBuf,
+    pub(super) graph: PathBuf,
     #[command(flatten)]
-    shapes: ShapeArgs,
+    pub(super) shapes: ShapeArgs,
     /// The backend to compile for.
     #[arg(long, value_enum, default_value = "cpu")]
-    backend: BackendName,
+    pub(super) backend: BackendName,
     /// Optimize the model for the cpu target first (else it is lowered as given).
     #[arg(long)]
-    optimize: bool,
-    /// Directory for program.txt (the kernel program) and memory.json (the plan's figures).
+    pub(super) optimize: bool,
+    /// Directory for program.txt (the kernel program) and memory.json (the plan's
+    /// figures); with `--backend ptx` also model.ptx, plan.json (launches, buffer
+    /// placements, per-launch estimates) and weights.bin (the constants image).
     #[arg(short, long, value_name = "DIR")]
-    output: Option<PathBuf>,
+    pub(super) output: Option<PathBuf>,
+    /// With `--backend ptx`: the GPU architecture of the module.
+    #[arg(long, value_enum, default_value = "sm_90")]
+    pub(super) arch: ArchName,
+    /// With `--backend ptx`: the hardware profile of the per-launch roofline estimate.
+    #[arg(long, default_value = "h100")]
+    pub(super) target: String,
 }
 
 #[derive(Args, Debug)]
@@ -86,7 +107,7 @@ pub(super) fn pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {
     })
 }
 
-fn load(graph: &std::path::Path, shapes: &ShapeArgs, optimize: bool, target: &str) -> Result<Graph> {
+pub(super) fn load(graph: &std::path::Path, shapes: &ShapeArgs, optimize: bool, target: &str) -> Result<Graph> {
     let g = shapes.load(graph)?;
     if !optimize {
         return Ok(g);
@@ -100,7 +121,7 @@ fn mib(b: usize) -> String {
     format!("{:.2} MiB", b as f64 / (1024.0 * 1024.0))
 }
 
-fn memory_lines(m: &MemoryReport) -> String {
+pub(super) fn memory_lines(m: &MemoryReport) -> String {
     let ratio = if m.lower_bound_bytes == 0 {
         1.0
     } else {
@@ -116,12 +137,14 @@ fn memory_lines(m: &MemoryReport) -> String {
     )
 }
 
-fn w(out: &mut dyn Write, s: &str) -> Result<()> {
+pub(super) fn w(out: &mut dyn Write, s: &str) -> Result<()> {
     out.write_all(s.as_bytes()).map_err(|e| Error::io("<stdout>", e))
 }
 
 pub(super) fn run_compile(a: &CompileArgs, out: &mut dyn Write) -> Result<()> {
-    let BackendName::Cpu = a.backend;
+    if a.backend == BackendName::Ptx {
+        return super::ptx::run_compile_ptx(a, out);
+    }
     let g = load(&a.graph, &a.shapes, a.optimize, "cpu")?;
     let model = CpuModel::compile(&g)?;
     let program = model.program();

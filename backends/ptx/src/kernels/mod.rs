@@ -1,7 +1,12 @@
 //! One emitter per kernel kind. Each turns one [`Kernel`] of a program into
 //! one PTX entry specialised to its shapes, plus its launch configuration.
 
+mod attention;
+mod conv;
+mod gemm;
+mod norm;
 mod simple;
+mod window;
 
 use crate::builder::{Kb, R64};
 use crate::error::PtxError;
@@ -95,10 +100,10 @@ pub fn emit(program: &Program, index: usize, name: &str) -> Result<Emitted, PtxE
         Kernel::Elementwise { .. } => Ok(simple::elementwise(program, name, kernel)),
         Kernel::Copy { .. } => Ok(simple::copy(program, name, kernel)),
         Kernel::Gather { .. } => Ok(simple::gather(program, name, kernel)),
-        _ => Err(PtxError::Unsupported {
-            kernel: index,
-            kind: kernel.name(),
-            reason: "no PTX emitter for this kernel kind yet".into(),
-        }),
+        Kernel::Gemm { .. } => gemm::emit(program, name, kernel, index),
+        Kernel::Conv { .. } => conv::emit(program, name, kernel, index),
+        Kernel::Softmax { .. } | Kernel::LayerNorm { .. } => norm::emit(program, name, kernel, index),
+        Kernel::Reduce { .. } | Kernel::Pool { .. } => window::emit(program, name, kernel, index),
+        Kernel::Attention { .. } => attention::emit(program, name, kernel, index),
     }
 }
