@@ -36,6 +36,8 @@
 #![warn(missing_docs)]
 
 pub mod builder;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 mod error;
 pub mod expr;
 pub mod index;
