@@ -242,6 +242,14 @@ pub enum Error {
     /// The memory planner refused the program's buffers (a lowering bug).
     #[error("memory plan: {0}")]
     Plan(#[from] eqopt_kir::plan::PlanError),
+    /// A device backend failed while running a program.
+    #[error("{backend} device: {problem}")]
+    Device {
+        /// The backend (`ptx`).
+        backend: &'static str,
+        /// What failed, as the device reported it.
+        problem: String,
+    },
     /// The PTX backend cannot emit the program.
     #[error("ptx backend: {0}")]
     Ptx(#[from] eqopt_ptx::PtxError),

@@ -17,8 +17,11 @@
 use crate::backend::{MemoryReport, plan_memory};
 use crate::cost::{ExecKind, HardwareProfile, Work};
 use crate::dtype::DType;
-use crate::error::Result;
+use crate::dtype::TensorType;
+use crate::error::{Error, Result};
 use crate::graph::Graph;
+use crate::graph::tensor::{Tensor, TensorData};
+use std::collections::BTreeMap;
 use eqopt_kir::{GemmCompute, Kernel, Program};
 use eqopt_ptx::{Compiled, SmTarget};
 
@@ -30,6 +33,13 @@ pub struct PtxModel {
     pub compiled: Compiled,
     /// The device arena's figures (the same planner as the CPU backend's).
     pub memory: MemoryReport,
+    input_types: Vec<(String, TensorType)>,
+    output_names: Vec<String>,
+}
+
+enum HostData {
+    F32(Vec<f32>),
+    I64(Vec<i64>),
 }
 
 /// One launch's roofline estimate.
@@ -55,7 +65,61 @@ impl PtxModel {
         let program = crate::lower::lower(graph)?;
         let (offsets, memory) = plan_memory(&program)?;
         let compiled = eqopt_ptx::compile(&program, &offsets, target)?;
-        Ok(PtxModel { program, compiled, memory })
+        Ok(PtxModel {
+            program,
+            compiled,
+            memory,
+            input_types: graph.inputs.iter().map(|i| (i.name.clone(), i.ty.clone())).collect(),
+            output_names: graph.outputs.clone(),
+        })
+    }
+
+    /// Runs the module on `gpu` (the PTX interpreter, or a CUDA device): uploads
+    /// the weights and `inputs` (every graph input, with its declared type),
+    /// launches the plan, and returns the outputs by name.
+    pub fn run<G: eqopt_ptx::host::Gpu>(&self, gpu: &mut G, inputs: &BTreeMap<String, Tensor>) -> Result<BTreeMap<String, Tensor>> {
+        let mut data: Vec<HostData> = Vec::with_capacity(self.input_types.len());
+        for (name, ty) in &self.input_types {
+            let t = inputs.get(name).ok_or_else(|| Error::MissingInputs {
+                inputs: vec![format!("{name} ({ty})")],
+            })?;
+            if &t.ty != ty {
+                return Err(Error::Usage {
+                    option: format!("input \"{name}\""),
+                    expected: ty.to_string(),
+                    found: t.ty.to_string(),
+                });
+            }
+            data.push(match &t.data {
+                TensorData::I64(v) => HostData::I64(v.clone()),
+                TensorData::I32(v) => HostData::I64(v.iter().map(|&x| x as i64).collect()),
+                _ => HostData::F32(t.to_f64().into_iter().map(|x| x as f32).collect()),
+            });
+        }
+        let host: Vec<eqopt_ptx::host::HostInput<'_>> = data
+            .iter()
+            .map(|d| match d {
+                HostData::F32(v) => eqopt_ptx::host::HostInput::F32(v),
+                HostData::I64(v) => eqopt_ptx::host::HostInput::I64(v),
+            })
+            .collect();
+        let outs = eqopt_ptx::host::run(gpu, &self.compiled, &self.program, &host).map_err(|e| Error::Device {
+            backend: "ptx",
+            problem: e.to_string(),
+        })?;
+        Ok(self
+            .output_names
+            .iter()
+            .zip(outs)
+            .zip(&self.program.outputs)
+            .map(|((name, v), (_, shape))| {
+                let t = Tensor {
+                    ty: TensorType::new(shape.clone(), DType::F32),
+                    data: TensorData::F32(v),
+                };
+                (name.clone(), t)
+            })
+            .collect())
     }
 
     /// The roofline estimate of every launch on `profile`, in launch order: the
