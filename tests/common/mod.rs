@@ -3,6 +3,7 @@
 
 pub mod approx;
 pub mod bin;
+pub mod ptxas;
 pub mod python;
 
 use eqopt::dtype::{DType, TensorType};
