@@ -6,6 +6,7 @@ mod conv;
 mod gemm;
 mod norm;
 mod simple;
+mod warp;
 mod window;
 
 use crate::builder::{Kb, R64};
