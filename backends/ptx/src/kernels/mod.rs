@@ -6,6 +6,7 @@ mod conv;
 mod gemm;
 mod norm;
 mod simple;
+mod tile;
 mod warp;
 mod window;
 
