@@ -1,27 +1,10 @@
 //! Running a launch: blocks one after another, and within a block the
 //! scheduling of threads around barriers and warp collectives.
 //!
-//! Within a block, threads are numbered linearly (`x` fastest, then `y`,
-//! `z`); warp `w` is threads `32w .. 32w+32` and a thread's `%laneid` is its
-//! number mod 32. The scheduler repeats:
-//!
-//! 1. run every runnable thread, in order, until it ends, reaches `bar.sync`
-//!    or reaches a warp collective (`exec::run`);
-//! 2. for every warp with a lane at a collective: all lanes that have not
-//!    ended must be at that same instruction (else `Divergence`), and all 32
-//!    lanes must exist and be live (else `PartialWarp`); then it executes and
-//!    its lanes become runnable again;
-//! 3. if no collective ran: when every thread has ended the block is done;
-//!    otherwise every live thread waits at a barrier; if some thread ended,
-//!    the waiting ones can never be released (`Deadlock`), else all are
-//!    released together. Any `bar.sync` instruction counts as barrier 0, so
-//!    threads may wait at different `bar.sync` lines, as on hardware.
-//!
-//! A thread that skips a collective because its guard is false simply goes
-//! on; its warp then diverges at the next stop, which is reported.
-//!
-//! Shared memory is zeroed at the start of every block (real hardware leaves
-//! it undefined; kernels must not rely on the zeros).
+//! The rules are those of the crate docs ("Execution model"): `Block::run`
+//! alternates running every runnable thread (`exec::run`) with completing
+//! the warp collectives whose lanes are all waiting (`Block::collectives`)
+//! and, when none is, releasing the barrier or reporting a deadlock.
 
 use crate::collective;
 use crate::error::SimError;

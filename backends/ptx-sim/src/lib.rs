@@ -7,11 +7,52 @@
 //!
 //! A [`Module`] is parsed once into a decoded form (typed operations over
 //! register slots, branch targets resolved), so execution touches no
-//! strings. A [`Device`] is one simulated GPU's global memory; [`Device::launch`]
-//! runs an entry over a grid, deterministically: blocks one after another,
-//! and within a block each thread until it reaches a barrier, a warp
-//! collective or its end (see the `launch` module docs for the exact rules
-//! and the errors that detect divergence, partial warps and deadlocks).
+//! strings. A [`Device`] is one simulated GPU's global memory;
+//! [`Device::launch`] runs an entry over a grid.
+//!
+//! # Execution model
+//!
+//! Deterministic: blocks run one after another (x fastest, then y, z).
+//! Within a block, threads are numbered linearly (`x` fastest, then `y`,
+//! `z`); warp `w` is threads `32w .. 32w+32`, and `%laneid` is the number
+//! mod 32. The scheduler repeats:
+//!
+//! 1. run every runnable thread, in order, until it ends (`ret`, or the end
+//!    of the body), reaches `bar.sync`, or reaches a warp collective
+//!    (`shfl.sync`, `mma.sync`);
+//! 2. for every warp with a lane at a collective: every lane that has not
+//!    ended must be at that same instruction ([`SimError::Divergence`]
+//!    otherwise, also when some lanes wait at `bar.sync`), and all 32 lanes
+//!    must exist and be live ([`SimError::PartialWarp`]); then the collective
+//!    executes for the warp and its lanes become runnable;
+//! 3. if no collective ran: when every thread has ended the block is done;
+//!    otherwise every live thread waits at a barrier. If some thread of the
+//!    block has ended, it will never arrive: [`SimError::Deadlock`]. Else all
+//!    are released together. Any `bar.sync` counts as barrier 0, so threads
+//!    may wait at different `bar.sync` lines (as on hardware).
+//!
+//! An instruction whose guard is false is skipped, a collective or barrier
+//! included; the thread's warp or block then fails at its next stop if the
+//! others wait for it. Registers start at zero. Shared memory is zeroed at
+//! the start of every block; real hardware leaves it undefined, so a kernel
+//! must not rely on that. Every instruction issued (guarded-off ones too)
+//! counts against [`Launch::instruction_budget`].
+//!
+//! # Arithmetic
+//!
+//! As the PTX ISA states for each instruction: integer wraparound (also
+//! `div.s32 MIN, -1`, which gives `MIN`; the ISA leaves it unspecified),
+//! shifts by at least the width give 0 or the sign fill, IEEE `f32` for
+//! `add sub mul fma div.rn sqrt.rn rcp.rn` (subnormals kept), `min`/`max`
+//! return the non-NaN operand and order `-0 < +0`, float-to-int `cvt`
+//! saturates and maps NaN to 0, `cvt.rn.bf16x2.f32` rounds to nearest even
+//! and turns any NaN into `0x7fc0`. The `.approx` functions (`ex2 lg2 rsqrt
+//! tanh`) are computed in `f64` and rounded to `f32`, so they are more
+//! accurate than the hardware's. `mma.sync` computes each `D[i][j]` as
+//! `acc = C[i][j]`, then `acc += A[i][k] * B[k][j]` for `k = 0, 1, ..., 15`
+//! in `f32` without fusing (bf16 products are exact in `f32`); the
+//! hardware's order and intermediate precision are unspecified, so compare
+//! its results with a tolerance.
 //!
 //! ```
 //! use eqopt_ptx_sim::{Device, Launch, Module};
