@@ -44,6 +44,8 @@ pub struct GemmCase {
     pub b_broadcast: bool,
     /// An epilogue `gelu(acc + bias[n]) + residual[.., m, n]`.
     pub epilogue: bool,
+    /// Elements of `a`'s buffer before its view starts.
+    pub a_offset: usize,
 }
 
 impl GemmCase {
@@ -61,6 +63,7 @@ impl GemmCase {
             a_broadcast: false,
             b_broadcast: false,
             epilogue: false,
+            a_offset: 0,
         }
     }
 }
@@ -146,7 +149,7 @@ pub fn gemm_program(case: &GemmCase, seed: u64) -> Program {
     } else {
         nb
     };
-    let a_buf = p.input("a", &[a_batch * m * k]);
+    let a_buf = p.input("a", &[case.a_offset + a_batch * m * k]);
     let quant = matches!(case.b, Weights::Int8 | Weights::Int4 { .. });
     let b_one = case.b_broadcast || quant;
     let b_len = if b_one { k * n } else { nb * k * n };
@@ -164,6 +167,7 @@ pub fn gemm_program(case: &GemmCase, seed: u64) -> Program {
         s[0] = 0;
         a.strides = s;
     }
+    a.offset = case.a_offset;
     let b = matrix_view(b_buf, batch, k, n, case.b_transposed && !quant, b_one);
     let mut out_shape = batch.clone();
     out_shape.extend([m, n]);
@@ -226,6 +230,8 @@ pub struct ConvCase {
     pub bias: bool,
     /// An epilogue `relu(acc) + residual`.
     pub epilogue: bool,
+    /// Elements of `x`'s buffer before its view starts.
+    pub x_offset: usize,
 }
 
 impl ConvCase {
@@ -247,6 +253,7 @@ impl ConvCase {
             weights: Weights::F32,
             bias: false,
             epilogue: false,
+            x_offset: 0,
         }
     }
 
@@ -272,7 +279,7 @@ pub fn conv_program(case: &ConvCase, seed: u64) -> Program {
     } else {
         (vec![c.n, c.c, c.h, c.w], vec![c.o, ig, c.kh, c.kw], vec![c.n, c.o, oh, ow])
     };
-    let x = p.input("x", &x_shape);
+    let x = p.input("x", &[c.x_offset + x_shape.iter().product::<usize>()]);
     let wlen: usize = w_shape.iter().product();
     let w = weights(&mut p, &mut rng, c.weights, wlen, 0, 0);
     let bias = c.bias.then(|| View::dense(p.const_f32("bias", rng.vec(c.o)), &[c.o]));
@@ -293,7 +300,10 @@ pub fn conv_program(case: &ConvCase, seed: u64) -> Program {
     });
     let y = p.output("y", &out_shape);
     p.0.kernels.push(Kernel::Conv {
-        x: View::dense(x, &x_shape),
+        x: View {
+            offset: c.x_offset,
+            ..View::dense(x, &x_shape)
+        },
         w: View::dense(w, &w_shape),
         bias,
         out: View::dense(y, &out_shape),
