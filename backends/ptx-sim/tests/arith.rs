@@ -11,6 +11,7 @@ mod common;
 
 use common::*;
 use eqopt_ptx_sim::Device;
+use proptest::prelude::*;
 
 /// Where a row's result is.
 #[derive(Clone, Copy)]
@@ -247,6 +248,11 @@ fn integer_instructions_follow_the_isa() {
         (-8, -1),
         (i32::MIN, i32::MIN),
     ];
+    check_int(&pairs);
+}
+
+/// Runs the integer table over `pairs` (no zero divisor) and compares every result.
+fn check_int(pairs: &[(i32, i32)]) {
     let rows = int_rows();
     let table: Vec<(&str, Out)> = rows.iter().map(|r| (r.0, r.1)).collect();
     let got = run(&table, &pairs.iter().map(|&(a, b)| (a as u32, b as u32)).collect::<Vec<_>>());
@@ -385,6 +391,11 @@ fn float_instructions_follow_the_isa() {
         (16_777_217.0, 1.0),
         (0.3, 0.7),
     ];
+    check_float(&pairs);
+}
+
+/// Runs the float table over `pairs` and compares every result (NaN results: any NaN).
+fn check_float(pairs: &[(f32, f32)]) {
     let rows = float_rows();
     // Rows writing %f3 store it through %r3.
     let patched: Vec<String> = rows
@@ -445,4 +456,30 @@ fn approximations_are_close_to_the_exact_functions() {
     assert_eq!(f(got[2][3]), 0.0);
     assert!(f(got[3][1]).is_nan() && f(got[3][2]).is_nan());
     assert!((f(got[3][3]) - (-1.0f32).tanh()).abs() <= f32::EPSILON);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn integer_instructions_on_random_operands(
+        pairs in prop::collection::vec((any::<i32>(), any::<i32>().prop_filter("no zero divisor", |b| *b != 0)), 1..=64)
+    ) {
+        check_int(&pairs);
+    }
+
+    #[test]
+    fn float_instructions_on_random_operands(pairs in prop::collection::vec((any::<u32>(), any::<u32>()), 1..=64)) {
+        let pairs: Vec<(f32, f32)> = pairs.into_iter().map(|(a, b)| (f32::from_bits(a), f32::from_bits(b))).collect();
+        check_float(&pairs);
+    }
+
+    #[test]
+    fn small_shift_amounts_and_near_ties(a in any::<i32>(), s in 1i32..70, m in any::<u16>()) {
+        // Shift amounts around the widths, and floats with a random mantissa tail
+        // near the bf16 / integer rounding boundaries.
+        let x = f32::from_bits(0x4b00_0000 | u32::from(m)) - 8_388_608.5;
+        check_int(&[(a, s), (a, -s - 1)]);
+        check_float(&[(x, x * 0.5), (-x, 2.5)]);
+    }
 }
