@@ -26,7 +26,7 @@ pub(crate) enum Fault {
 }
 
 /// Global memory: allocations and their bytes.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Global {
     /// `bytes[i]` is the byte at address `BASE + i`.
     bytes: Vec<u8>,
@@ -34,6 +34,16 @@ pub(crate) struct Global {
     allocs: Vec<(u64, u64)>,
     /// Index of the allocation the last device access hit (a lookup cache).
     last: usize,
+}
+
+impl std::fmt::Debug for Global {
+    /// The allocations, not their (possibly large) contents.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Global")
+            .field("allocations", &self.allocs.len())
+            .field("mapped_bytes", &self.bytes.len())
+            .finish()
+    }
 }
 
 impl Global {
@@ -149,5 +159,6 @@ mod tests {
         assert!(g.write(b + 250, &[1; 6]).is_some());
         assert!(g.write(b + 250, &[1; 7]).is_none());
         assert_eq!(g.read(b + 252, 4), Some(&[1u8, 1, 1, 1][..]));
+        assert!(format!("{g:?}").contains("allocations: 3"));
     }
 }
