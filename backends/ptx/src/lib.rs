@@ -40,11 +40,12 @@ pub mod builder;
 pub mod cuda;
 mod error;
 pub mod expr;
+pub mod host;
 pub mod index;
 pub mod kernels;
 mod math;
-pub mod host;
 pub mod plan;
+pub mod sim;
 
 pub use error::PtxError;
 pub use plan::{BufferPlacement, Compiled, LaunchSpec, Placement};

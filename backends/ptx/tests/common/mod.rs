@@ -2,6 +2,8 @@
 //! the interpreter against the CPU backend.
 #![allow(dead_code)]
 
+pub mod sim;
+
 use eqopt_kir::{Buffer, BufferKind, ConstData, ElemType, Program};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -46,14 +48,21 @@ pub fn assemble(ptxas: &std::path::Path, ptx: &str, arch: &str) -> String {
         .expect("ptxas runs");
     let report = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
     let _ = std::fs::remove_dir_all(&dir);
-    assert!(out.status.success(), "ptxas -arch={arch} rejected the module:\n{report}\n--- module ---\n{ptx}");
+    assert!(
+        out.status.success(),
+        "ptxas -arch={arch} rejected the module:\n{report}\n--- module ---\n{ptx}"
+    );
     report
 }
 
 fn tempdir() -> PathBuf {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static N: AtomicUsize = AtomicUsize::new(0);
-    let d = std::env::temp_dir().join(format!("eqopt-ptx-test-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    let d = std::env::temp_dir().join(format!(
+        "eqopt-ptx-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
     std::fs::create_dir_all(&d).unwrap();
     d
 }

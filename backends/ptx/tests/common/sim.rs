@@ -38,7 +38,11 @@ pub fn random_inputs(program: &Program, seed: u64, index_bound: usize) -> Vec<Da
         .map(|(b, _)| {
             let buf = &program.buffers[*b];
             match buf.elem {
-                ElemType::I64 => Data::I64((0..buf.len).map(|_| rng.below(2 * index_bound) as i64 - index_bound as i64).collect()),
+                ElemType::I64 => Data::I64(
+                    (0..buf.len)
+                        .map(|_| rng.below(2 * index_bound) as i64 - index_bound as i64)
+                        .collect(),
+                ),
                 _ => Data::F32(rng.vec(buf.len)),
             }
         })
@@ -66,15 +70,28 @@ pub fn run_cpu(program: &Program, inputs: &[Data]) -> Vec<Vec<f32>> {
 /// Runs `program` on both with seeded random inputs and asserts every output
 /// element agrees: `|sim - cpu| <= atol + rtol·|cpu|`, NaN only where the other is NaN.
 pub fn assert_matches_cpu(program: &Program, seed: u64, atol: f32, rtol: f32) {
-    let inputs = random_inputs(program, seed, 4);
+    assert_matches_cpu_with_indices(program, seed, 4, atol, rtol)
+}
+
+/// [`assert_matches_cpu`] with `i64` inputs drawn from `[-index_bound, index_bound)`.
+pub fn assert_matches_cpu_with_indices(program: &Program, seed: u64, index_bound: usize, atol: f32, rtol: f32) {
+    let inputs = random_inputs(program, seed, index_bound);
     let sim = run_sim(program, &inputs);
     let cpu = run_cpu(program, &inputs);
     assert_eq!(sim.len(), cpu.len());
     for (o, (s, c)) in sim.iter().zip(&cpu).enumerate() {
         assert_eq!(s.len(), c.len(), "output {o}: lengths");
         for (i, (&a, &b)) in s.iter().zip(c).enumerate() {
-            let ok = if b.is_nan() { a.is_nan() } else { (a - b).abs() <= atol + rtol * b.abs() };
-            assert!(ok, "program {}: output {o}[{i}]: PTX (interpreted) {a}, CPU {b} (seed {seed})", program.name);
+            let ok = if b.is_nan() {
+                a.is_nan()
+            } else {
+                (a - b).abs() <= atol + rtol * b.abs()
+            };
+            assert!(
+                ok,
+                "program {}: output {o}[{i}]: PTX (interpreted) {a}, CPU {b} (seed {seed})",
+                program.name
+            );
         }
     }
 }
