@@ -101,6 +101,12 @@ pub fn emit(program: &Program, name: &str, kernel: &Kernel, index: usize) -> Res
             d.o
         )));
     }
+    if epilogue.iter().flat_map(|e| e.extras.iter()).any(|e| e.shape != out.shape) {
+        return Err(fail(format!(
+            "an epilogue operand does not have the output's shape {:?}",
+            out.shape
+        )));
+    }
     let direct = g.group > 1 && d.ig.min(d.og) < DIRECT_BELOW;
     let threads = if direct { ELEMENTWISE_BLOCK } else { THREADS };
     let mut kc = Kc::new(program, name, threads, kernel);
