@@ -31,7 +31,9 @@
 //! strides 0), and the output is written through its strides (dense, or the
 //! heads-interleaved view of a BSHD output).
 
-use super::warp::{WARP, carried, for_count, for_step, launch, offset_at, shfl_idx, warp_ids, warp_max, warp_sum};
+use super::warp::{
+    WARP, advance, at, carried, carried_ptr, for_count, for_step, launch, offset_at, shfl_idx, warp_ids, warp_max, warp_sum,
+};
 use super::{Emitted, Kc};
 use crate::builder::{F32, Kb, Pred, R32, R64};
 use crate::error::PtxError;
@@ -107,29 +109,6 @@ struct Views<'k> {
     mask: Option<&'k View>,
     scale: &'k View,
     divide: bool,
-}
-
-/// `[base + imm]` (PTX's `[%rd+-IMM]` form for a negative `imm`).
-fn at(base: R64, imm: isize) -> String {
-    match imm {
-        0 => format!("[{base}]"),
-        i if i < 0 => format!("[{base}+-{}]", -i),
-        i => format!("[{base}+{i}]"),
-    }
-}
-
-/// A 64-bit register holding a copy of `a`, for in-place pointer updates.
-fn carried_ptr(kb: &mut Kb, a: R64) -> R64 {
-    let p = kb.r64();
-    kb.op(&format!("mov.b64 {p}, {a}"));
-    p
-}
-
-/// `p += bytes`.
-fn advance(kb: &mut Kb, p: R64, bytes: isize) {
-    if bytes != 0 {
-        kb.op(&format!("add.s64 {p}, {p}, {bytes}"));
-    }
 }
 
 /// Registers and constants of one work item, shared by its key chunks.

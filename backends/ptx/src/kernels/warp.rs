@@ -3,7 +3,7 @@
 //! and butterfly reductions and broadcasts with `shfl.sync` (all 32 lanes take
 //! part in every shuffle, as `SUBSET.md` requires).
 
-use crate::builder::{F32, Kb, Pred, R32, fimm};
+use crate::builder::{F32, Kb, Pred, R32, R64, fimm};
 use crate::index::for_range;
 
 /// Lanes in a warp.
@@ -62,6 +62,29 @@ pub fn offset_at(kb: &mut Kb, base: R32, i: R32, stride: isize) -> R32 {
         s => kb.op(&format!("mad.lo.s32 {d}, {i}, {}, {base}", s as i32)),
     }
     d
+}
+
+/// `[base + imm]` (PTX's `[%rd+-IMM]` form for a negative `imm`).
+pub fn at(base: R64, imm: isize) -> String {
+    match imm {
+        0 => format!("[{base}]"),
+        i if i < 0 => format!("[{base}+-{}]", -i),
+        i => format!("[{base}+{i}]"),
+    }
+}
+
+/// A 64-bit register holding a copy of `a`, for in-place pointer updates.
+pub fn carried_ptr(kb: &mut Kb, a: R64) -> R64 {
+    let p = kb.r64();
+    kb.op(&format!("mov.b64 {p}, {a}"));
+    p
+}
+
+/// `p += bytes`.
+pub fn advance(kb: &mut Kb, p: R64, bytes: isize) {
+    if bytes != 0 {
+        kb.op(&format!("add.s64 {p}, {p}, {bytes}"));
+    }
 }
 
 /// A fresh `f32` register holding `v` that the caller updates in place (a
