@@ -57,7 +57,11 @@ fn check(label: &str, g: &Graph) -> usize {
         assert_eq!(w.len(), h.len(), "{label}: output {name}: lengths");
         for (i, (&a, &b)) in h.iter().zip(&w).enumerate() {
             let (a, b) = (a as f32, b as f32);
-            let ok = if b.is_nan() { a.is_nan() } else { (a - b).abs() <= ATOL + RTOL * b.abs() };
+            let ok = if b.is_nan() {
+                a.is_nan()
+            } else {
+                a == b || (a - b).abs() <= ATOL + RTOL * b.abs()
+            };
             assert!(ok, "{label}: output {name}[{i}]: interpreted PTX {a}, CPU backend {b}");
         }
     }

@@ -184,7 +184,13 @@ impl Kb {
         let _ = writeln!(s, ")");
         let _ = writeln!(s, ".maxntid {}, 1, 1", self.max_threads);
         let _ = writeln!(s, "{{");
-        for (class, prefix, ty) in [(0, "p", "pred"), (1, "h", "b16"), (2, "r", "b32"), (3, "rd", "b64"), (4, "f", "f32")] {
+        for (class, prefix, ty) in [
+            (0, "p", "pred"),
+            (1, "h", "b16"),
+            (2, "r", "b32"),
+            (3, "rd", "b64"),
+            (4, "f", "f32"),
+        ] {
             if self.counts[class] > 0 {
                 let _ = writeln!(s, "    .reg .{ty} %{prefix}<{}>;", self.counts[class]);
             }

@@ -107,7 +107,8 @@ impl Gpu for CudaGpu {
         // SAFETY: every entry takes exactly `params.len()` `.u64` parameters (the
         // plan's buffers), which point at live allocations; shared memory is
         // declared statically in the module, so no dynamic shared memory is asked for.
-        unsafe { result::launch_kernel(f, (g[0], g[1], g[2]), (b[0], b[1], b[2]), 0, std::ptr::null_mut(), &mut ptrs) }.map_err(driver("cuLaunchKernel"))?;
+        unsafe { result::launch_kernel(f, (g[0], g[1], g[2]), (b[0], b[1], b[2]), 0, std::ptr::null_mut(), &mut ptrs) }
+            .map_err(driver("cuLaunchKernel"))?;
         self.ctx.synchronize().map_err(driver("cuCtxSynchronize"))
     }
 }

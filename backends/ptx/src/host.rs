@@ -67,7 +67,12 @@ pub enum RunError<E: std::error::Error + 'static> {
 
 /// Runs `compiled` (emitted from `program`) on `gpu` with `inputs`, returning
 /// every output's `f32` values in the program's output order.
-pub fn run<G: Gpu>(gpu: &mut G, compiled: &Compiled, program: &Program, inputs: &[HostInput<'_>]) -> Result<Vec<Vec<f32>>, RunError<G::Error>> {
+pub fn run<G: Gpu>(
+    gpu: &mut G,
+    compiled: &Compiled,
+    program: &Program,
+    inputs: &[HostInput<'_>],
+) -> Result<Vec<Vec<f32>>, RunError<G::Error>> {
     let dev = RunError::Device;
     if inputs.len() != program.inputs.len() {
         return Err(RunError::Input {
@@ -87,7 +92,9 @@ pub fn run<G: Gpu>(gpu: &mut G, compiled: &Compiled, program: &Program, inputs: 
         addr[b] = match placed.placement {
             Placement::Constant { offset, .. } => wbase + offset as u64,
             Placement::Arena { offset } => abase + offset as u64,
-            Placement::Input { .. } | Placement::Output { .. } => gpu.alloc(placed.bytes.max(1).next_multiple_of(WEIGHT_ALIGN)).map_err(dev)?,
+            Placement::Input { .. } | Placement::Output { .. } => {
+                gpu.alloc(placed.bytes.max(1).next_multiple_of(WEIGHT_ALIGN)).map_err(dev)?
+            }
         };
     }
     for (index, ((b, _), data)) in program.inputs.iter().zip(inputs).enumerate() {
@@ -126,7 +133,10 @@ pub fn run<G: Gpu>(gpu: &mut G, compiled: &Compiled, program: &Program, inputs: 
         .iter()
         .map(|(b, _)| {
             let bytes = gpu.download(addr[*b], program.buffers[*b].len * 4).map_err(dev)?;
-            Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+            Ok(bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect())
         })
         .collect()
 }

@@ -134,10 +134,7 @@ impl Kb {
         self.op(&format!("cvt.rni.f32.f32 {n}, {t}"));
         let r = self.ffma_k(n, -0.693_359_4, xc);
         let r = self.ffma_k(n, 2.121_944_4e-4, r);
-        let p = self.poly(
-            r,
-            &[1.987_569_1e-4, 1.398_2e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5],
-        );
+        let p = self.poly(r, &[1.987_569_1e-4, 1.398_2e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5]);
         let r2 = self.fmul(r, r);
         let y = self.ffma(p, r2, r);
         let one = self.fconst(1.0);
@@ -211,7 +208,10 @@ impl Kb {
             ],
         );
         let p = self.fmul(p, xc);
-        let q = self.poly(x2, &[-1.456_607_2e-5, -2.133_740_6e-4, -1.682_827e-3, -7.373_329e-3, -1.426_473_9e-2]);
+        let q = self.poly(
+            x2,
+            &[-1.456_607_2e-5, -2.133_740_6e-4, -1.682_827e-3, -7.373_329e-3, -1.426_473_9e-2],
+        );
         let r = self.fdiv(p, q);
         let ax = self.fabs(x);
         let k = self.fconst(3.92);
@@ -329,4 +329,3 @@ impl Kb {
         self.fsel(a1, one, r)
     }
 }
-

@@ -168,8 +168,18 @@ pub(crate) fn place_buffers(program: &Program, arena_offsets: &[Option<usize>]) 
         .enumerate()
         .map(|(b, buf)| {
             let (placement, bytes) = match &buf.kind {
-                Some(BufferKind::Input) => (Placement::Input { index: index_in(&program.inputs, b) }, buf.bytes()),
-                Some(BufferKind::Output) => (Placement::Output { index: index_in(&program.outputs, b) }, buf.bytes()),
+                Some(BufferKind::Input) => (
+                    Placement::Input {
+                        index: index_in(&program.inputs, b),
+                    },
+                    buf.bytes(),
+                ),
+                Some(BufferKind::Output) => (
+                    Placement::Output {
+                        index: index_in(&program.outputs, b),
+                    },
+                    buf.bytes(),
+                ),
                 Some(BufferKind::Constant(data)) => {
                     let bytes = const_len(data);
                     let offset = weights;

@@ -13,7 +13,15 @@ fn elementwise_program() -> eqopt_kir::Program {
     let b = p.input("b", &[5]);
     let y = p.output("y", &[3, 5]);
     let mut instrs = vec![Instr::Input(0), Instr::Input(1), Instr::Binary(BinaryOp::Add, 0, 1)];
-    for op in [UnaryOp::Gelu, UnaryOp::Tanh, UnaryOp::Sigmoid, UnaryOp::Exp, UnaryOp::Log, UnaryOp::Erf, UnaryOp::RoundBf16] {
+    for op in [
+        UnaryOp::Gelu,
+        UnaryOp::Tanh,
+        UnaryOp::Sigmoid,
+        UnaryOp::Exp,
+        UnaryOp::Log,
+        UnaryOp::Erf,
+        UnaryOp::RoundBf16,
+    ] {
         let last = instrs.len() - 1;
         instrs.push(Instr::Unary(op, last));
     }
@@ -22,7 +30,15 @@ fn elementwise_program() -> eqopt_kir::Program {
     instrs.push(Instr::Binary(BinaryOp::Pow, last, last + 1));
     p.0.kernels.push(Kernel::Elementwise {
         expr: Expr { instrs, num_inputs: 2 },
-        inputs: vec![View::dense(x, &[3, 5]), View { buffer: b, offset: 0, shape: vec![3, 5], strides: vec![0, 1] }],
+        inputs: vec![
+            View::dense(x, &[3, 5]),
+            View {
+                buffer: b,
+                offset: 0,
+                shape: vec![3, 5],
+                strides: vec![0, 1],
+            },
+        ],
         out: View::dense(y, &[3, 5]),
     });
     p.0

@@ -22,7 +22,8 @@ pub fn elementwise(program: &Program, name: &str, kernel: &Kernel) -> Emitted {
     let bases: Vec<usize> = views.iter().map(|v| v.offset).collect();
     let regs: Vec<_> = views.iter().map(|v| (kc.base(v.buffer), kc.elem(v.buffer))).collect();
     let n = out.numel();
-    kc.kb.comment(&format!("elementwise over {:?}: {} operands", out.shape, inputs.len()));
+    kc.kb
+        .comment(&format!("elementwise over {:?}: {} operands", out.shape, inputs.len()));
     let (start, step) = grid_stride(&mut kc.kb);
     for_range(&mut kc.kb, start, n, step, |kb, i| {
         let offs = walk.offsets(kb, i, &bases);
@@ -58,13 +59,7 @@ pub fn copy(program: &Program, name: &str, kernel: &Kernel) -> Emitted {
 /// from the end; one outside the axis after that yields NaN (a kernel cannot
 /// report an error, and NaN makes the bad result visible downstream).
 pub fn gather(program: &Program, name: &str, kernel: &Kernel) -> Emitted {
-    let Kernel::Gather {
-        data,
-        indices,
-        axis,
-        out,
-    } = kernel
-    else {
+    let Kernel::Gather { data, indices, axis, out } = kernel else {
         unreachable!("dispatched on the kind")
     };
     let axis = *axis;
