@@ -11,9 +11,9 @@ use crate::tensor_io;
 use clap::{Args, Parser, Subcommand};
 
 mod backend;
-mod ptx;
 mod budget;
 mod calibrate;
+mod ptx;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -249,12 +249,28 @@ struct RunArgs {
     /// has no bf16). Files are written atomically.
     #[arg(short, long, value_name = "OUT.npz|DIR")]
     output: Option<PathBuf>,
-    /// Evaluate with the reference interpreter instead of the CPU backend.
-    #[arg(long)]
+    /// Evaluate with the reference interpreter instead of a backend.
+    #[arg(long, conflicts_with = "backend")]
     reference: bool,
+    /// The backend that runs the model: `cpu` (SIMD kernels), `ptx-sim` (the
+    /// PTX module on the PTX interpreter: slow, for checking), `cuda` (the PTX
+    /// module on GPU 0; needs a build with `--features cuda`).
+    #[arg(long, value_enum, default_value = "cpu")]
+    backend: RunBackend,
     /// Threads of the CPU backend's pool (default: all cores).
     #[arg(long, conflicts_with = "reference")]
     threads: Option<usize>,
+}
+
+/// A backend `eqopt run` can use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum RunBackend {
+    /// The CPU backend.
+    Cpu,
+    /// The PTX module (sm_90) on the PTX interpreter.
+    PtxSim,
+    /// The PTX module on GPU 0 (the `cuda` feature).
+    Cuda,
 }
 
 fn parse_input_arg(s: &str) -> std::result::Result<(String, PathBuf), String> {
@@ -469,26 +485,50 @@ fn run_graph(a: &RunArgs, out: &mut dyn Write) -> Result<()> {
     }
     let w = |out: &mut dyn Write, s: String| out.write_all(s.as_bytes()).map_err(|e| Error::io("<stdout>", e));
     // Compiled before anything is printed, so a graph the backend cannot run fails cleanly.
-    let cpu = if a.reference {
-        None
-    } else {
-        Some((crate::backend::CpuModel::compile(&graph)?, backend::pool(a.threads)?))
+    enum Engine {
+        Reference,
+        Cpu(crate::backend::CpuModel, rayon::ThreadPool),
+        Ptx(crate::ptx::PtxModel, RunBackend),
+    }
+    let engine = match (a.reference, a.backend) {
+        (true, _) => Engine::Reference,
+        (false, RunBackend::Cpu) => Engine::Cpu(crate::backend::CpuModel::compile(&graph)?, backend::pool(a.threads)?),
+        (false, b) => {
+            if cfg!(not(feature = "cuda")) && b == RunBackend::Cuda {
+                return Err(Error::Usage {
+                    option: "--backend".into(),
+                    expected: "cpu or ptx-sim (cuda needs eqopt built with --features cuda)".into(),
+                    found: "cuda".into(),
+                });
+            }
+            Engine::Ptx(crate::ptx::PtxModel::compile(&graph, eqopt_ptx::SmTarget::Sm90)?, b)
+        }
     };
-    let engine = match &cpu {
-        None => "the reference interpreter".to_string(),
-        Some((_, pool)) => format!("the cpu backend ({} threads)", pool.current_num_threads()),
+    let name = match &engine {
+        Engine::Reference => "the reference interpreter".to_string(),
+        Engine::Cpu(_, pool) => format!("the cpu backend ({} threads)", pool.current_num_threads()),
+        Engine::Ptx(m, RunBackend::Cuda) => format!("the ptx backend on GPU 0 ({} launches)", m.compiled.launches.len()),
+        Engine::Ptx(m, _) => format!("the ptx backend on the PTX interpreter ({} launches)", m.compiled.launches.len()),
     };
-    w(out, format!("{}: evaluated with {engine}\n", a.graph.display()))?;
+    w(out, format!("{}: evaluated with {name}\n", a.graph.display()))?;
     for i in &graph.inputs {
         w(out, format!("input {} {}: {}\n", i.name, i.ty, given[&i.name].source))?;
     }
     let inputs: BTreeMap<String, Tensor> = given.into_iter().map(|(k, g)| (k, g.tensor)).collect();
-    let results = match &cpu {
-        None => crate::eval::run(&graph, &inputs).map_err(|source| Error::Eval {
+    let results = match &engine {
+        Engine::Reference => crate::eval::run(&graph, &inputs).map_err(|source| Error::Eval {
             graph: a.graph.clone(),
             source: Box::new(source),
         })?,
-        Some((model, pool)) => pool.install(|| model.run(&inputs))?,
+        Engine::Cpu(model, pool) => pool.install(|| model.run(&inputs))?,
+        Engine::Ptx(model, RunBackend::Cuda) => run_cuda(model, &inputs)?,
+        Engine::Ptx(model, _) => {
+            let mut gpu = eqopt_ptx::sim::SimGpu::new(&model.compiled.ptx).map_err(|e| Error::Device {
+                backend: "ptx",
+                problem: e.to_string(),
+            })?;
+            model.run(&mut gpu, &inputs)?
+        }
     };
     let mut outputs: Vec<(&str, &Tensor)> = Vec::new();
     for name in &graph.outputs {
@@ -509,6 +549,20 @@ fn run_graph(a: &RunArgs, out: &mut dyn Write) -> Result<()> {
         w(out, format!("wrote {}\n", path.display()))?;
     }
     Ok(())
+}
+
+#[cfg(feature = "cuda")]
+fn run_cuda(model: &crate::ptx::PtxModel, inputs: &BTreeMap<String, Tensor>) -> Result<BTreeMap<String, Tensor>> {
+    let mut gpu = eqopt_ptx::cuda::CudaGpu::new(&model.compiled.ptx).map_err(|e| Error::Device {
+        backend: "cuda",
+        problem: e.to_string(),
+    })?;
+    model.run(&mut gpu, inputs)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn run_cuda(_: &crate::ptx::PtxModel, _: &BTreeMap<String, Tensor>) -> Result<BTreeMap<String, Tensor>> {
+    unreachable!("refused before compiling: built without the cuda feature")
 }
 
 fn run_convert(a: &ConvertArgs, to_onnx: bool, out: &mut dyn Write) -> Result<()> {

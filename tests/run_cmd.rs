@@ -381,3 +381,35 @@ fn output_path_that_is_an_existing_file_is_refused() {
     assert!(e.contains("taken.txt"), "{e}");
     assert_eq!(std::fs::read_to_string(&f).unwrap(), "keep me");
 }
+
+/// `--backend ptx-sim` runs the PTX module on the interpreter: its outputs agree
+/// with the CPU backend's (saved as .npz and compared); `--backend cuda` without
+/// the `cuda` feature is a usage error that says how to get it.
+#[test]
+fn the_ptx_backend_runs_on_the_interpreter_and_cuda_needs_its_feature() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = root("tests/ptx/small_cnn.json");
+    let (cpu, sim) = (dir.path().join("cpu.npz"), dir.path().join("sim.npz"));
+    ok(&eqopt(&["run", s(&model), "--random-inputs", "3", "-o", s(&cpu)]));
+    let out = ok(&eqopt(&[
+        "run",
+        s(&model),
+        "--random-inputs",
+        "3",
+        "--backend",
+        "ptx-sim",
+        "-o",
+        s(&sim),
+    ]));
+    assert!(out.contains("the ptx backend on the PTX interpreter"), "{out}");
+    let (a, b) = (read_npz(&cpu).unwrap(), read_npz(&sim).unwrap());
+    let (a, b) = (a["probs"].to_f64(), b["probs"].to_f64());
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert!((x - y).abs() <= 1e-6 + 1e-4 * x.abs(), "cpu {x}, ptx-sim {y}");
+    }
+    if cfg!(not(feature = "cuda")) {
+        let err = fails(&eqopt(&["run", s(&model), "--random-inputs", "3", "--backend", "cuda"]));
+        assert!(err.contains("--features cuda"), "{err}");
+    }
+}
