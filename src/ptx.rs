@@ -21,9 +21,9 @@ use crate::dtype::TensorType;
 use crate::error::{Error, Result};
 use crate::graph::Graph;
 use crate::graph::tensor::{Tensor, TensorData};
-use std::collections::BTreeMap;
 use eqopt_kir::{GemmCompute, Kernel, Program};
 use eqopt_ptx::{Compiled, SmTarget};
+use std::collections::BTreeMap;
 
 /// A graph lowered, planned and emitted as PTX.
 pub struct PtxModel {
@@ -134,7 +134,8 @@ impl PtxModel {
                 let w = self.program.kernel_work(l.kernel).unwrap_or_default();
                 let dtype = match &self.program.kernels[l.kernel] {
                     Kernel::Gemm {
-                        compute: GemmCompute::Bf16, ..
+                        compute: GemmCompute::Bf16,
+                        ..
                     } => DType::BF16,
                     _ => DType::F32,
                 };

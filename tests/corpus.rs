@@ -98,6 +98,24 @@ fn no_stale_snapshots() {
     for p in common::CPU_PROGRAM_GRAPHS {
         expected.insert(format!("cpu_program__{}.snap", stem(std::path::Path::new(p))));
     }
+    // tests/ptx_snapshots.rs: one entry per kernel kind.
+    for name in [
+        "elementwise",
+        "gemm_epilogue",
+        "conv_implicit_gemm",
+        "conv_depthwise",
+        "pool",
+        "reduce",
+        "softmax",
+        "layernorm",
+        "attention",
+        "copy",
+    ]
+    .into_iter()
+    .chain(["gather", "gemm_f16", "gemm_int8", "gemm_int4", "gemm_bf16_mma"])
+    {
+        expected.insert(format!("ptx__{name}.snap"));
+    }
     let dir = root().join("snapshots");
     let found: BTreeSet<String> = std::fs::read_dir(&dir)
         .unwrap()

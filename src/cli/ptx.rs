@@ -37,7 +37,10 @@ pub(super) fn run_compile_ptx(a: &CompileArgs, out: &mut dyn Write) -> Result<()
     );
     let mut order: Vec<usize> = (0..estimates.len()).collect();
     order.sort_by(|&x, &y| estimates[y].seconds.total_cmp(&estimates[x].seconds).then(x.cmp(&y)));
-    text += &format!("{:>6}  {:<22} {:>16} {:>6} {:>8} {:>12} {:>12} {:>10}\n", "launch", "entry", "grid", "block", "smem", "flops", "bytes", "est. us");
+    text += &format!(
+        "{:>6}  {:<22} {:>16} {:>6} {:>8} {:>12} {:>12} {:>10}\n",
+        "launch", "entry", "grid", "block", "smem", "flops", "bytes", "est. us"
+    );
     for &i in order.iter().take(REPORT_TOP) {
         let (l, e) = (&c.launches[i], &estimates[i]);
         text += &format!(
@@ -72,7 +75,10 @@ pub(super) fn run_compile_ptx(a: &CompileArgs, out: &mut dyn Write) -> Result<()
         crate::graph::json::write_atomic(&dir.join("weights.bin"), &c.weights_image(&model.program))?;
         crate::graph::json::write_atomic(&dir.join("plan.json"), json.as_bytes())?;
         crate::graph::json::write_atomic(&dir.join("program.txt"), model.program.to_string().as_bytes())?;
-        w(out, &format!("wrote {}/model.ptx, plan.json, weights.bin and program.txt\n", dir.display()))?;
+        w(
+            out,
+            &format!("wrote {}/model.ptx, plan.json, weights.bin and program.txt\n", dir.display()),
+        )?;
     }
     Ok(())
 }

@@ -56,7 +56,10 @@ pub fn assemble(ptxas: &Path, ptx: &str, arch: &str, label: &str) -> Assembled {
     if !out.status.success() {
         let kept = std::env::temp_dir().join(format!("eqopt-rejected-{label}-{arch}.ptx").replace(['/', ' '], "_"));
         std::fs::write(&kept, ptx).unwrap();
-        panic!("{label}: ptxas -arch={arch} rejected the module (kept at {}):\n{report}", kept.display());
+        panic!(
+            "{label}: ptxas -arch={arch} rejected the module (kept at {}):\n{report}",
+            kept.display()
+        );
     }
     let mut a = Assembled {
         entries: 0,
@@ -73,7 +76,14 @@ pub fn assemble(ptxas: &Path, ptx: &str, arch: &str, label: &str) -> Assembled {
         }
         if let Some(i) = line.find(" bytes spill stores") {
             let head = &line[..i];
-            let n: String = head.chars().rev().take_while(char::is_ascii_digit).collect::<Vec<_>>().into_iter().rev().collect();
+            let n: String = head
+                .chars()
+                .rev()
+                .take_while(char::is_ascii_digit)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
             a.spill_bytes += n.parse::<usize>().unwrap_or(0);
         }
     }
