@@ -3,7 +3,7 @@
 //! machine without CUDA). Only with the `cuda` cargo feature.
 //!
 //! Not yet run on real hardware by the project: the machines it is developed
-//! on have no GPU (see `backends/ptx/README.md`).
+//! on have no GPU (see `docs/ptx-backend.md`).
 
 use crate::LaunchSpec;
 use crate::host::Gpu;
