@@ -126,7 +126,7 @@ fn program_cases() -> Vec<(&'static str, Program)> {
         outputs: vec![(2, vec![4, 6])],
     };
     let int8 = ConstData::Int8 {
-        data: Arc::new((0..240).map(|i| ((i % 200) as i32 - 100) as i8).collect()),
+        data: Arc::new((0..240i32).map(|i| (i % 200 - 100) as i8).collect()),
         scales: Arc::new(vec![0.01; 10]),
         k: 24,
         n: 10,
