@@ -14,6 +14,7 @@ mod backend;
 mod budget;
 mod calibrate;
 mod ptx;
+mod schedule;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -72,6 +73,17 @@ enum Command {
     ///
     /// Example: eqopt compile examples/bert_layer.json --optimize -o /tmp/bert-cpu
     Compile(backend::CompileArgs),
+    /// Place a model's kernels on the devices and streams of a platform (HEFT) and write the schedule.
+    ///
+    /// Prints T_est, throughput, the speedup over one stream on the best single
+    /// device, the scale-out S(n) over identical devices and the memory per device.
+    ///
+    /// Example: eqopt schedule examples/inception_block.json --platform cpu-h100 -o /tmp/schedule.json
+    Schedule(schedule::ScheduleArgs),
+    /// Estimate a model's latency on a platform analytically, optionally with the sensitivity of each decision.
+    ///
+    /// Example: eqopt estimate examples/bert_layer.json --platform 4xh100-nvlink --sensitivity
+    Estimate(schedule::EstimateArgs),
     /// Time a model on the CPU backend: median, min and max latency after warm-up.
     ///
     /// Example: eqopt bench model.onnx --optimize --threads 2 --runs 20
@@ -669,6 +681,8 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
         Command::Run(a) => run_graph(a, out),
         Command::Compile(a) => backend::run_compile(a, out),
         Command::Bench(a) => backend::run_bench(a, out),
+        Command::Schedule(a) => schedule::run_schedule(a, out),
+        Command::Estimate(a) => schedule::run_estimate(a, out),
         Command::Calibrate(a) => calibrate::run_calibrate(a, out),
         Command::Import(a) => run_convert(a, false, out),
         Command::Export(a) => run_convert(a, true, out),

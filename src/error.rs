@@ -250,6 +250,22 @@ pub enum Error {
         /// What failed, as the device reported it.
         problem: String,
     },
+    /// A platform description is unusable.
+    #[error("platform {platform}: {problem}")]
+    Platform {
+        /// The platform's name or file.
+        platform: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// No schedule satisfies the platform (no link to a device, memory).
+    #[error("cannot schedule {graph}: {problem}")]
+    Schedule {
+        /// The graph.
+        graph: String,
+        /// Why.
+        problem: String,
+    },
     /// The PTX backend cannot emit the program.
     #[error("ptx backend: {0}")]
     Ptx(#[from] eqopt_ptx::PtxError),

@@ -36,5 +36,6 @@ pub mod quant;
 pub mod rules;
 pub mod saturate;
 pub mod tensor_io;
+pub mod toolchain;
 
 pub use error::{Error, Result};
