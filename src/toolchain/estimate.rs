@@ -55,7 +55,7 @@ pub struct Estimate {
     pub single_device: String,
     /// `S = T_single / T_est`.
     pub speedup: f64,
-    /// Which schedule won (`heft`, or `all on <device>`).
+    /// Which schedule won (`heft` over every device, or `heft on <devices>`).
     pub plan: String,
     /// `S(n)` over the platform's largest group of identical devices (empty
     /// when it has no two).
@@ -76,19 +76,40 @@ fn all_on(d: usize, one_stream: bool) -> ScheduleOptions {
     }
 }
 
-/// The best of HEFT and every all-on-one-device schedule under `base` pins.
+/// Devices up to which [`guarded`] tries every subset of the platform.
+pub const MAX_SUBSET_DEVICES: usize = 6;
+
+/// The best HEFT schedule over the subsets of the platform's devices: every
+/// subset when there are at most [`MAX_SUBSET_DEVICES`], else each device
+/// alone and all of them. So the estimate is never worse than the best
+/// single-device schedule, and (up to that size) a device more never makes it
+/// worse. With pins, HEFT on all devices only.
 fn guarded(graph: &TaskGraph, platform: &Platform, pins: &[(usize, usize)]) -> Result<(Schedule, String)> {
+    let nd = platform.devices.len();
     let opts = ScheduleOptions {
         pins: pins.to_vec(),
         ..Default::default()
     };
     let mut best = (schedule(graph, platform, &opts)?, "heft".to_string());
-    if pins.is_empty() {
-        for d in 0..platform.devices.len() {
-            if let Ok(s) = schedule(graph, platform, &all_on(d, false)) {
-                if s.makespan < best.0.makespan {
-                    best = (s, format!("all on {}", platform.devices[d].name));
-                }
+    if !pins.is_empty() {
+        return Ok(best);
+    }
+    let subsets: Vec<Vec<usize>> = if nd <= MAX_SUBSET_DEVICES {
+        (1..(1usize << nd) - 1)
+            .map(|m| (0..nd).filter(|d| m & (1 << d) != 0).collect())
+            .collect()
+    } else {
+        (0..nd).map(|d| vec![d]).collect()
+    };
+    for devices in subsets {
+        let opts = ScheduleOptions {
+            allowed: Some(devices.clone()),
+            ..Default::default()
+        };
+        if let Ok(s) = schedule(graph, platform, &opts) {
+            if s.makespan < best.0.makespan {
+                let names: Vec<&str> = devices.iter().map(|&d| platform.devices[d].name.as_str()).collect();
+                best = (s, format!("heft on {}", names.join(", ")));
             }
         }
     }
