@@ -20,8 +20,14 @@ fn example(name: &str) -> Graph {
     json::load(&common::root().join("examples").join(name)).unwrap()
 }
 
+/// The cpu target with time limits far above what these graphs need, so the
+/// node and iteration limits decide where saturation and extraction stop and
+/// the results do not depend on how loaded the machine is.
 fn opts() -> OptimizeOptions {
-    cpu_opts()
+    let mut o = cpu_opts();
+    o.limits.time_limit_s = 600.0;
+    o.extract_time_limit_s = 600.0;
+    o
 }
 
 #[test]
