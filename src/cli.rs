@@ -78,7 +78,7 @@ enum Command {
     /// Prints T_est, throughput, the speedup over one stream on the best single
     /// device, the scale-out S(n) over identical devices and the memory per device.
     ///
-    /// Example: eqopt schedule examples/inception_block.json --platform cpu-h100 -o /tmp/schedule.json
+    /// Example: eqopt schedule examples/inception_block.json --platform cpu-h100 -o /tmp/schedule.json --svg /tmp/gantt.svg
     Schedule(schedule::ScheduleArgs),
     /// Estimate a model's latency on a platform analytically, optionally with the sensitivity of each decision.
     ///

@@ -300,7 +300,23 @@ fn schedule_and_estimate_commands() {
     let dir = tempfile::tempdir().unwrap();
     let model = common::root().join("examples/inception_block.json");
     let out = dir.path().join("schedule.json");
-    let text = ok(&eqopt(&["schedule", s(&model), "--platform", "4xh100-nvlink", "-o", s(&out)]));
+    let svg = dir.path().join("gantt.svg");
+    let text = ok(&eqopt(&[
+        "schedule",
+        s(&model),
+        "--platform",
+        "4xh100-nvlink",
+        "-o",
+        s(&out),
+        "--svg",
+        s(&svg),
+    ]));
+    let chart = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        chart.starts_with("<svg") && chart.contains("gpu0/0"),
+        "{}",
+        &chart[..chart.len().min(300)]
+    );
     assert!(text.contains("T_est") && text.contains("S(4)"), "{text}");
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     assert_eq!(

@@ -44,6 +44,9 @@ pub(super) struct ScheduleArgs {
     /// Write the schedule as JSON (devices, every kernel's slot, every transfer, the estimate).
     #[arg(short, long, value_name = "FILE.json")]
     output: Option<PathBuf>,
+    /// Write a Gantt chart of the schedule as SVG (one row per device stream, transfers on link rows).
+    #[arg(long, value_name = "FILE.svg")]
+    svg: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -175,6 +178,11 @@ pub(super) fn run_schedule(a: &ScheduleArgs, out: &mut dyn Write) -> Result<()> 
     if let Some(path) = &a.output {
         let json = serde_json::to_string_pretty(&schedule_json(&p, &s, &e)).expect("plain values") + "\n";
         crate::graph::json::write_atomic(path, json.as_bytes())?;
+        w(out, &format!("wrote {}\n", path.display()))?;
+    }
+    if let Some(path) = &a.svg {
+        let svg = crate::toolchain::gantt::gantt_svg(&p.graph, &p.platform, &s);
+        crate::graph::json::write_atomic(path, svg.as_bytes())?;
         w(out, &format!("wrote {}\n", path.display()))?;
     }
     Ok(())
