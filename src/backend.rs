@@ -117,6 +117,13 @@ pub fn plan_memory(program: &Program) -> Result<(Vec<Option<usize>>, MemoryRepor
     Ok((offsets, memory))
 }
 
+/// How a run of a [`CpuModel`] executes its kernels.
+enum Mode<'a> {
+    Plain,
+    Timed,
+    Streams(&'a [Vec<usize>], &'a [&'a rayon::ThreadPool]),
+}
+
 /// A graph compiled for the CPU backend.
 pub struct CpuModel {
     exe: Executable,
@@ -156,16 +163,52 @@ impl CpuModel {
     /// Runs the model on rayon's current thread pool (call inside `pool.install`
     /// to choose its size). `inputs` must hold every graph input with its declared type.
     pub fn run(&self, inputs: &BTreeMap<String, Tensor>) -> Result<BTreeMap<String, Tensor>> {
-        Ok(self.run_inner(inputs, false)?.0)
+        Ok(self.run_inner(inputs, Mode::Plain)?.0)
     }
 
     /// As [`CpuModel::run`], and also returns each kernel's wall time, in the
     /// program's kernel order.
     pub fn run_timed(&self, inputs: &BTreeMap<String, Tensor>) -> Result<(BTreeMap<String, Tensor>, Vec<std::time::Duration>)> {
-        self.run_inner(inputs, true)
+        self.run_inner(inputs, Mode::Timed)
     }
 
-    fn run_inner(&self, inputs: &BTreeMap<String, Tensor>, timed: bool) -> Result<(BTreeMap<String, Tensor>, Vec<std::time::Duration>)> {
+    /// Runs the kernels on several streams at once: `streams[s]` on a thread
+    /// inside `pools[s]` (see [`eqopt_cpu::exec::Executable::run_streams`]).
+    /// The model must come from [`CpuModel::compile_without_reuse`].
+    pub fn run_streams(
+        &self,
+        inputs: &BTreeMap<String, Tensor>,
+        streams: &[Vec<usize>],
+        pools: &[&rayon::ThreadPool],
+    ) -> Result<BTreeMap<String, Tensor>> {
+        Ok(self.run_inner(inputs, Mode::Streams(streams, pools))?.0)
+    }
+
+    /// As [`CpuModel::compile`], with every intermediate in memory of its own
+    /// (no reuse), as concurrent runs ([`CpuModel::run_streams`]) need.
+    pub fn compile_without_reuse(graph: &Graph) -> Result<CpuModel> {
+        let program = crate::lower::lower(graph)?;
+        let (_, mut memory) = plan_memory(&program)?;
+        let mut offsets = vec![None; program.buffers.len()];
+        let mut at = 0usize;
+        for (b, buf) in program.buffers.iter().enumerate() {
+            if buf.kind.is_none() {
+                offsets[b] = Some(at / 4);
+                at = (at + buf.bytes()).next_multiple_of(ARENA_ALIGN);
+            }
+        }
+        memory.arena_bytes = at;
+        memory.in_place_kernels = 0;
+        let exe = Executable::new(program, offsets, at.div_ceil(4))?;
+        Ok(CpuModel {
+            exe,
+            memory,
+            input_types: graph.inputs.iter().map(|i| (i.name.clone(), i.ty.clone())).collect(),
+            output_names: graph.outputs.clone(),
+        })
+    }
+
+    fn run_inner(&self, inputs: &BTreeMap<String, Tensor>, mode: Mode<'_>) -> Result<(BTreeMap<String, Tensor>, Vec<std::time::Duration>)> {
         let mut owned_f32: Vec<Vec<f32>> = Vec::new();
         let mut owned_i64: Vec<Vec<i64>> = Vec::new();
         for (name, ty) in &self.input_types {
@@ -199,10 +242,10 @@ impl CpuModel {
                 }
             })
             .collect();
-        let (outs, times) = if timed {
-            self.exe.run_timed(&data)?
-        } else {
-            (self.exe.run(&data)?, Vec::new())
+        let (outs, times) = match mode {
+            Mode::Timed => self.exe.run_timed(&data)?,
+            Mode::Plain => (self.exe.run(&data)?, Vec::new()),
+            Mode::Streams(streams, pools) => (self.exe.run_streams(&data, streams, pools)?, Vec::new()),
         };
         let program = self.exe.program();
         let mut result = BTreeMap::new();

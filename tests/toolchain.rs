@@ -344,3 +344,72 @@ fn schedule_and_estimate_commands() {
     let err = fails(&eqopt(&["estimate", s(&model), "--platform", "mars"]));
     assert!(err.contains("mars") && err.contains("cpu-h100"), "{err}");
 }
+
+/// The CPU backend runs a schedule's streams concurrently and computes exactly
+/// what the sequential run does; streams that contradict the dependencies, a
+/// kernel left out, or a plan with memory reuse are refused, never run.
+#[test]
+fn concurrent_streams_compute_the_sequential_result_and_bad_streams_are_refused() {
+    use eqopt::backend::CpuModel;
+    let g = eqopt::graph::json::load(&common::root().join("examples/inception_block.json")).unwrap();
+    let inputs = eqopt::eval::random_inputs(&g, 3);
+    let model = CpuModel::compile_without_reuse(&g).unwrap();
+    let n = model.program().kernels.len();
+    let pools: Vec<rayon::ThreadPool> = (0..2)
+        .map(|_| rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap())
+        .collect();
+    let refs: Vec<&rayon::ThreadPool> = pools.iter().collect();
+    let want = model.run(&inputs).unwrap();
+    // The HEFT schedule's streams on a two-stream CPU.
+    let tasks = TaskGraph::from_program(model.program());
+    let p = Platform::parse(
+        r#"{"name": "two", "home": "c", "devices": [{"name": "c", "profile": "h100", "streams": 2, "memory_bytes": 1e11}]}"#,
+        "two",
+    )
+    .unwrap();
+    let s = schedule(&tasks, &p, &ScheduleOptions::default()).unwrap();
+    let mut streams: Vec<Vec<usize>> = vec![Vec::new(); 2];
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| s.slots[a].start.total_cmp(&s.slots[b].start));
+    for t in order {
+        streams[s.slots[t].stream].push(t);
+    }
+    assert!(streams.iter().all(|x| !x.is_empty()), "both streams used: {streams:?}");
+    for _ in 0..3 {
+        let got = model.run_streams(&inputs, &streams, &refs).unwrap();
+        for (name, t) in &want {
+            assert_eq!(got[name].to_f64(), t.to_f64(), "{name}");
+        }
+    }
+    // Reversed streams wait for what comes later: a cycle, refused.
+    let reversed: Vec<Vec<usize>> = streams.iter().map(|x| x.iter().rev().copied().collect()).collect();
+    let err = model.run_streams(&inputs, &reversed, &refs).unwrap_err().to_string();
+    assert!(err.contains("contradict"), "{err}");
+    let missing = vec![streams[0].clone(), streams[1][1..].to_vec()];
+    let err = model.run_streams(&inputs, &missing, &refs).unwrap_err().to_string();
+    assert!(err.contains("exactly once"), "{err}");
+    // The default plan reuses memory: refused for concurrent runs.
+    let shared = CpuModel::compile(&g).unwrap();
+    assert!(shared.memory().arena_bytes < model.memory().arena_bytes);
+    let err = shared.run_streams(&inputs, &streams, &refs).unwrap_err().to_string();
+    assert!(err.contains("without reuse"), "{err}");
+}
+
+/// `--measure` on the `cpu` platform reports both speedups (no timing asserted:
+/// the machine may be loaded), and refuses platforms with other devices.
+#[test]
+fn measuring_a_cpu_schedule() {
+    let g = eqopt::graph::json::load(&common::root().join("tests/ptx/small_cnn.json")).unwrap();
+    let p = Platform::parse(
+        r#"{"name": "two", "home": "c", "devices": [{"name": "c", "profile": "h100", "streams": 2, "memory_bytes": 1e11}]}"#,
+        "two",
+    )
+    .unwrap();
+    let m = eqopt::toolchain::measure::measure_cpu(&g, &p, 2).unwrap();
+    assert!(m.s_measured.is_finite() && m.s_measured > 0.0 && m.s_predicted >= 1.0, "{m:?}");
+    assert!(m.kernel_median_ratio > 0.0 && (1..=2).contains(&m.streams) && m.runs == 2, "{m:?}");
+    let err = eqopt::toolchain::measure::measure_cpu(&g, &Platform::load("cpu-h100").unwrap(), 1)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("one CPU device"), "{err}");
+}

@@ -47,6 +47,14 @@ pub(super) struct ScheduleArgs {
     /// Write a Gantt chart of the schedule as SVG (one row per device stream, transfers on link rows).
     #[arg(long, value_name = "FILE.svg")]
     svg: Option<PathBuf>,
+    /// On a one-CPU platform (`cpu`): run the schedule on this machine's CPU
+    /// backend, streams as worker groups of cores, and set the measured speedup
+    /// over one stream against the predicted one.
+    #[arg(long)]
+    measure: bool,
+    /// Timed runs of each configuration for --measure.
+    #[arg(long, default_value_t = 10)]
+    runs: usize,
 }
 
 #[derive(Args, Debug)]
@@ -66,6 +74,7 @@ pub(super) struct EstimateArgs {
 }
 
 struct Prepared {
+    model: Graph,
     graph: TaskGraph,
     platform: Platform,
     pins: Vec<(usize, usize)>,
@@ -111,7 +120,12 @@ fn prepare(a: &PlatformArgs) -> Result<Prepared> {
         }
         pins.extend(matched.into_iter().map(|t| (t, d)));
     }
-    Ok(Prepared { graph, platform, pins })
+    Ok(Prepared {
+        model: g,
+        graph,
+        platform,
+        pins,
+    })
 }
 
 fn us(s: f64) -> String {
@@ -175,8 +189,35 @@ pub(super) fn run_schedule(a: &ScheduleArgs, out: &mut dyn Write) -> Result<()> 
     let p = prepare(&a.common)?;
     let (s, e) = estimate(&p.graph, &p.platform, &p.pins)?;
     w(out, &estimate_text(&p, &e))?;
+    let measured = if a.measure {
+        let m = crate::toolchain::measure::measure_cpu(&p.model, &p.platform, a.runs)?;
+        w(
+            out,
+            &format!(
+                "measured on this machine ({} streams of {} cores, median of {} runs): T_single {} (predicted {}), T_multi {} (predicted {}), S {:.2} (predicted {:.2}); per kernel: rank correlation {:.2}, median measured/predicted {:.2}\n",
+                m.streams,
+                m.threads_per_stream,
+                m.runs,
+                us(m.t_single_measured),
+                us(m.t_single_predicted),
+                us(m.t_multi_measured),
+                us(m.t_multi_predicted),
+                m.s_measured,
+                m.s_predicted,
+                m.kernel_spearman,
+                m.kernel_median_ratio
+            ),
+        )?;
+        Some(m)
+    } else {
+        None
+    };
     if let Some(path) = &a.output {
-        let json = serde_json::to_string_pretty(&schedule_json(&p, &s, &e)).expect("plain values") + "\n";
+        let mut v = schedule_json(&p, &s, &e);
+        if let Some(m) = &measured {
+            v["measured"] = serde_json::to_value(m).expect("plain struct");
+        }
+        let json = serde_json::to_string_pretty(&v).expect("plain values") + "\n";
         crate::graph::json::write_atomic(path, json.as_bytes())?;
         w(out, &format!("wrote {}\n", path.display()))?;
     }

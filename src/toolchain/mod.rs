@@ -24,5 +24,6 @@
 pub mod estimate;
 pub mod gantt;
 pub mod heft;
+pub mod measure;
 pub mod platform;
 pub mod tasks;

@@ -70,6 +70,8 @@ pub struct Device {
     pub profile: HardwareProfile,
     /// Streams that run kernels concurrently (at least 1).
     pub streams: usize,
+    /// For a CPU, the cores of each stream's worker group (1 when not given).
+    pub threads_per_stream: usize,
     /// Bytes of memory.
     pub memory_bytes: u64,
 }
@@ -158,6 +160,7 @@ impl Platform {
                 name: d.name.clone(),
                 profile,
                 streams: d.streams,
+                threads_per_stream: d.threads_per_stream.unwrap_or(1),
                 memory_bytes: d.memory_bytes as u64,
             });
         }

@@ -95,6 +95,13 @@ impl TaskGraph {
                     }
                 }
             }
+            // Kernels writing parts of one buffer (a concatenation) run in
+            // program order: each waits for the previous writer (no data moves).
+            if let Some(&last) = writers[out.buffer].last() {
+                if !preds.iter().any(|(q, _)| *q == last) {
+                    preds.push((last, 0));
+                }
+            }
             let out_bytes = out.numel() as u64 * elem(out.buffer);
             let output_bytes = if matches!(program.buffers[out.buffer].kind, Some(BufferKind::Output)) {
                 out_bytes

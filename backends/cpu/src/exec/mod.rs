@@ -17,6 +17,7 @@
 //! produces it, while the tile is in cache ([`epilogue`]); an epilogue whose
 //! operands do not flatten to the kernel's output matrix runs as a second pass.
 
+mod concurrent;
 mod epilogue;
 mod ops;
 
@@ -59,6 +60,13 @@ pub enum ExecError {
         name: &'static str,
         /// The kernel's error.
         source: KernelError,
+    },
+    /// A concurrent run's streams or plan do not fit the program
+    /// ([`Executable::run_streams`]).
+    #[error("concurrent run: {problem}")]
+    Streams {
+        /// What is wrong.
+        problem: &'static str,
     },
     /// The memory plan does not fit the program.
     #[error("memory plan: buffer {buffer} (\"{name}\") {problem}")]
@@ -281,9 +289,9 @@ impl Executable {
         Ok((outputs, times))
     }
 
-    /// Runs the program; with `times` (one entry per kernel), records each
-    /// kernel's wall time there (one `Instant` read per kernel; none without).
-    fn run_observed(&self, inputs: &[InputData<'_>], mut times: Option<&mut [std::time::Duration]>) -> Result<Vec<Vec<f32>>, ExecError> {
+    /// The storage of one run: the arena, the output vectors, and the buffer
+    /// table pointing into them, the inputs and the constants.
+    fn prepare(&self, inputs: &[InputData<'_>]) -> Result<(Vec<f32>, Vec<Vec<f32>>, Mem), ExecError> {
         let p = &self.program;
         if inputs.len() != p.inputs.len() {
             return Err(ExecError::Input {
@@ -337,6 +345,14 @@ impl Executable {
             slots,
             names: p.buffers.iter().map(|b| b.name.clone()).collect(),
         };
+        Ok((arena, outputs, mem))
+    }
+
+    /// Runs the program; with `times` (one entry per kernel), records each
+    /// kernel's wall time there (one `Instant` read per kernel; none without).
+    fn run_observed(&self, inputs: &[InputData<'_>], mut times: Option<&mut [std::time::Duration]>) -> Result<Vec<Vec<f32>>, ExecError> {
+        let p = &self.program;
+        let (arena, outputs, mem) = self.prepare(inputs)?;
         let mut clock = times.as_ref().map(|_| std::time::Instant::now());
         for (k, kernel) in p.kernels.iter().enumerate() {
             ops::run_kernel(kernel, self.exprs[k].as_ref(), &mem).map_err(|source| ExecError::Kernel {
