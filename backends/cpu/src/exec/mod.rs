@@ -80,6 +80,10 @@ pub enum ExecError {
     },
 }
 
+/// One run's storage: the arena, the outputs, and the buffer table pointing
+/// into them (the arena and outputs must outlive the table's use).
+type RunStorage = (Vec<f32>, Vec<Vec<f32>>, Mem);
+
 /// A program ready to run: its elementwise programs compiled and its arena sized.
 pub struct Executable {
     program: Program,
@@ -291,7 +295,7 @@ impl Executable {
 
     /// The storage of one run: the arena, the output vectors, and the buffer
     /// table pointing into them, the inputs and the constants.
-    fn prepare(&self, inputs: &[InputData<'_>]) -> Result<(Vec<f32>, Vec<Vec<f32>>, Mem), ExecError> {
+    fn prepare(&self, inputs: &[InputData<'_>]) -> Result<RunStorage, ExecError> {
         let p = &self.program;
         if inputs.len() != p.inputs.len() {
             return Err(ExecError::Input {
