@@ -117,6 +117,41 @@ pub fn plan_memory(program: &Program) -> Result<(Vec<Option<usize>>, MemoryRepor
     Ok((offsets, memory))
 }
 
+/// A graph input converted to what a backend takes: `f32` values, or `i64`
+/// indices (from `i64` or `i32` tensors).
+pub(crate) enum InputBuffer {
+    /// `f32` values.
+    F32(Vec<f32>),
+    /// `i64` values.
+    I64(Vec<i64>),
+}
+
+/// Every input of `types` (name and declared type, in the graph's order) from
+/// `inputs`, converted; a missing input or one of another type is an error
+/// naming it.
+pub(crate) fn input_buffers(types: &[(String, TensorType)], inputs: &BTreeMap<String, Tensor>) -> Result<Vec<InputBuffer>> {
+    types
+        .iter()
+        .map(|(name, ty)| {
+            let t = inputs.get(name).ok_or_else(|| Error::MissingInputs {
+                inputs: vec![format!("{name} ({ty})")],
+            })?;
+            if &t.ty != ty {
+                return Err(Error::Usage {
+                    option: format!("input \"{name}\""),
+                    expected: ty.to_string(),
+                    found: t.ty.to_string(),
+                });
+            }
+            Ok(match &t.data {
+                TensorData::I64(v) => InputBuffer::I64(v.clone()),
+                TensorData::I32(v) => InputBuffer::I64(v.iter().map(|&x| x as i64).collect()),
+                _ => InputBuffer::F32(t.to_f64().into_iter().map(|x| x as f32).collect()),
+            })
+        })
+        .collect()
+}
+
 /// How a run of a [`CpuModel`] executes its kernels.
 enum Mode<'a> {
     Plain,
@@ -209,37 +244,12 @@ impl CpuModel {
     }
 
     fn run_inner(&self, inputs: &BTreeMap<String, Tensor>, mode: Mode<'_>) -> Result<(BTreeMap<String, Tensor>, Vec<std::time::Duration>)> {
-        let mut owned_f32: Vec<Vec<f32>> = Vec::new();
-        let mut owned_i64: Vec<Vec<i64>> = Vec::new();
-        for (name, ty) in &self.input_types {
-            let t = inputs.get(name).ok_or_else(|| Error::MissingInputs {
-                inputs: vec![format!("{name} ({ty})")],
-            })?;
-            if &t.ty != ty {
-                return Err(Error::Usage {
-                    option: format!("input \"{name}\""),
-                    expected: ty.to_string(),
-                    found: t.ty.to_string(),
-                });
-            }
-            match &t.data {
-                TensorData::I64(v) => owned_i64.push(v.clone()),
-                TensorData::I32(v) => owned_i64.push(v.iter().map(|&x| x as i64).collect()),
-                _ => owned_f32.push(t.to_f64().into_iter().map(|x| x as f32).collect()),
-            }
-        }
-        let (mut fi, mut ii) = (0, 0);
-        let data: Vec<InputData<'_>> = self
-            .input_types
+        let owned = input_buffers(&self.input_types, inputs)?;
+        let data: Vec<InputData<'_>> = owned
             .iter()
-            .map(|(_, ty)| {
-                if matches!(ty.dtype, DType::I64 | DType::I32) {
-                    ii += 1;
-                    InputData::I64(&owned_i64[ii - 1])
-                } else {
-                    fi += 1;
-                    InputData::F32(&owned_f32[fi - 1])
-                }
+            .map(|d| match d {
+                InputBuffer::F32(v) => InputData::F32(v),
+                InputBuffer::I64(v) => InputData::I64(v),
             })
             .collect();
         let (outs, times) = match mode {

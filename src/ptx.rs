@@ -14,7 +14,7 @@
 //! assert_eq!(m.estimate(&h100).len(), 1);
 //! ```
 
-use crate::backend::{MemoryReport, plan_memory};
+use crate::backend::{InputBuffer, MemoryReport, plan_memory};
 use crate::cost::{ExecKind, HardwareProfile, Work};
 use crate::dtype::DType;
 use crate::dtype::TensorType;
@@ -35,11 +35,6 @@ pub struct PtxModel {
     pub memory: MemoryReport,
     input_types: Vec<(String, TensorType)>,
     output_names: Vec<String>,
-}
-
-enum HostData {
-    F32(Vec<f32>),
-    I64(Vec<i64>),
 }
 
 /// One launch's roofline estimate.
@@ -78,29 +73,12 @@ impl PtxModel {
     /// the weights and `inputs` (every graph input, with its declared type),
     /// launches the plan, and returns the outputs by name.
     pub fn run<G: eqopt_ptx::host::Gpu>(&self, gpu: &mut G, inputs: &BTreeMap<String, Tensor>) -> Result<BTreeMap<String, Tensor>> {
-        let mut data: Vec<HostData> = Vec::with_capacity(self.input_types.len());
-        for (name, ty) in &self.input_types {
-            let t = inputs.get(name).ok_or_else(|| Error::MissingInputs {
-                inputs: vec![format!("{name} ({ty})")],
-            })?;
-            if &t.ty != ty {
-                return Err(Error::Usage {
-                    option: format!("input \"{name}\""),
-                    expected: ty.to_string(),
-                    found: t.ty.to_string(),
-                });
-            }
-            data.push(match &t.data {
-                TensorData::I64(v) => HostData::I64(v.clone()),
-                TensorData::I32(v) => HostData::I64(v.iter().map(|&x| x as i64).collect()),
-                _ => HostData::F32(t.to_f64().into_iter().map(|x| x as f32).collect()),
-            });
-        }
+        let data = crate::backend::input_buffers(&self.input_types, inputs)?;
         let host: Vec<eqopt_ptx::host::HostInput<'_>> = data
             .iter()
             .map(|d| match d {
-                HostData::F32(v) => eqopt_ptx::host::HostInput::F32(v),
-                HostData::I64(v) => eqopt_ptx::host::HostInput::I64(v),
+                InputBuffer::F32(v) => eqopt_ptx::host::HostInput::F32(v),
+                InputBuffer::I64(v) => eqopt_ptx::host::HostInput::I64(v),
             })
             .collect();
         let outs = eqopt_ptx::host::run(gpu, &self.compiled, &self.program, &host).map_err(|e| Error::Device {
