@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 mod backend;
 mod budget;
 mod calibrate;
+mod docs;
 mod ptx;
 mod schedule;
 use std::collections::BTreeMap;
@@ -98,6 +99,14 @@ enum Command {
     ///
     /// Example: eqopt calibrate && eqopt bench model.onnx --per-kernel
     Calibrate(calibrate::CalibrateArgs),
+    /// Print a shell completion script.
+    ///
+    /// Example: eqopt completions bash > ~/.local/share/bash-completion/completions/eqopt
+    Completions(docs::CompletionsArgs),
+    /// Print the manual page, or write one per subcommand into a directory.
+    ///
+    /// Example: eqopt man -o /usr/local/share/man/man1
+    Man(docs::ManArgs),
     /// Inspect rule files.
     Rules {
         #[command(subcommand)]
@@ -684,6 +693,8 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
         Command::Schedule(a) => schedule::run_schedule(a, out),
         Command::Estimate(a) => schedule::run_estimate(a, out),
         Command::Calibrate(a) => calibrate::run_calibrate(a, out),
+        Command::Completions(a) => docs::run_completions(a, out),
+        Command::Man(a) => docs::run_man(a, out),
         Command::Import(a) => run_convert(a, false, out),
         Command::Export(a) => run_convert(a, true, out),
         Command::Rules {
