@@ -81,6 +81,20 @@ pub fn split_index(kb: &mut Kb, linear: R32, shape: &[usize]) -> Vec<R32> {
 /// `base + Σ c·s` as a signed 32-bit element offset.
 pub fn linear_combination(kb: &mut Kb, base: usize, terms: &[(R32, isize)]) -> R32 {
     let acc = kb.imm32(base as i64);
+    add_terms(kb, acc, terms);
+    acc
+}
+
+/// `base + Σ c·s` (signed 32-bit element offset) from a register base.
+pub fn combine(kb: &mut Kb, base: R32, terms: &[(R32, isize)]) -> R32 {
+    let acc = kb.r32();
+    kb.op(&format!("mov.u32 {acc}, {base}"));
+    add_terms(kb, acc, terms);
+    acc
+}
+
+/// `acc += Σ c·s`, skipping zero strides and using an add for unit ones.
+fn add_terms(kb: &mut Kb, acc: R32, terms: &[(R32, isize)]) {
     for &(c, s) in terms {
         match s {
             0 => {}
@@ -88,7 +102,6 @@ pub fn linear_combination(kb: &mut Kb, base: usize, terms: &[(R32, isize)]) -> R
             _ => kb.op(&format!("mad.lo.s32 {acc}, {c}, {}, {acc}", s as i32)),
         }
     }
-    acc
 }
 
 /// The byte address of element `offset` (signed) of a buffer of `size`-byte elements at `base`.

@@ -27,11 +27,12 @@
 //! Weights may be `f32`, `f16` or `bf16` (widened exactly as they are read);
 //! every operand is read through its view's strides.
 
-use super::tile::{self, Arith, THREADS, Tiling, combine, load_guarded};
+use super::tile::{self, Arith, THREADS, Tiling, load_guarded};
 use super::{ELEMENTWISE_BLOCK, Emitted, Kc, blocks_for};
 use crate::builder::{F32, Kb, Pred, R32, R64};
 use crate::error::PtxError;
 use crate::expr::emit_expr;
+use crate::index::combine;
 use crate::index::{Walk, for_range, grid_stride, load_f32, split_index, store_f32};
 use eqopt_kir::{ConvGeometry, ElemType, Epilogue, Kernel, Program, View};
 

@@ -25,11 +25,12 @@
 //! cores. Each output element gets the epilogue (operand 0 the accumulator,
 //! operands 1.. the extras read at its coordinates) before its store.
 
-use super::tile::{self, Arith, THREADS, Tiling, combine, load_guarded};
+use super::tile::{self, Arith, THREADS, Tiling, load_guarded};
 use super::{Emitted, Kc};
 use crate::builder::{F32, Kb, Pred, R32, R64};
 use crate::error::PtxError;
 use crate::expr::emit_expr;
+use crate::index::combine;
 use crate::index::{Walk, address, load_f32, store_f32};
 use crate::plan::scales_offset;
 use eqopt_kir::{BufferKind, ConstData, ElemType, GemmCompute, Kernel, Program, View};

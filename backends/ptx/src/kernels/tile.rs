@@ -418,20 +418,6 @@ impl Tiling {
     }
 }
 
-/// `base + Σ c·s` (signed 32-bit element offset) from a register base.
-pub fn combine(kb: &mut Kb, base: R32, terms: &[(R32, isize)]) -> R32 {
-    let acc = kb.r32();
-    kb.op(&format!("mov.u32 {acc}, {base}"));
-    for &(c, s) in terms {
-        match s {
-            0 => {}
-            1 => kb.op(&format!("add.s32 {acc}, {acc}, {c}")),
-            _ => kb.op(&format!("mad.lo.s32 {acc}, {c}, {}, {acc}", s as i32)),
-        }
-    }
-    acc
-}
-
 /// Element `offset` of a float buffer (`f32`, or `f16`/`bf16` widened
 /// exactly) at `base` where `valid`, else 0 (memory untouched).
 pub fn load_guarded(kb: &mut Kb, base: R64, elem: ElemType, offset: R32, valid: Pred) -> F32 {

@@ -1,7 +1,9 @@
-//! Interpreter throughput, for information (ignored by default; run with
-//! `cargo test --release -p eqopt-ptx-sim --test speed -- --ignored --nocapture`).
-//! Each case also checks its result, so it can fail.
+//! Interpreter throughput, a measurement rather than a test (a timing must
+//! not fail a test run): `cargo run --release -p eqopt-ptx-sim --example speed`.
+//! Each case also checks its result and panics if it is wrong.
 
+#[path = "../tests/common/mod.rs"]
+#[allow(dead_code)]
 mod common;
 
 use std::time::Instant;
@@ -91,9 +93,7 @@ $L__k:
 }
 "#;
 
-#[test]
-#[ignore = "timing; run in release"]
-fn interpreter_speed() {
+fn main() {
     let m = module(KERNELS);
     let mut dev = Device::new();
 
