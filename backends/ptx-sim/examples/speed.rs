@@ -3,7 +3,6 @@
 //! Each case also checks its result and panics if it is wrong.
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use std::time::Instant;
