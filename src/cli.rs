@@ -1,20 +1,16 @@
 //! The `eqopt` command line. `main.rs` calls [`main`]; everything else is here.
 
-use crate::dtype::{DType, TensorType};
 use crate::error::{Error, Result};
-use crate::graph::json;
-use crate::graph::tensor::Tensor;
-use crate::optimize::{OptimizeOptions, optimize_measured};
 use crate::rules::RuleSet;
-use crate::saturate::Limits;
-use crate::tensor_io;
 use clap::{Args, Parser, Subcommand};
 
 mod backend;
 mod budget;
 mod calibrate;
 mod docs;
+mod optimize;
 mod ptx;
+mod run;
 mod schedule;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -39,7 +35,7 @@ enum Command {
     /// Example: eqopt optimize examples/bert_layer.json -o /tmp/bert.opt.json --target h100 --report /tmp/report.json
     ///
     /// Example: eqopt optimize model.onnx -o model.opt.onnx
-    Optimize(OptimizeArgs),
+    Optimize(optimize::OptimizeArgs),
     /// Import an ONNX model as graph.json (weights go to <stem>.safetensors beside it).
     ///
     /// Shape arithmetic (Shape, Gather, Unsqueeze, Concat, ConstantOfShape, ...) is
@@ -66,7 +62,7 @@ enum Command {
     /// mean of the finite values, NaN/inf counts) is always printed.
     ///
     /// Example: eqopt run examples/mlp.json --random-inputs 1 -o /tmp/mlp-outputs.npz
-    Run(RunArgs),
+    Run(run::RunArgs),
     /// Lower a model to the CPU backend's kernel program and plan its memory.
     ///
     /// Prints the kernel count and the memory plan (bytes without reuse, arena,
@@ -192,51 +188,6 @@ struct ConvertArgs {
 }
 
 #[derive(Args, Debug)]
-struct OptimizeArgs {
-    /// Input model: graph.json, or ONNX (by the .onnx extension).
-    input: PathBuf,
-    /// Output model: .onnx writes ONNX; otherwise graph.json (weights, if any, go to <stem>.safetensors beside it).
-    #[arg(short, long)]
-    output: PathBuf,
-    #[command(flatten)]
-    shapes: ShapeArgs,
-    /// Hardware target: a built-in name (cpu, h100, a100) or a profile JSON file.
-    #[arg(long, default_value = "cpu")]
-    target: String,
-    /// Also write the report as JSON.
-    #[arg(long)]
-    report: Option<PathBuf>,
-    #[command(flatten)]
-    rules: RuleArgs,
-    /// E-node limit for saturation.
-    #[arg(long, default_value_t = crate::saturate::DEFAULT_NODE_LIMIT)]
-    node_limit: usize,
-    /// Iteration limit for saturation.
-    #[arg(long, default_value_t = crate::saturate::DEFAULT_ITER_LIMIT)]
-    iter_limit: usize,
-    /// Time limit for saturation, seconds.
-    #[arg(long, default_value_t = crate::saturate::DEFAULT_TIME_LIMIT_S)]
-    time_limit: f64,
-    /// Multi-pattern rules run only in the first K iterations.
-    #[arg(long, default_value_t = crate::saturate::DEFAULT_MULTI_PATTERN_ITERS)]
-    multi_pattern_iters: usize,
-    /// Extractor (greedy, eqopt, ilp).
-    #[arg(long, default_value = eqopt_extract::DEFAULT_EXTRACTOR)]
-    extractor: String,
-    /// Time limit for extraction, seconds.
-    #[arg(long, default_value_t = crate::optimize::DEFAULT_EXTRACT_TIME_LIMIT_S)]
-    extract_time_limit: f64,
-    /// Allow the output to be the input file.
-    #[arg(long)]
-    overwrite_input: bool,
-    /// List the rules whose rewrites the optimized graph uses, with the nodes each built.
-    #[arg(long)]
-    explain: bool,
-    #[command(flatten)]
-    budget: budget::BudgetArgs,
-}
-
-#[derive(Args, Debug)]
 struct ExtractArgs {
     /// An egraph-serialize JSON file.
     file: PathBuf,
@@ -246,59 +197,6 @@ struct ExtractArgs {
     /// Time limit per extractor, seconds.
     #[arg(long, default_value_t = 10.0)]
     time_limit: f64,
-}
-
-#[derive(Args, Debug)]
-struct RunArgs {
-    /// The model to evaluate: graph.json, or ONNX (by the .onnx extension).
-    graph: PathBuf,
-    #[command(flatten)]
-    shapes: ShapeArgs,
-    /// A graph input's value from a .npy file (C order; f32, f64, f16, i8, i32, i64 or bool). Repeatable.
-    #[arg(long = "input", value_name = "NAME=FILE.npy", value_parser = parse_input_arg)]
-    input: Vec<(String, PathBuf)>,
-    /// Graph input values from a safetensors file (or an .npz, by extension), keyed by input name.
-    #[arg(long = "inputs", value_name = "FILE.safetensors")]
-    inputs: Option<PathBuf>,
-    /// Fill every input not given above with deterministic random values from SEED
-    /// (normal for floats, valid indices for Gather index inputs).
-    #[arg(long, value_name = "SEED")]
-    random_inputs: Option<u64>,
-    /// Save the outputs: a path ending in .npz gets one archive holding every output;
-    /// any other path is a directory (created if needed) that gets one <output>.npy per
-    /// output, with '/' in names replaced by '_'. bf16 outputs are saved as f32 (NumPy
-    /// has no bf16). Files are written atomically.
-    #[arg(short, long, value_name = "OUT.npz|DIR")]
-    output: Option<PathBuf>,
-    /// Evaluate with the reference interpreter instead of a backend.
-    #[arg(long, conflicts_with = "backend")]
-    reference: bool,
-    /// The backend that runs the model: `cpu` (SIMD kernels), `ptx-sim` (the
-    /// PTX module on the PTX interpreter: slow, for checking), `cuda` (the PTX
-    /// module on GPU 0; needs a build with `--features cuda`).
-    #[arg(long, value_enum, default_value = "cpu")]
-    backend: RunBackend,
-    /// Threads of the CPU backend's pool (default: all cores).
-    #[arg(long, conflicts_with = "reference")]
-    threads: Option<usize>,
-}
-
-/// A backend `eqopt run` can use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum RunBackend {
-    /// The CPU backend.
-    Cpu,
-    /// The PTX module (sm_90) on the PTX interpreter.
-    PtxSim,
-    /// The PTX module on GPU 0 (the `cuda` feature).
-    Cuda,
-}
-
-fn parse_input_arg(s: &str) -> std::result::Result<(String, PathBuf), String> {
-    match s.split_once('=') {
-        Some((name, path)) if !name.is_empty() && !path.is_empty() => Ok((name.to_string(), PathBuf::from(path))),
-        _ => Err(format!("expected NAME=FILE.npy, found \"{s}\"")),
-    }
 }
 
 fn load_rules(args: &RuleArgs) -> Result<RuleSet> {
@@ -334,47 +232,6 @@ fn same_file(a: &Path, b: &Path) -> bool {
         (Ok(x), Ok(y)) => x == y,
         _ => a == b,
     }
-}
-
-fn run_optimize(a: &OptimizeArgs, out: &mut dyn Write) -> Result<()> {
-    if !a.overwrite_input && same_file(&a.input, &a.output) {
-        return Err(Error::Usage {
-            option: "--output".into(),
-            expected: "a path other than the input (or --overwrite-input)".into(),
-            found: a.output.display().to_string(),
-        });
-    }
-    let (target, calibrated) = crate::calibrate::resolve_target(&a.target)?;
-    if let Some(path) = calibrated {
-        writeln!(out, "target cpu: the calibrated profile {}", path.display()).map_err(|e| Error::io("<stdout>", e))?;
-    }
-    let rules = load_rules(&a.rules)?;
-    let graph = a.shapes.load(&a.input)?;
-    let limits = Limits::default()
-        .with_node_limit(a.node_limit)
-        .with_iter_limit(a.iter_limit)
-        .with_time_limit(positive("--time-limit", a.time_limit)?)
-        .with_multi_pattern_iters(a.multi_pattern_iters);
-    let mut opts = OptimizeOptions::new(target)
-        .with_limits(limits)
-        .with_extractor(a.extractor.clone())
-        .with_activations(a.budget.activations);
-    opts.extract_time_limit_s = positive("--extract-time-limit", a.extract_time_limit)?;
-    opts.explain = a.explain;
-    opts.max_error = a.budget.max_error;
-    a.budget.check()?;
-    let mut meter = a.budget.meter(&graph)?;
-    let meter = meter.as_mut().map(|m| m as &mut dyn crate::budget::ErrorMeter);
-    let (optimized, report) = optimize_measured(&graph, &rules, &opts, meter)?;
-    crate::onnx::save_any(&optimized, &a.output)?;
-    if let Some(r) = &a.report {
-        let mut text = serde_json::to_string_pretty(&report).expect("reports serialize");
-        text.push('\n');
-        json::write_atomic(r, text.as_bytes())?;
-    }
-    write!(out, "{}", report.table()).map_err(|e| Error::io("<stdout>", e))?;
-    writeln!(out, "wrote {}", a.output.display()).map_err(|e| Error::io("<stdout>", e))?;
-    a.budget.pareto(&graph, &rules, &opts, out)
 }
 
 fn run_extract(a: &ExtractArgs, out: &mut dyn Write) -> Result<()> {
@@ -425,167 +282,6 @@ fn run_extract(a: &ExtractArgs, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-/// The value given for a graph input, and where it came from (for messages).
-struct GivenInput {
-    tensor: Tensor,
-    source: String,
-}
-
-fn run_graph(a: &RunArgs, out: &mut dyn Write) -> Result<()> {
-    let graph = a.shapes.load(&a.graph)?;
-    let declared: BTreeMap<&str, &TensorType> = graph.inputs.iter().map(|i| (i.name.as_str(), &i.ty)).collect();
-    let known = || {
-        if graph.inputs.is_empty() {
-            "the graph has none".to_string()
-        } else {
-            let list: Vec<String> = graph.inputs.iter().map(|i| format!("{} ({})", i.name, i.ty)).collect();
-            format!("one of {}", list.join(", "))
-        }
-    };
-    let mut given: BTreeMap<String, GivenInput> = BTreeMap::new();
-    let check_name = |name: &str, source: &str| -> Result<()> {
-        if declared.contains_key(name) {
-            Ok(())
-        } else {
-            Err(Error::Usage {
-                option: source.to_string(),
-                expected: format!("a graph input name ({})", known()),
-                found: format!("\"{name}\""),
-            })
-        }
-    };
-    let mut add = |name: String, tensor: Tensor, source: String, from_npy: bool| -> Result<()> {
-        let ty = declared[name.as_str()];
-        if &tensor.ty != ty {
-            let hint = if from_npy && ty.dtype == DType::BF16 {
-                " (NumPy has no bf16: give it in a safetensors file with --inputs)"
-            } else {
-                ""
-            };
-            return Err(Error::Usage {
-                option: source,
-                expected: format!("{ty} for graph input \"{name}\"{hint}"),
-                found: tensor.ty.to_string(),
-            });
-        }
-        if let Some(first) = given.get(&name) {
-            return Err(Error::Usage {
-                option: source,
-                expected: "each graph input given once".into(),
-                found: format!("\"{name}\" also given by {}", first.source),
-            });
-        }
-        given.insert(name, GivenInput { tensor, source });
-        Ok(())
-    };
-    if let Some(p) = &a.inputs {
-        let source = format!("--inputs {}", p.display());
-        for (name, t) in tensor_io::read_tensors(p)? {
-            check_name(&name, &source)?;
-            add(name, t, source.clone(), false)?;
-        }
-    }
-    for (name, p) in &a.input {
-        let source = format!("--input {name}={}", p.display());
-        check_name(name, &source)?;
-        add(name.clone(), tensor_io::read_npy(p)?, source, true)?;
-    }
-    let missing: Vec<&crate::graph::Input> = graph.inputs.iter().filter(|i| !given.contains_key(&i.name)).collect();
-    if !missing.is_empty() {
-        let Some(seed) = a.random_inputs else {
-            return Err(Error::MissingInputs {
-                inputs: missing.iter().map(|i| format!("{} ({})", i.name, i.ty)).collect(),
-            });
-        };
-        let mut random = crate::eval::random_inputs(&graph, seed);
-        for i in missing {
-            let tensor = random.remove(&i.name).expect("random_inputs fills every graph input");
-            let source = format!("random (seed {seed})");
-            given.insert(i.name.clone(), GivenInput { tensor, source });
-        }
-    }
-    let w = |out: &mut dyn Write, s: String| out.write_all(s.as_bytes()).map_err(|e| Error::io("<stdout>", e));
-    // Compiled before anything is printed, so a graph the backend cannot run fails cleanly.
-    enum Engine {
-        Reference,
-        Cpu(crate::backend::CpuModel, rayon::ThreadPool),
-        Ptx(crate::ptx::PtxModel, RunBackend),
-    }
-    let engine = match (a.reference, a.backend) {
-        (true, _) => Engine::Reference,
-        (false, RunBackend::Cpu) => Engine::Cpu(crate::backend::CpuModel::compile(&graph)?, backend::pool(a.threads)?),
-        (false, b) => {
-            if cfg!(not(feature = "cuda")) && b == RunBackend::Cuda {
-                return Err(Error::Usage {
-                    option: "--backend".into(),
-                    expected: "cpu or ptx-sim (cuda needs eqopt built with --features cuda)".into(),
-                    found: "cuda".into(),
-                });
-            }
-            Engine::Ptx(crate::ptx::PtxModel::compile(&graph, eqopt_ptx::SmTarget::Sm90)?, b)
-        }
-    };
-    let name = match &engine {
-        Engine::Reference => "the reference interpreter".to_string(),
-        Engine::Cpu(_, pool) => format!("the cpu backend ({} threads)", pool.current_num_threads()),
-        Engine::Ptx(m, RunBackend::Cuda) => format!("the ptx backend on GPU 0 ({} launches)", m.compiled.launches.len()),
-        Engine::Ptx(m, _) => format!("the ptx backend on the PTX interpreter ({} launches)", m.compiled.launches.len()),
-    };
-    w(out, format!("{}: evaluated with {name}\n", a.graph.display()))?;
-    for i in &graph.inputs {
-        w(out, format!("input {} {}: {}\n", i.name, i.ty, given[&i.name].source))?;
-    }
-    let inputs: BTreeMap<String, Tensor> = given.into_iter().map(|(k, g)| (k, g.tensor)).collect();
-    let results = match &engine {
-        Engine::Reference => crate::eval::run(&graph, &inputs).map_err(|source| Error::Eval {
-            graph: a.graph.clone(),
-            source: Box::new(source),
-        })?,
-        Engine::Cpu(model, pool) => pool.install(|| model.run(&inputs))?,
-        Engine::Ptx(model, RunBackend::Cuda) => run_cuda(model, &inputs)?,
-        Engine::Ptx(model, _) => {
-            let mut gpu = eqopt_ptx::sim::SimGpu::new(&model.compiled.ptx).map_err(|e| Error::Device {
-                backend: "ptx",
-                problem: e.to_string(),
-            })?;
-            model.run(&mut gpu, &inputs)?
-        }
-    };
-    let mut outputs: Vec<(&str, &Tensor)> = Vec::new();
-    for name in &graph.outputs {
-        if outputs.iter().all(|(n, _)| n != name) {
-            outputs.push((name.as_str(), &results[name]));
-        }
-    }
-    w(out, tensor_io::summary_table(&outputs))?;
-    if let Some(path) = &a.output {
-        write_outputs(path, &outputs)?;
-        let bf16: Vec<&str> = outputs.iter().filter(|(_, t)| t.ty.dtype == DType::BF16).map(|(n, _)| *n).collect();
-        if !bf16.is_empty() {
-            w(
-                out,
-                format!("note: bf16 outputs saved as f32 (NumPy has no bf16): {}\n", bf16.join(", ")),
-            )?;
-        }
-        w(out, format!("wrote {}\n", path.display()))?;
-    }
-    Ok(())
-}
-
-#[cfg(feature = "cuda")]
-fn run_cuda(model: &crate::ptx::PtxModel, inputs: &BTreeMap<String, Tensor>) -> Result<BTreeMap<String, Tensor>> {
-    let mut gpu = eqopt_ptx::cuda::CudaGpu::new(&model.compiled.ptx).map_err(|e| Error::Device {
-        backend: "cuda",
-        problem: e.to_string(),
-    })?;
-    model.run(&mut gpu, inputs)
-}
-
-#[cfg(not(feature = "cuda"))]
-fn run_cuda(_: &crate::ptx::PtxModel, _: &BTreeMap<String, Tensor>) -> Result<BTreeMap<String, Tensor>> {
-    unreachable!("refused before compiling: built without the cuda feature")
-}
-
 fn run_convert(a: &ConvertArgs, to_onnx: bool, out: &mut dyn Write) -> Result<()> {
     let graph = a.shapes.load(&a.input)?;
     if crate::onnx::is_onnx(&a.output) != to_onnx {
@@ -629,36 +325,6 @@ fn run_convert(a: &ConvertArgs, to_onnx: bool, out: &mut dyn Write) -> Result<()
     w(out, format!("wrote {}\n", a.output.display()))
 }
 
-/// Writes `outputs` as one .npz (`path` ending in .npz) or as `<name>.npy` files in directory `path`.
-fn write_outputs(path: &Path, outputs: &[(&str, &Tensor)]) -> Result<()> {
-    if tensor_io::has_extension(path, "npz") {
-        return tensor_io::write_npz(path, outputs);
-    }
-    if path.exists() && !path.is_dir() {
-        return Err(Error::Usage {
-            option: "--output".into(),
-            expected: "a file name ending in .npz, or a directory".into(),
-            found: format!("{} (an existing file)", path.display()),
-        });
-    }
-    let mut files: BTreeMap<String, &str> = BTreeMap::new();
-    for (name, _) in outputs {
-        let file = tensor_io::npy_file_name(name);
-        if let Some(other) = files.insert(file.clone(), name) {
-            return Err(Error::Usage {
-                option: "--output".into(),
-                expected: "output names that give distinct file names (or an .npz file)".into(),
-                found: format!("\"{other}\" and \"{name}\" both saved as {file}"),
-            });
-        }
-    }
-    std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
-    for (name, t) in outputs {
-        tensor_io::write_npy(&path.join(tensor_io::npy_file_name(name)), t)?;
-    }
-    Ok(())
-}
-
 fn run_rules_check(a: &CheckArgs, out: &mut dyn Write) -> Result<()> {
     use crate::rules::check::{CheckOptions, Verdict, check_rule};
     let set = load_rules(&a.rules)?;
@@ -685,9 +351,9 @@ fn run_rules_check(a: &CheckArgs, out: &mut dyn Write) -> Result<()> {
 /// Runs a parsed command line, writing human output to `out`.
 pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
     match &cli.command {
-        Command::Optimize(a) => run_optimize(a, out),
+        Command::Optimize(a) => optimize::run_optimize(a, out),
         Command::Extract(a) => run_extract(a, out),
-        Command::Run(a) => run_graph(a, out),
+        Command::Run(a) => run::run_graph(a, out),
         Command::Compile(a) => backend::run_compile(a, out),
         Command::Bench(a) => backend::run_bench(a, out),
         Command::Schedule(a) => schedule::run_schedule(a, out),

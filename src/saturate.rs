@@ -270,8 +270,28 @@ impl RewriteScheduler<TNode, TensorAnalysis> for GatedScheduler {
     }
 }
 
+/// What an [`Observer`] sees at the start of each iteration.
+pub struct IterationView<'a> {
+    /// The iteration about to run (0 is the first).
+    pub index: usize,
+    /// The e-graph, rebuilt (canonical) after the previous iteration.
+    pub egraph: &'a TEGraph,
+    /// The class of every tensor name of the input graph, as created; pass
+    /// through `egraph.find` for the current canonical id.
+    pub classes: &'a BTreeMap<String, Id>,
+}
+
+/// Called at the start of every iteration (progress bars, per-iteration cost
+/// traces). It must not take long: it runs inside the time limit.
+pub type Observer = Box<dyn FnMut(&IterationView<'_>)>;
+
 /// Runs the rules of `rules` on `graph` under `limits`.
 pub fn saturate(graph: &Graph, rules: &RuleSet, limits: &Limits) -> Result<Saturation> {
+    saturate_observed(graph, rules, limits, None)
+}
+
+/// [`saturate`], calling `observer` at the start of every iteration.
+pub fn saturate_observed(graph: &Graph, rules: &RuleSet, limits: &Limits, observer: Option<Observer>) -> Result<Saturation> {
     let rewrites = build_rewrites(rules)?;
     let multi: BTreeSet<Symbol> = rules
         .rules()
@@ -301,13 +321,22 @@ pub fn saturate(graph: &Graph, rules: &RuleSet, limits: &Limits) -> Result<Satur
         multi_iters: limits.multi_pattern_iters,
     };
     let start = Instant::now();
+    let mut observer = observer;
+    let observed_classes = classes.clone();
     let runner = Runner::<TNode, TensorAnalysis, ()>::new(TensorAnalysis::default())
         .with_egraph(egraph)
         .with_node_limit(limits.node_limit)
         .with_iter_limit(limits.iter_limit)
         .with_time_limit(Duration::from_secs_f64(limits.time_limit_s.max(0.0)))
         .with_scheduler(scheduler)
-        .with_hook(|runner| {
+        .with_hook(move |runner| {
+            if let Some(observe) = observer.as_mut() {
+                observe(&IterationView {
+                    index: runner.iterations.len(),
+                    egraph: &runner.egraph,
+                    classes: &observed_classes,
+                });
+            }
             if runner.egraph.analysis.conflicts.is_empty() {
                 Ok(())
             } else {

@@ -1,0 +1,96 @@
+//! `eqopt optimize`.
+
+use super::{RuleArgs, ShapeArgs, budget, load_rules, positive, same_file};
+use crate::error::{Error, Result};
+use crate::graph::json;
+use crate::optimize::{OptimizeOptions, optimize_measured};
+use crate::saturate::Limits;
+use clap::Args;
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub(super) struct OptimizeArgs {
+    /// Input model: graph.json, or ONNX (by the .onnx extension).
+    input: PathBuf,
+    /// Output model: .onnx writes ONNX; otherwise graph.json (weights, if any, go to <stem>.safetensors beside it).
+    #[arg(short, long)]
+    output: PathBuf,
+    #[command(flatten)]
+    shapes: ShapeArgs,
+    /// Hardware target: a built-in name (cpu, h100, a100) or a profile JSON file.
+    #[arg(long, default_value = "cpu")]
+    target: String,
+    /// Also write the report as JSON.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    #[command(flatten)]
+    rules: RuleArgs,
+    /// E-node limit for saturation.
+    #[arg(long, default_value_t = crate::saturate::DEFAULT_NODE_LIMIT)]
+    node_limit: usize,
+    /// Iteration limit for saturation.
+    #[arg(long, default_value_t = crate::saturate::DEFAULT_ITER_LIMIT)]
+    iter_limit: usize,
+    /// Time limit for saturation, seconds.
+    #[arg(long, default_value_t = crate::saturate::DEFAULT_TIME_LIMIT_S)]
+    time_limit: f64,
+    /// Multi-pattern rules run only in the first K iterations.
+    #[arg(long, default_value_t = crate::saturate::DEFAULT_MULTI_PATTERN_ITERS)]
+    multi_pattern_iters: usize,
+    /// Extractor (greedy, eqopt, ilp).
+    #[arg(long, default_value = eqopt_extract::DEFAULT_EXTRACTOR)]
+    extractor: String,
+    /// Time limit for extraction, seconds.
+    #[arg(long, default_value_t = crate::optimize::DEFAULT_EXTRACT_TIME_LIMIT_S)]
+    extract_time_limit: f64,
+    /// Allow the output to be the input file.
+    #[arg(long)]
+    overwrite_input: bool,
+    /// List the rules whose rewrites the optimized graph uses, with the nodes each built.
+    #[arg(long)]
+    explain: bool,
+    #[command(flatten)]
+    budget: budget::BudgetArgs,
+}
+
+pub(super) fn run_optimize(a: &OptimizeArgs, out: &mut dyn Write) -> Result<()> {
+    if !a.overwrite_input && same_file(&a.input, &a.output) {
+        return Err(Error::Usage {
+            option: "--output".into(),
+            expected: "a path other than the input (or --overwrite-input)".into(),
+            found: a.output.display().to_string(),
+        });
+    }
+    let (target, calibrated) = crate::calibrate::resolve_target(&a.target)?;
+    if let Some(path) = calibrated {
+        writeln!(out, "target cpu: the calibrated profile {}", path.display()).map_err(|e| Error::io("<stdout>", e))?;
+    }
+    let rules = load_rules(&a.rules)?;
+    let graph = a.shapes.load(&a.input)?;
+    let limits = Limits::default()
+        .with_node_limit(a.node_limit)
+        .with_iter_limit(a.iter_limit)
+        .with_time_limit(positive("--time-limit", a.time_limit)?)
+        .with_multi_pattern_iters(a.multi_pattern_iters);
+    let mut opts = OptimizeOptions::new(target)
+        .with_limits(limits)
+        .with_extractor(a.extractor.clone())
+        .with_activations(a.budget.activations);
+    opts.extract_time_limit_s = positive("--extract-time-limit", a.extract_time_limit)?;
+    opts.explain = a.explain;
+    opts.max_error = a.budget.max_error;
+    a.budget.check()?;
+    let mut meter = a.budget.meter(&graph)?;
+    let meter = meter.as_mut().map(|m| m as &mut dyn crate::budget::ErrorMeter);
+    let (optimized, report) = optimize_measured(&graph, &rules, &opts, meter)?;
+    crate::onnx::save_any(&optimized, &a.output)?;
+    if let Some(r) = &a.report {
+        let mut text = serde_json::to_string_pretty(&report).expect("reports serialize");
+        text.push('\n');
+        json::write_atomic(r, text.as_bytes())?;
+    }
+    write!(out, "{}", report.table()).map_err(|e| Error::io("<stdout>", e))?;
+    writeln!(out, "wrote {}", a.output.display()).map_err(|e| Error::io("<stdout>", e))?;
+    a.budget.pareto(&graph, &rules, &opts, out)
+}
