@@ -250,6 +250,14 @@ pub enum Error {
         /// What failed, as the device reported it.
         problem: String,
     },
+    /// An experiment file or results directory that cannot be used.
+    #[error("{}: {problem}", .file.display())]
+    Experiment {
+        /// The experiment file or results file.
+        file: PathBuf,
+        /// What is wrong, with the line or key where known.
+        problem: String,
+    },
     /// A platform description is unusable.
     #[error("platform {platform}: {problem}")]
     Platform {

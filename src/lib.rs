@@ -21,6 +21,7 @@ pub mod cost;
 pub mod dtype;
 pub mod error;
 pub mod eval;
+pub mod experiment;
 pub mod ewexpr;
 pub mod explain;
 pub mod extraction;

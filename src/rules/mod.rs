@@ -186,6 +186,18 @@ impl RuleSet {
         set
     }
 
+    /// The families' names, sorted.
+    pub fn family_names(&self) -> Vec<String> {
+        self.families.iter().map(|(f, _, _)| f.clone()).collect()
+    }
+
+    /// This set with only the families whose name `keep` accepts.
+    pub fn retain_families(&self, keep: impl Fn(&str) -> bool) -> RuleSet {
+        let mut set = self.clone();
+        set.families.retain(|(f, _, _)| keep(f));
+        set
+    }
+
     /// Whether any rule of the set is marked approximate.
     pub fn has_approx(&self) -> bool {
         self.rules().any(|r| r.approx)

@@ -1,0 +1,193 @@
+//! The tables (`tables.md`) and plots (`plots.json`, `plots/*.svg`) of a
+//! results directory, regenerated from its results.jsonl alone.
+
+use super::plots::{plots, svg};
+use super::results::RunRecord;
+use super::spec::budget_label;
+use crate::error::Result;
+use crate::graph::json::write_atomic;
+use std::path::{Path, PathBuf};
+
+/// The Markdown tables file of a results directory.
+pub const TABLES_MD: &str = "tables.md";
+/// The plot data file of a results directory.
+pub const PLOTS_JSON: &str = "plots.json";
+/// The folder of SVG plots in a results directory.
+pub const PLOTS_DIR: &str = "plots";
+
+/// Writes the tables and plots of `records` into `dir` (each file through a
+/// temporary file and a rename); returns the files written, in order.
+///
+/// # Errors
+/// [`crate::Error::Io`] if a file cannot be written.
+pub fn write_report(dir: &Path, title: &str, records: &[RunRecord]) -> Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    let tables = dir.join(TABLES_MD);
+    write_atomic(&tables, tables_md(title, records).as_bytes())?;
+    written.push(tables);
+    let data = plots(records);
+    let json = dir.join(PLOTS_JSON);
+    let mut text = serde_json::to_string_pretty(&data).expect("plot data serializes");
+    text.push('\n');
+    write_atomic(&json, text.as_bytes())?;
+    written.push(json);
+    let folder = dir.join(PLOTS_DIR);
+    std::fs::create_dir_all(&folder).map_err(|e| crate::Error::io(&folder, e))?;
+    for p in &data {
+        let path = folder.join(format!("{}.svg", p.file));
+        write_atomic(&path, svg(p).as_bytes())?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+fn ms(s: Option<f64>) -> String {
+    s.map_or("-".into(), |s| format!("{:.3}", s * 1e3))
+}
+
+fn secs(s: Option<f64>) -> String {
+    s.map_or("-".into(), |s| format!("{s:.2}"))
+}
+
+fn num<T: ToString>(v: Option<T>) -> String {
+    v.map_or("-".into(), |v| v.to_string())
+}
+
+fn sci(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.2e}"))
+}
+
+/// The tables as Markdown: every run, extractors against the optimum (when
+/// the ILP ran), and failures. Rows are in key order.
+pub fn tables_md(title: &str, records: &[RunRecord]) -> String {
+    let mut rs: Vec<&RunRecord> = records.iter().collect();
+    rs.sort_by(|a, b| a.key.cmp(&b.key));
+    let (ok, failed): (Vec<&RunRecord>, Vec<&RunRecord>) = rs.iter().partition(|r| r.is_ok());
+    let mut s = format!(
+        "# {title}\n\n{} runs: {} finished, {} failed.\n\n",
+        rs.len(),
+        ok.len(),
+        failed.len()
+    );
+    let measured = ok.iter().any(|r| r.measured_after_s.is_some());
+    let budgeted = ok.iter().any(|r| r.budget > 0.0);
+    s += "## Runs\n\nEstimated latencies are the roofline cost model's on the target; \
+          saturation and extraction times are wall-clock seconds on the machine that ran the sweep.\n\n";
+    let mut head = vec![
+        "model",
+        "rules",
+        "target",
+        "limits",
+        "extractor",
+        "iters",
+        "stop",
+        "e-classes",
+        "e-nodes",
+        "sat. s",
+        "ext. s",
+        "est. before ms",
+        "est. after ms",
+        "est. speedup",
+        "kernels",
+    ];
+    if budgeted {
+        head.extend(["budget", "approx", "est. error"]);
+    }
+    if measured {
+        head.extend(["meas. before ms", "meas. after ms", "meas. speedup", "meas. error"]);
+    }
+    s += &row(&head.iter().map(|h| h.to_string()).collect::<Vec<_>>());
+    s += &row(&head
+        .iter()
+        .map(|h| if *h == "model" { "---".to_string() } else { "---:".to_string() })
+        .collect::<Vec<_>>());
+    for r in &ok {
+        let speedup = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
+            _ => "-".into(),
+        };
+        let mut cells = vec![
+            r.model.clone(),
+            r.ruleset.clone(),
+            r.target.clone(),
+            r.limits.clone(),
+            r.extractor.clone(),
+            num(r.iterations),
+            r.stop_reason
+                .clone()
+                .unwrap_or_default()
+                .split(' ')
+                .next()
+                .unwrap_or("")
+                .to_string(),
+            num(r.egraph_classes),
+            num(r.egraph_nodes),
+            secs(r.saturation_s),
+            secs(r.extraction_s),
+            ms(r.cost_before_s),
+            ms(r.cost_after_s),
+            speedup(r.cost_before_s, r.cost_after_s),
+            format!("{} → {}", num(r.kernels_before), num(r.kernels_after)),
+        ];
+        if budgeted {
+            cells.extend([budget_label(r.budget), num(r.approx_nodes), sci(r.estimated_error)]);
+        }
+        if measured {
+            cells.extend([
+                ms(r.measured_before_s),
+                ms(r.measured_after_s),
+                speedup(r.measured_before_s, r.measured_after_s),
+                sci(r.measured_error),
+            ]);
+        }
+        s += &row(&cells);
+    }
+    let with_optimum: Vec<&&RunRecord> = ok.iter().filter(|r| r.optimum_s.is_some()).collect();
+    if !with_optimum.is_empty() {
+        s += "\n## Extractors against the optimum\n\nThe ILP's DAG cost on the same e-graph; \
+              \"proven\" when it finished within its time limit (otherwise the best it found).\n\n";
+        s += &row(&[
+            "model",
+            "rules",
+            "target",
+            "extractor",
+            "cost ms",
+            "optimum ms",
+            "cost / optimum",
+            "proven",
+        ]
+        .map(String::from));
+        s += &row(&["---", "---:", "---:", "---:", "---:", "---:", "---:", "---:"].map(String::from));
+        for r in with_optimum {
+            let ratio = match (r.dag_cost_s, r.optimum_s) {
+                (Some(c), Some(o)) if o > 0.0 => format!("{:.4}", c / o),
+                _ => "-".into(),
+            };
+            s += &row(&[
+                r.model.clone(),
+                r.ruleset.clone(),
+                r.target.clone(),
+                r.extractor.clone(),
+                ms(r.dag_cost_s),
+                ms(r.optimum_s),
+                ratio,
+                r.optimum_proven.map_or("-", |p| if p { "yes" } else { "no" }).to_string(),
+            ]);
+        }
+    }
+    if !failed.is_empty() {
+        s += "\n## Failures\n\n";
+        s += &row(&["run".to_string(), "error".to_string()]);
+        s += &row(&["---".to_string(), "---".to_string()]);
+        for r in &failed {
+            s += &row(&[r.key.clone(), r.error.clone().unwrap_or_default()]);
+        }
+    }
+    s
+}
+
+/// A Markdown table row; `|` and line breaks in cells are escaped.
+fn row(cells: &[String]) -> String {
+    let cells: Vec<String> = cells.iter().map(|c| c.replace('|', "\\|").replace('\n', " ")).collect();
+    format!("| {} |\n", cells.join(" | "))
+}
