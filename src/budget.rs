@@ -228,6 +228,14 @@ pub fn extract_within_budget(
         }
         let measured = meter.measure(&graph)?;
         let estimated = stats.estimated_error();
+        tracing::debug!(
+            round = rounds.len() + 1,
+            estimate_bound = bound,
+            approx_nodes = stats.approx.len(),
+            estimated,
+            measured,
+            "budget round"
+        );
         rounds.push(BudgetRound {
             estimate_budget: bound,
             lambda,
@@ -258,6 +266,13 @@ pub fn extract_within_budget(
         }
         bound *= (max_error / measured).min(MAX_LOOSEN);
     }
+    tracing::info!(
+        max_error,
+        rounds = rounds.len(),
+        approx_nodes = best.as_ref().map_or(0, |(_, s, _)| s.approx.len()),
+        measured = best.as_ref().map(|(_, _, m)| *m),
+        "budgeted extraction"
+    );
     match best {
         Some((graph, stats, measured)) => {
             let report = BudgetReport {

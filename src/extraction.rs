@@ -243,16 +243,25 @@ pub fn extract_graph_with(
     }
     let (graph, chosen) = rebuild(original, sat, &view, &extraction)?;
     let graph = fold_constants(graph)?;
-    let approx = chosen
+    let approx: Vec<_> = chosen
         .iter()
         .filter_map(|(name, n)| approx_error(n, |c| eg[c].data.attr().cloned()).map(|e| (name.clone(), e)))
         .collect();
+    let time_s = start.elapsed().as_secs_f64();
+    tracing::debug!(
+        extractor = ex.name(),
+        dag_cost_s = dag.value(),
+        nodes = graph.nodes.len(),
+        approx = approx.len(),
+        seconds = time_s,
+        "extracted"
+    );
     Ok((
         graph,
         ExtractStats {
             extractor: ex.name().to_string(),
             dag_cost_s: dag.value(),
-            time_s: start.elapsed().as_secs_f64(),
+            time_s,
             chosen,
             approx,
         },

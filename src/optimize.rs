@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::extraction::{ExtractStats, extract_graph};
 use crate::graph::Graph;
 use crate::rules::{ActivationPrecision, RuleSet};
-use crate::saturate::{IterationStats, Limits, StopReason, saturate};
+use crate::saturate::{IterationStats, Limits, Observer, StopReason, saturate_observed};
 use std::time::Duration;
 
 /// Default time limit for extraction, in seconds.
@@ -162,6 +162,23 @@ pub fn optimize_measured(
     opts: &OptimizeOptions,
     meter: Option<&mut dyn ErrorMeter>,
 ) -> Result<(Graph, Report)> {
+    optimize_observed(graph, rules, opts, meter, None)
+}
+
+/// [`optimize_measured`], with `observer` called at the start of every
+/// saturation iteration (see [`crate::saturate::saturate_observed`]; a
+/// progress bar, say). The observer is dropped when saturation ends, before
+/// extraction starts.
+///
+/// # Errors
+/// As [`optimize_measured`].
+pub fn optimize_observed(
+    graph: &Graph,
+    rules: &RuleSet,
+    opts: &OptimizeOptions,
+    meter: Option<&mut dyn ErrorMeter>,
+    observer: Option<Observer>,
+) -> Result<(Graph, Report)> {
     if let Some(e) = opts.max_error.filter(|e| !(e.is_finite() && *e >= 0.0)) {
         return Err(Error::Usage {
             option: "--max-error".into(),
@@ -181,7 +198,7 @@ pub fn optimize_measured(
                 });
             };
             let rules = rules.with_approx_families()?.for_activations(opts.activations)?;
-            let sat = saturate(graph, &rules, &opts.limits)?;
+            let sat = saturate_observed(graph, &rules, &opts.limits, observer)?;
             let (out, extraction, search) =
                 extract_within_budget(graph, &sat, &opts.target, &opts.extractor, time_limit, max_error, meter)?;
             let summary = BudgetSummary {
@@ -192,12 +209,20 @@ pub fn optimize_measured(
             (sat, out, extraction, Some(summary))
         }
         None => {
-            let sat = saturate(graph, &rules.without_approx(), &opts.limits)?;
+            let sat = saturate_observed(graph, &rules.without_approx(), &opts.limits, observer)?;
             let (out, extraction) = extract_graph(graph, &sat, &opts.target, &opts.extractor, time_limit)?;
             (sat, out, extraction, None)
         }
     };
     let after = graph_totals(&out, &opts.target);
+    tracing::info!(
+        graph = %graph.name,
+        target = %opts.target.name,
+        before_s = before.latency_s,
+        after_s = after.latency_s,
+        kernels = after.kernels,
+        "optimized"
+    );
     let explain = opts
         .explain
         .then(|| crate::explain::explain(&sat.egraph, &sat.provenance, &extraction.chosen, &out));

@@ -11,7 +11,7 @@ use crate::extraction::extract_graph;
 use crate::graph::Graph;
 use crate::optimize::{OptimizeOptions, weight_bytes};
 use crate::rules::RuleSet;
-use crate::saturate::saturate;
+use crate::saturate::{Observer, saturate_observed};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -71,6 +71,25 @@ pub fn sweep(
     budgets: &[f64],
     meter: &mut dyn ErrorMeter,
 ) -> Result<Vec<ParetoPoint>> {
+    sweep_observed(graph, rules, opts, budgets, meter, None, &mut |_| {})
+}
+
+/// [`sweep`], with `observer` called at the start of every saturation
+/// iteration and `on_point` after each point is measured (the exact point
+/// first, then one per budget: `budgets.len() + 1` calls in all; a progress
+/// bar, say). `on_point` sees the point before `on_front` is marked.
+///
+/// # Errors
+/// As [`sweep`].
+pub fn sweep_observed(
+    graph: &Graph,
+    rules: &RuleSet,
+    opts: &OptimizeOptions,
+    budgets: &[f64],
+    meter: &mut dyn ErrorMeter,
+    observer: Option<Observer>,
+    on_point: &mut dyn FnMut(&ParetoPoint),
+) -> Result<Vec<ParetoPoint>> {
     if let Some(b) = budgets.iter().find(|b| !(b.is_finite() && **b > 0.0)) {
         return Err(Error::Usage {
             option: "--budgets".into(),
@@ -79,7 +98,7 @@ pub fn sweep(
         });
     }
     let rules = rules.with_approx_families()?.for_activations(opts.activations)?;
-    let sat = saturate(graph, &rules, &opts.limits)?;
+    let sat = saturate_observed(graph, &rules, &opts.limits, observer)?;
     let time_limit = Duration::from_secs_f64(opts.extract_time_limit_s);
     let inputs = crate::eval::random_inputs(graph, 0);
     let mut points = Vec::new();
@@ -94,6 +113,7 @@ pub fn sweep(
         weight_bytes: weight_bytes(&exact),
         on_front: false,
     });
+    point_done(&points, on_point);
     for &budget in budgets {
         let (g, _, report) = extract_within_budget(graph, &sat, &opts.target, &opts.extractor, time_limit, budget, meter)?;
         let measured_error = match report.measured_error {
@@ -110,9 +130,23 @@ pub fn sweep(
             weight_bytes: weight_bytes(&g),
             on_front: false,
         });
+        point_done(&points, on_point);
     }
     mark_front(&mut points);
     Ok(points)
+}
+
+/// Logs the last point of `points` and passes it to `on_point`.
+fn point_done(points: &[ParetoPoint], on_point: &mut dyn FnMut(&ParetoPoint)) {
+    let p = points.last().expect("called after a point is pushed");
+    tracing::info!(
+        budget = p.budget,
+        approx_nodes = p.approx_nodes,
+        measured_error = p.measured_error,
+        measured_latency_s = p.measured_latency_s,
+        "pareto point"
+    );
+    on_point(p);
 }
 
 /// Sets `on_front` on the points no other point dominates (measured latency

@@ -293,6 +293,7 @@ pub fn saturate(graph: &Graph, rules: &RuleSet, limits: &Limits) -> Result<Satur
 /// [`saturate`], calling `observer` at the start of every iteration.
 pub fn saturate_observed(graph: &Graph, rules: &RuleSet, limits: &Limits, observer: Option<Observer>) -> Result<Saturation> {
     let rewrites = build_rewrites(rules)?;
+    tracing::info!(rules = rewrites.len(), nodes = graph.nodes.len(), "saturating {}", graph.name);
     let multi: BTreeSet<Symbol> = rules
         .rules()
         .filter(|r| r.is_multi())
@@ -323,13 +324,26 @@ pub fn saturate_observed(graph: &Graph, rules: &RuleSet, limits: &Limits, observ
     let start = Instant::now();
     let mut observer = observer;
     let observed_classes = classes.clone();
-    let runner = Runner::<TNode, TensorAnalysis, ()>::new(TensorAnalysis::default())
+    // Destructured from the temporary so the hooks, and the observer with them,
+    // are dropped as soon as the run ends.
+    let Runner {
+        mut egraph,
+        iterations: egg_iterations,
+        stop_reason: egg_stop,
+        ..
+    } = Runner::<TNode, TensorAnalysis, ()>::new(TensorAnalysis::default())
         .with_egraph(egraph)
         .with_node_limit(limits.node_limit)
         .with_iter_limit(limits.iter_limit)
         .with_time_limit(Duration::from_secs_f64(limits.time_limit_s.max(0.0)))
         .with_scheduler(scheduler)
         .with_hook(move |runner| {
+            tracing::debug!(
+                iteration = runner.iterations.len(),
+                nodes = runner.egraph.total_number_of_nodes(),
+                classes = runner.egraph.number_of_classes(),
+                "saturation iteration"
+            );
             if let Some(observe) = observer.as_mut() {
                 observe(&IterationView {
                     index: runner.iterations.len(),
@@ -345,23 +359,29 @@ pub fn saturate_observed(graph: &Graph, rules: &RuleSet, limits: &Limits, observ
         })
         .run(&rewrites);
     let time_s = start.elapsed().as_secs_f64();
-    if let Some(c) = runner.egraph.analysis.conflicts.first() {
+    if let Some(c) = egraph.analysis.conflicts.first() {
         return Err(Error::UnsoundRule {
             rule: c.rule.clone(),
             lhs: c.kept.clone(),
             rhs: c.merged.clone(),
-            detail: format!("{} conflicting merges in all", runner.egraph.analysis.conflicts.len()),
+            detail: format!("{} conflicting merges in all", egraph.analysis.conflicts.len()),
         });
     }
-    let stop_reason = match runner.stop_reason.clone() {
+    let stop_reason = match egg_stop {
         Some(egg::StopReason::Saturated) | None => StopReason::Saturated,
         Some(egg::StopReason::IterationLimit(n)) => StopReason::IterationLimit(n),
         Some(egg::StopReason::NodeLimit(n)) => StopReason::NodeLimit(n),
         Some(egg::StopReason::TimeLimit(s)) => StopReason::TimeLimit(s),
         Some(egg::StopReason::Other(_)) => StopReason::Saturated,
     };
-    let iterations = runner
-        .iterations
+    tracing::info!(
+        iterations = egg_iterations.len(),
+        nodes = egraph.total_number_of_nodes(),
+        classes = egraph.number_of_classes(),
+        seconds = time_s,
+        "saturation stopped: {stop_reason}"
+    );
+    let iterations = egg_iterations
         .iter()
         .map(|it| IterationStats {
             nodes: it.egraph_nodes,
@@ -369,7 +389,6 @@ pub fn saturate_observed(graph: &Graph, rules: &RuleSet, limits: &Limits, observ
             applied: it.applied.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         })
         .collect();
-    let mut egraph = runner.egraph;
     egraph.rebuild();
     let classes = classes.into_iter().map(|(k, id)| (k, egraph.find(id))).collect();
     let provenance = log.lock().expect("saturation is over: nothing else holds the log").clone();

@@ -114,7 +114,8 @@ pub(super) fn load(graph: &std::path::Path, shapes: &ShapeArgs, optimize: bool, 
     }
     let rules = crate::rules::RuleSet::defaults()?;
     let opts = crate::optimize::OptimizeOptions::new(crate::calibrate::resolve_target(target)?.0);
-    Ok(crate::optimize::optimize(&g, &rules, &opts)?.0)
+    let bar = super::optimize::saturation_observer(&opts.limits);
+    Ok(crate::optimize::optimize_observed(&g, &rules, &opts, None, bar)?.0)
 }
 
 fn mib(b: usize) -> String {

@@ -4,10 +4,10 @@ use crate::budget::{CpuMeter, DEFAULT_CALIBRATION_SETS};
 use crate::error::{Error, Result};
 use crate::graph::Graph;
 use crate::graph::tensor::Tensor;
+use crate::pareto::ParetoPoint;
 use crate::tensor_io;
 use clap::Args;
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug)]
@@ -68,49 +68,70 @@ impl BudgetArgs {
         }
     }
 
-    /// Runs the `--pareto` sweep, if asked, and prints its table.
-    pub fn pareto(
-        &self,
-        graph: &Graph,
-        rules: &crate::rules::RuleSet,
-        opts: &crate::optimize::OptimizeOptions,
-        out: &mut dyn Write,
-    ) -> Result<()> {
-        let Some(csv) = &self.pareto else { return Ok(()) };
+    /// Runs the `--pareto` sweep, if asked, with a progress bar over the
+    /// points, and writes its CSV and SVG files.
+    pub fn pareto(&self, graph: &Graph, rules: &crate::rules::RuleSet, opts: &crate::optimize::OptimizeOptions) -> Result<Option<Front>> {
+        let Some(csv) = &self.pareto else { return Ok(None) };
         let mut meter = self.any_meter(graph)?;
         let budgets = self.budgets.clone().unwrap_or_else(|| crate::pareto::DEFAULT_BUDGETS.to_vec());
-        let points = crate::pareto::sweep(graph, rules, opts, &budgets, &mut meter)?;
+        let saturation = super::optimize::saturation_observer(&opts.limits);
+        let bar = super::logging::progress(budgets.len() as u64 + 1, "pareto sweep");
+        let mut on_point = |p: &ParetoPoint| {
+            bar.inc(1);
+            let which = if p.budget == 0.0 {
+                "exact".to_string()
+            } else {
+                format!("budget {:.0e}", p.budget)
+            };
+            bar.set_message(format!("{which}: measured error {:.2e}", p.measured_error));
+        };
+        let points = crate::pareto::sweep_observed(graph, rules, opts, &budgets, &mut meter, saturation, &mut on_point)?;
+        bar.finish_and_clear();
         let title = format!("{}: latency against error ({})", graph.name, opts.target.name);
         crate::pareto::write(&points, csv, &title)?;
-        let w = |out: &mut dyn Write, s: String| out.write_all(s.as_bytes()).map_err(|e| Error::io("<stdout>", e));
-        w(out, format!("latency/error front ({} points; * on the front)\n", points.len()))?;
-        w(
-            out,
-            format!(
-                "{:>9} {:>7} {:>11} {:>11} {:>12} {:>12} {:>12}\n",
-                "budget", "approx", "est. error", "meas. error", "est. ms", "meas. ms", "weights (B)"
-            ),
-        )?;
-        for p in &points {
-            w(
-                out,
-                format!(
-                    "{:>9.1e} {:>7} {:>11.3e} {:>11.3e} {:>12.3} {:>12.3} {:>12}{}\n",
-                    p.budget,
-                    p.approx_nodes,
-                    p.estimated_error,
-                    p.measured_error,
-                    p.estimated_latency_s * 1e3,
-                    p.measured_latency_s * 1e3,
-                    p.weight_bytes,
-                    if p.on_front { " *" } else { "" }
-                ),
-            )?;
+        tracing::info!("wrote {} and {}", csv.display(), csv.with_extension("svg").display());
+        Ok(Some(Front { csv: csv.clone(), points }))
+    }
+}
+
+/// The result of a `--pareto` sweep: its points and the CSV file written
+/// (the SVG plot lies beside it).
+pub(super) struct Front {
+    csv: PathBuf,
+    points: Vec<ParetoPoint>,
+}
+
+impl Front {
+    /// The table `eqopt optimize --pareto` prints, and the files written.
+    pub fn table(&self) -> String {
+        let mut s = format!("latency/error front ({} points; * on the front)\n", self.points.len());
+        s += &format!(
+            "{:>9} {:>7} {:>11} {:>11} {:>12} {:>12} {:>12}\n",
+            "budget", "approx", "est. error", "meas. error", "est. ms", "meas. ms", "weights (B)"
+        );
+        for p in &self.points {
+            s += &format!(
+                "{:>9.1e} {:>7} {:>11.3e} {:>11.3e} {:>12.3} {:>12.3} {:>12}{}\n",
+                p.budget,
+                p.approx_nodes,
+                p.estimated_error,
+                p.measured_error,
+                p.estimated_latency_s * 1e3,
+                p.measured_latency_s * 1e3,
+                p.weight_bytes,
+                if p.on_front { " *" } else { "" }
+            );
         }
-        w(
-            out,
-            format!("wrote {} and {}\n", csv.display(), csv.with_extension("svg").display()),
-        )
+        s + &format!("wrote {} and {}\n", self.csv.display(), self.csv.with_extension("svg").display())
+    }
+
+    /// The sweep as JSON: `{"csv", "svg", "points"}`.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "csv": self.csv.display().to_string(),
+            "svg": self.csv.with_extension("svg").display().to_string(),
+            "points": self.points,
+        })
     }
 }
 

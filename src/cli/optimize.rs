@@ -1,10 +1,10 @@
 //! `eqopt optimize`.
 
-use super::{RuleArgs, ShapeArgs, budget, load_rules, positive, same_file};
+use super::{RuleArgs, ShapeArgs, budget, load_rules, logging, positive, same_file};
 use crate::error::{Error, Result};
 use crate::graph::json;
-use crate::optimize::{OptimizeOptions, optimize_measured};
-use crate::saturate::Limits;
+use crate::optimize::{OptimizeOptions, optimize_observed};
+use crate::saturate::{IterationView, Limits, Observer};
 use clap::Args;
 use std::io::Write;
 use std::path::PathBuf;
@@ -24,6 +24,10 @@ pub(super) struct OptimizeArgs {
     /// Also write the report as JSON.
     #[arg(long)]
     report: Option<PathBuf>,
+    /// Print the report as one JSON object on stdout instead of the table (with
+    /// --pareto, it gains a `pareto` member: the files written and the points).
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     rules: RuleArgs,
     /// E-node limit for saturation.
@@ -64,7 +68,11 @@ pub(super) fn run_optimize(a: &OptimizeArgs, out: &mut dyn Write) -> Result<()> 
     }
     let (target, calibrated) = crate::calibrate::resolve_target(&a.target)?;
     if let Some(path) = calibrated {
-        writeln!(out, "target cpu: the calibrated profile {}", path.display()).map_err(|e| Error::io("<stdout>", e))?;
+        if a.json {
+            tracing::info!("target cpu: the calibrated profile {}", path.display());
+        } else {
+            writeln!(out, "target cpu: the calibrated profile {}", path.display()).map_err(|e| Error::io("<stdout>", e))?;
+        }
     }
     let rules = load_rules(&a.rules)?;
     let graph = a.shapes.load(&a.input)?;
@@ -83,14 +91,47 @@ pub(super) fn run_optimize(a: &OptimizeArgs, out: &mut dyn Write) -> Result<()> 
     a.budget.check()?;
     let mut meter = a.budget.meter(&graph)?;
     let meter = meter.as_mut().map(|m| m as &mut dyn crate::budget::ErrorMeter);
-    let (optimized, report) = optimize_measured(&graph, &rules, &opts, meter)?;
+    let (optimized, report) = optimize_observed(&graph, &rules, &opts, meter, saturation_observer(&opts.limits))?;
     crate::onnx::save_any(&optimized, &a.output)?;
+    tracing::info!("wrote {}", a.output.display());
     if let Some(r) = &a.report {
         let mut text = serde_json::to_string_pretty(&report).expect("reports serialize");
         text.push('\n');
         json::write_atomic(r, text.as_bytes())?;
     }
-    write!(out, "{}", report.table()).map_err(|e| Error::io("<stdout>", e))?;
-    writeln!(out, "wrote {}", a.output.display()).map_err(|e| Error::io("<stdout>", e))?;
-    a.budget.pareto(&graph, &rules, &opts, out)
+    let w = |out: &mut dyn Write, s: &str| out.write_all(s.as_bytes()).map_err(|e| Error::io("<stdout>", e));
+    if !a.json {
+        w(out, &report.table())?;
+        w(out, &format!("wrote {}\n", a.output.display()))?;
+    }
+    let front = a.budget.pareto(&graph, &rules, &opts)?;
+    if !a.json {
+        return match &front {
+            Some(f) => w(out, &f.table()),
+            None => Ok(()),
+        };
+    }
+    let mut v = serde_json::to_value(&report).expect("reports serialize");
+    if let Some(f) = &front {
+        v["pareto"] = f.json();
+    }
+    w(out, &(serde_json::to_string_pretty(&v).expect("plain values") + "\n"))
+}
+
+/// A progress bar over the saturation iterations (the e-graph's size as its
+/// message), or `None` when bars are hidden. The bar is cleared when
+/// saturation drops the observer.
+pub(super) fn saturation_observer(limits: &Limits) -> Option<Observer> {
+    let bar = logging::progress(limits.iter_limit as u64, "saturating");
+    if bar.is_hidden() {
+        return None;
+    }
+    Some(Box::new(move |view: &IterationView<'_>| {
+        bar.set_position(view.index as u64);
+        bar.set_message(format!(
+            "{} e-nodes, {} e-classes",
+            view.egraph.total_number_of_nodes(),
+            view.egraph.number_of_classes()
+        ));
+    }))
 }

@@ -1,6 +1,6 @@
 //! `eqopt run`.
 
-use super::{ShapeArgs, backend};
+use super::{ShapeArgs, backend, logging};
 use crate::dtype::{DType, TensorType};
 use crate::error::{Error, Result};
 use crate::graph::tensor::Tensor;
@@ -43,6 +43,11 @@ pub(super) struct RunArgs {
     /// Threads of the CPU backend's pool (default: all cores).
     #[arg(long, conflicts_with = "reference")]
     threads: Option<usize>,
+    /// Print one JSON object instead of text: the model, the engine, every
+    /// input with its source, and every output's dtype, shape, min, max and mean
+    /// of the finite values and NaN/inf counts.
+    #[arg(long)]
+    json: bool,
 }
 
 /// A backend `eqopt run` can use.
@@ -169,11 +174,35 @@ pub(super) fn run_graph(a: &RunArgs, out: &mut dyn Write) -> Result<()> {
         Engine::Ptx(m, RunBackend::Cuda) => format!("the ptx backend on GPU 0 ({} launches)", m.compiled.launches.len()),
         Engine::Ptx(m, _) => format!("the ptx backend on the PTX interpreter ({} launches)", m.compiled.launches.len()),
     };
-    w(out, format!("{}: evaluated with {name}\n", a.graph.display()))?;
-    for i in &graph.inputs {
-        w(out, format!("input {} {}: {}\n", i.name, i.ty, given[&i.name].source))?;
+    let engine_json = match &engine {
+        Engine::Reference => serde_json::json!({"kind": "reference"}),
+        Engine::Cpu(_, pool) => serde_json::json!({"kind": "cpu", "threads": pool.current_num_threads()}),
+        Engine::Ptx(m, b) => serde_json::json!({
+            "kind": if *b == RunBackend::Cuda { "cuda" } else { "ptx-sim" },
+            "launches": m.compiled.launches.len(),
+        }),
+    };
+    let inputs_json: Vec<serde_json::Value> = graph
+        .inputs
+        .iter()
+        .map(|i| {
+            serde_json::json!({
+                "name": i.name,
+                "dtype": i.ty.dtype.to_string(),
+                "shape": i.ty.shape,
+                "source": given[&i.name].source,
+            })
+        })
+        .collect();
+    if !a.json {
+        w(out, format!("{}: evaluated with {name}\n", a.graph.display()))?;
+        for i in &graph.inputs {
+            w(out, format!("input {} {}: {}\n", i.name, i.ty, given[&i.name].source))?;
+        }
     }
     let inputs: BTreeMap<String, Tensor> = given.into_iter().map(|(k, g)| (k, g.tensor)).collect();
+    tracing::info!("evaluating {} with {name}", a.graph.display());
+    let spinner = logging::spinner("evaluating");
     let results = match &engine {
         Engine::Reference => crate::eval::run(&graph, &inputs).map_err(|source| Error::Eval {
             graph: a.graph.clone(),
@@ -189,25 +218,59 @@ pub(super) fn run_graph(a: &RunArgs, out: &mut dyn Write) -> Result<()> {
             model.run(&mut gpu, &inputs)?
         }
     };
+    spinner.finish_and_clear();
     let mut outputs: Vec<(&str, &Tensor)> = Vec::new();
     for name in &graph.outputs {
         if outputs.iter().all(|(n, _)| n != name) {
             outputs.push((name.as_str(), &results[name]));
         }
     }
-    w(out, tensor_io::summary_table(&outputs))?;
+    if !a.json {
+        w(out, tensor_io::summary_table(&outputs))?;
+    }
+    let mut bf16_as_f32: Vec<&str> = Vec::new();
     if let Some(path) = &a.output {
         write_outputs(path, &outputs)?;
-        let bf16: Vec<&str> = outputs.iter().filter(|(_, t)| t.ty.dtype == DType::BF16).map(|(n, _)| *n).collect();
-        if !bf16.is_empty() {
-            w(
-                out,
-                format!("note: bf16 outputs saved as f32 (NumPy has no bf16): {}\n", bf16.join(", ")),
-            )?;
+        bf16_as_f32 = outputs.iter().filter(|(_, t)| t.ty.dtype == DType::BF16).map(|(n, _)| *n).collect();
+        if !a.json {
+            if !bf16_as_f32.is_empty() {
+                w(
+                    out,
+                    format!("note: bf16 outputs saved as f32 (NumPy has no bf16): {}\n", bf16_as_f32.join(", ")),
+                )?;
+            }
+            w(out, format!("wrote {}\n", path.display()))?;
         }
-        w(out, format!("wrote {}\n", path.display()))?;
+    }
+    if a.json {
+        let v = serde_json::json!({
+            "model": a.graph.display().to_string(),
+            "engine": engine_json,
+            "inputs": inputs_json,
+            "outputs": outputs.iter().map(|(n, t)| output_json(n, t)).collect::<Vec<_>>(),
+            "saved": a.output.as_ref().map(|p| serde_json::json!({
+                "path": p.display().to_string(),
+                "bf16_saved_as_f32": bf16_as_f32,
+            })),
+        });
+        w(out, serde_json::to_string_pretty(&v).expect("plain values") + "\n")?;
     }
     Ok(())
+}
+
+/// One output's summary as JSON (the fields of [`tensor_io::summary_table`]'s row).
+fn output_json(name: &str, t: &Tensor) -> serde_json::Value {
+    let s = tensor_io::stats(t);
+    serde_json::json!({
+        "name": name,
+        "dtype": t.ty.dtype.to_string(),
+        "shape": t.ty.shape,
+        "min": s.min,
+        "max": s.max,
+        "mean": s.mean,
+        "nan": s.nan,
+        "inf": s.inf,
+    })
 }
 
 #[cfg(feature = "cuda")]

@@ -87,7 +87,8 @@ fn prepare(a: &PlatformArgs) -> Result<Prepared> {
         Some(t) => {
             let rules = crate::rules::RuleSet::defaults()?;
             let opts = crate::optimize::OptimizeOptions::new(crate::calibrate::resolve_target(t)?.0);
-            crate::optimize::optimize(&g, &rules, &opts)?.0
+            let bar = super::optimize::saturation_observer(&opts.limits);
+            crate::optimize::optimize_observed(&g, &rules, &opts, None, bar)?.0
         }
     };
     let program = crate::lower::lower(&g)?;

@@ -730,6 +730,12 @@ pub fn lower(graph: &Graph) -> Result<Program> {
         outputs,
     };
     program.validate()?;
+    tracing::debug!(
+        kernels = program.kernels.len(),
+        buffers = program.buffers.len(),
+        "lowered {}",
+        program.name
+    );
     Ok(program)
 }
 

@@ -85,8 +85,8 @@ pub fn is_onnx(path: &Path) -> bool {
 
 /// Loads a model graph from graph.json or ONNX, picking the format by extension.
 pub fn load_any(path: &Path, opts: &ImportOptions) -> Result<Graph> {
-    if is_onnx(path) {
-        import::load(path, opts)
+    let graph = if is_onnx(path) {
+        import::load(path, opts)?
     } else {
         if !opts.input_shapes.is_empty() {
             return Err(Error::Usage {
@@ -95,8 +95,16 @@ pub fn load_any(path: &Path, opts: &ImportOptions) -> Result<Graph> {
                 found: path.display().to_string(),
             });
         }
-        crate::graph::json::load(path)
-    }
+        crate::graph::json::load(path)?
+    };
+    tracing::info!(
+        inputs = graph.inputs.len(),
+        constants = graph.constants.len(),
+        nodes = graph.nodes.len(),
+        "loaded {}",
+        path.display()
+    );
+    Ok(graph)
 }
 
 /// Writes a graph as graph.json (+ weights) or ONNX, picking the format by extension.
