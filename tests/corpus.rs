@@ -116,6 +116,8 @@ fn no_stale_snapshots() {
     {
         expected.insert(format!("ptx__{name}.snap"));
     }
+    expected.insert("experiment__plot_data.snap".into());
+    expected.insert("experiment__tables.snap".into());
     let dir = root().join("snapshots");
     let found: BTreeSet<String> = std::fs::read_dir(&dir)
         .unwrap()

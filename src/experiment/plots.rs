@@ -58,8 +58,17 @@ pub struct PlotData {
 /// Every plot of `records` (ok runs only), in a fixed order; plots with no
 /// data are left out.
 pub fn plots(records: &[RunRecord]) -> Vec<PlotData> {
-    let mut ok: Vec<&RunRecord> = records.iter().filter(|r| r.is_ok()).collect();
-    ok.sort_by(|a, b| a.key.cmp(&b.key));
+    let labels = model_labels(records.iter().map(|r| r.model.as_str()));
+    let mut named: Vec<RunRecord> = records
+        .iter()
+        .filter(|r| r.is_ok())
+        .map(|r| RunRecord {
+            model: labels[&r.model].clone(),
+            ..r.clone()
+        })
+        .collect();
+    named.sort_by(|a, b| a.key.cmp(&b.key));
+    let ok: Vec<&RunRecord> = named.iter().collect();
     [
         growth(&ok),
         cost_trace(&ok),
@@ -72,9 +81,33 @@ pub fn plots(records: &[RunRecord]) -> Vec<PlotData> {
     .collect()
 }
 
-fn stem(model: &str) -> &str {
-    let file = model.rsplit('/').next().unwrap_or(model);
-    file.split('.').next().unwrap_or(file)
+/// A short name for each model path: the fewest trailing path components
+/// (extension dropped) that tell the models apart, so `corpus/resnet50/model.onnx`
+/// is `resnet50/model` beside other `model.onnx` files and `examples/mlp.json` is `mlp`.
+pub fn model_labels<'a>(models: impl Iterator<Item = &'a str>) -> BTreeMap<String, String> {
+    let models: std::collections::BTreeSet<&str> = models.collect();
+    let parts = |m: &str| -> Vec<String> {
+        let mut p: Vec<String> = m.split('/').filter(|c| !c.is_empty()).map(String::from).collect();
+        if let Some(last) = p.last_mut()
+            && let Some((stem, _)) = last.rsplit_once('.')
+            && !stem.is_empty()
+        {
+            *last = stem.to_string();
+        }
+        p
+    };
+    let longest = models.iter().map(|m| parts(m).len()).max().unwrap_or(1);
+    for k in 1..=longest {
+        let label = |m: &str| {
+            let p = parts(m);
+            p[p.len().saturating_sub(k)..].join("/")
+        };
+        let labels: std::collections::BTreeSet<String> = models.iter().map(|m| label(m)).collect();
+        if labels.len() == models.len() {
+            return models.iter().map(|m| (m.to_string(), label(m))).collect();
+        }
+    }
+    models.iter().map(|m| (m.to_string(), m.to_string())).collect()
 }
 
 /// E-nodes per iteration, one series per model, rule set and limits (the
@@ -82,7 +115,7 @@ fn stem(model: &str) -> &str {
 fn growth(ok: &[&RunRecord]) -> PlotData {
     let mut series: BTreeMap<String, Series> = BTreeMap::new();
     for r in ok.iter().filter(|r| r.budget == 0.0 && !r.growth.is_empty()) {
-        let name = format!("{} / {} / {}", stem(&r.model), r.ruleset, r.limits);
+        let name = format!("{} / {} / {}", r.model, r.ruleset, r.limits);
         series.entry(name.clone()).or_insert_with(|| Series {
             name,
             points: r.growth.iter().enumerate().map(|(i, g)| (i as f64, g.nodes as f64)).collect(),
@@ -106,7 +139,7 @@ fn cost_trace(ok: &[&RunRecord]) -> PlotData {
     let mut series: BTreeMap<String, Series> = BTreeMap::new();
     for r in ok.iter().filter(|r| r.cost_trace.first().is_some_and(|c| *c > 0.0)) {
         let first = r.cost_trace[0];
-        let name = format!("{} / {} / {} / {}", stem(&r.model), r.ruleset, r.target, r.limits);
+        let name = format!("{} / {} / {} / {}", r.model, r.ruleset, r.target, r.limits);
         series.entry(name.clone()).or_insert_with(|| Series {
             name,
             points: r
@@ -165,7 +198,7 @@ fn estimated_vs_measured(ok: &[&RunRecord]) -> PlotData {
 fn pareto(ok: &[&RunRecord]) -> PlotData {
     let mut groups: BTreeMap<String, Vec<&RunRecord>> = BTreeMap::new();
     for r in ok {
-        let name = format!("{} / {} / {} / {}", stem(&r.model), r.ruleset, r.target, r.extractor);
+        let name = format!("{} / {} / {} / {}", r.model, r.ruleset, r.target, r.extractor);
         groups.entry(format!("{name} / {}", r.limits)).or_default().push(r);
     }
     let mut series = Vec::new();
@@ -217,7 +250,10 @@ fn extractors(ok: &[&RunRecord]) -> PlotData {
         if !(*b > 0.0 && b.is_finite()) {
             continue;
         }
-        let label = format!("{} / {} / {}", stem(&r.model), r.ruleset, r.target);
+        let mut label = format!("{} / {} / {}", r.model, r.ruleset, r.target);
+        if r.budget > 0.0 {
+            label += &format!(" / budget {}", budget_label(r.budget));
+        }
         let x = match categories.iter().position(|c| *c == label) {
             Some(i) => i,
             None => {
@@ -275,7 +311,14 @@ fn transform(p: &PlotData, (x, y): (f64, f64)) -> Option<(f64, f64)> {
 }
 
 fn tick(v: f64, log: bool) -> String {
-    let v = if log { 10f64.powf(v) } else { v };
+    sig3(if log { 10f64.powf(v) } else { v })
+}
+
+/// `v` to three significant digits (scientific notation outside 1e-3..1e5).
+pub(crate) fn sig3(v: f64) -> String {
+    if !v.is_finite() {
+        return v.to_string();
+    }
     if v == 0.0 {
         return "0".into();
     }

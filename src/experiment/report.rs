@@ -1,7 +1,7 @@
 //! The tables (`tables.md`) and plots (`plots.json`, `plots/*.svg`) of a
 //! results directory, regenerated from its results.jsonl alone.
 
-use super::plots::{plots, svg};
+use super::plots::{plots, sig3, svg};
 use super::results::RunRecord;
 use super::spec::budget_label;
 use crate::error::Result;
@@ -42,11 +42,11 @@ pub fn write_report(dir: &Path, title: &str, records: &[RunRecord]) -> Result<Ve
 }
 
 fn ms(s: Option<f64>) -> String {
-    s.map_or("-".into(), |s| format!("{:.3}", s * 1e3))
+    s.map_or("-".into(), |s| sig3(s * 1e3))
 }
 
 fn secs(s: Option<f64>) -> String {
-    s.map_or("-".into(), |s| format!("{s:.2}"))
+    s.map_or("-".into(), sig3)
 }
 
 fn num<T: ToString>(v: Option<T>) -> String {
@@ -99,7 +99,13 @@ pub fn tables_md(title: &str, records: &[RunRecord]) -> String {
     s += &row(&head.iter().map(|h| h.to_string()).collect::<Vec<_>>());
     s += &row(&head
         .iter()
-        .map(|h| if *h == "model" { "---".to_string() } else { "---:".to_string() })
+        .map(|h| {
+            if ["model", "rules", "target", "limits", "extractor", "stop"].contains(h) {
+                "---".to_string()
+            } else {
+                "---:".to_string()
+            }
+        })
         .collect::<Vec<_>>());
     for r in &ok {
         let speedup = |a: Option<f64>, b: Option<f64>| match (a, b) {
@@ -157,7 +163,7 @@ pub fn tables_md(title: &str, records: &[RunRecord]) -> String {
             "proven",
         ]
         .map(String::from));
-        s += &row(&["---", "---:", "---:", "---:", "---:", "---:", "---:", "---:"].map(String::from));
+        s += &row(&["---", "---", "---", "---", "---:", "---:", "---:", "---"].map(String::from));
         for r in with_optimum {
             let ratio = match (r.dag_cost_s, r.optimum_s) {
                 (Some(c), Some(o)) if o > 0.0 => format!("{:.4}", c / o),
