@@ -1,7 +1,7 @@
 //! `eqopt experiment` and `eqopt plot`.
 
 use crate::error::{Error, Result};
-use crate::experiment::report::write_report;
+use crate::experiment::report::{Session, log_session, read_sessions, write_report};
 use crate::experiment::results::{RESULTS_CSV, RESULTS_JSONL, Status};
 use crate::experiment::runner::{SweepOptions, latest_records, run_sweep};
 use crate::experiment::spec::Experiment;
@@ -66,6 +66,9 @@ pub(super) fn run_experiment(a: &ExperimentArgs, out: &mut dyn Write) -> Result<
         retry_failed: a.retry_failed,
         jobs: usize::try_from(a.jobs).unwrap_or(usize::MAX),
     };
+    std::fs::create_dir_all(&a.out).map_err(|e| Error::io(&a.out, e))?;
+    let mut session = Session::now(opts.jobs);
+    let started = std::time::Instant::now();
     let bar = super::logging::progress(combos as u64, "runs");
     let summary = run_sweep(&exp, &opts, &|r| {
         bar.inc(1);
@@ -74,6 +77,11 @@ pub(super) fn run_experiment(a: &ExperimentArgs, out: &mut dyn Write) -> Result<
         }
     })?;
     bar.finish_and_clear();
+    session.runs = summary.ok + summary.failed;
+    session.wall_s = started.elapsed().as_secs_f64();
+    if session.runs > 0 {
+        log_session(&a.out, &session)?;
+    }
     w(
         out,
         format!(
@@ -117,7 +125,7 @@ fn title_of(p: &Path) -> String {
 
 fn report(results: &Path, target: &Path, title: &str, out: &mut dyn Write) -> Result<()> {
     let records = latest_records(results)?;
-    let written = write_report(target, title, &records)?;
+    let written = write_report(target, title, &records, &read_sessions(results))?;
     for p in written {
         w(out, format!("wrote {}\n", p.display()))?;
     }

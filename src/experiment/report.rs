@@ -14,16 +14,125 @@ pub const TABLES_MD: &str = "tables.md";
 pub const PLOTS_JSON: &str = "plots.json";
 /// The folder of SVG plots in a results directory.
 pub const PLOTS_DIR: &str = "plots";
+/// The log of `eqopt experiment` invocations in a results directory.
+pub const SESSIONS_JSONL: &str = "sessions.jsonl";
+
+/// One `eqopt experiment` invocation on a results directory: when, where, how.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Session {
+    /// Start, UTC, `YYYY-MM-DD HH:MM`.
+    pub started: String,
+    /// The CPU (from /proc/cpuinfo where there is one).
+    pub cpu: String,
+    /// Logical cores.
+    pub cores: usize,
+    /// eqopt's version.
+    pub eqopt: String,
+    /// Runs at a time.
+    pub jobs: usize,
+    /// Runs made in this session (finished or failed).
+    pub runs: usize,
+    /// Wall time of the session, seconds.
+    pub wall_s: f64,
+}
+
+impl Session {
+    /// A session starting now on this machine.
+    pub fn now(jobs: usize) -> Session {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Session {
+            started: utc_minute(secs),
+            cpu: cpu_name(),
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            eqopt: env!("CARGO_PKG_VERSION").to_string(),
+            jobs,
+            runs: 0,
+            wall_s: 0.0,
+        }
+    }
+}
+
+/// Appends `s` to `dir`'s sessions log.
+///
+/// # Errors
+/// [`crate::Error::Io`] if it cannot be written.
+pub fn log_session(dir: &Path, s: &Session) -> Result<()> {
+    use std::io::Write;
+    let path = dir.join(SESSIONS_JSONL);
+    let mut line = serde_json::to_string(s).expect("sessions serialize");
+    line.push('\n');
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(line.as_bytes()))
+        .map_err(|e| crate::Error::io(&path, e))
+}
+
+/// The sessions logged in `dir` (none if there is no log; unreadable lines are skipped).
+pub fn read_sessions(dir: &Path) -> Vec<Session> {
+    std::fs::read_to_string(dir.join(SESSIONS_JSONL))
+        .map(|t| t.lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
+        .unwrap_or_default()
+}
+
+fn cpu_name() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}
+
+/// `secs` since the Unix epoch as `YYYY-MM-DD HH:MM` UTC.
+fn utc_minute(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let (h, m) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{m:02}")
+}
 
 /// Writes the tables and plots of `records` into `dir` (each file through a
 /// temporary file and a rename); returns the files written, in order.
 ///
 /// # Errors
 /// [`crate::Error::Io`] if a file cannot be written.
-pub fn write_report(dir: &Path, title: &str, records: &[RunRecord]) -> Result<Vec<PathBuf>> {
+pub fn write_report(dir: &Path, title: &str, records: &[RunRecord], sessions: &[Session]) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     let tables = dir.join(TABLES_MD);
-    write_atomic(&tables, tables_md(title, records).as_bytes())?;
+    let mut text = tables_md(title, records);
+    if !sessions.is_empty() {
+        text += "\n## Sessions\n\nThe `eqopt experiment` invocations that made these runs.\n\n";
+        text += &row(&["started (UTC)", "machine", "cores", "eqopt", "jobs", "runs", "wall s"].map(String::from));
+        text += &row(&["---", "---", "---:", "---", "---:", "---:", "---:"].map(String::from));
+        for s in sessions {
+            text += &row(&[
+                s.started.clone(),
+                s.cpu.clone(),
+                s.cores.to_string(),
+                s.eqopt.clone(),
+                s.jobs.to_string(),
+                s.runs.to_string(),
+                sig3(s.wall_s),
+            ]);
+        }
+    }
+    write_atomic(&tables, text.as_bytes())?;
     written.push(tables);
     let data = plots(records);
     let json = dir.join(PLOTS_JSON);
@@ -196,4 +305,14 @@ pub fn tables_md(title: &str, records: &[RunRecord]) -> String {
 fn row(cells: &[String]) -> String {
     let cells: Vec<String> = cells.iter().map(|c| c.replace('|', "\\|").replace('\n', " ")).collect();
     format!("| {} |\n", cells.join(" | "))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_minutes_are_civil_dates() {
+        assert_eq!(super::utc_minute(0), "1970-01-01 00:00");
+        assert_eq!(super::utc_minute(951_782_400 + 3_660), "2000-02-29 01:01");
+        assert_eq!(super::utc_minute(1_795_568_400), "2026-11-25 01:00");
+    }
 }
