@@ -18,6 +18,7 @@ pub mod budget;
 pub mod calibrate;
 pub mod cli;
 pub mod cost;
+pub mod dot;
 pub mod dtype;
 pub mod error;
 pub mod eval;

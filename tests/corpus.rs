@@ -93,6 +93,9 @@ fn no_stale_snapshots() {
         expected.insert(format!("onnx_fail__{}.snap", stem(&p)));
     }
     expected.insert("rules__inventory.snap".into());
+    // tests/dot_explain.rs: `eqopt dot --optimize` and `eqopt explain` of examples/mlp.json.
+    expected.insert("dot_explain__mlp_dot.snap".into());
+    expected.insert("dot_explain__mlp_explain.snap".into());
     // tests/cpu_reduced_weights.rs: the program of a graph with f16 weights.
     expected.insert("cpu_program__f16_gemm_transposed.snap".into());
     for p in common::CPU_PROGRAM_GRAPHS {
