@@ -8,6 +8,9 @@ mod backend;
 mod budget;
 mod calibrate;
 mod docs;
+mod experiment;
+mod inspect;
+mod logging;
 mod optimize;
 mod ptx;
 mod run;
@@ -21,6 +24,8 @@ use std::time::{Duration, Instant};
 #[derive(Parser, Debug)]
 #[command(name = "eqopt", version, about)]
 pub struct Cli {
+    #[command(flatten)]
+    global: logging::GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -95,6 +100,24 @@ enum Command {
     ///
     /// Example: eqopt calibrate && eqopt bench model.onnx --per-kernel
     Calibrate(calibrate::CalibrateArgs),
+    /// Run a sweep: every combination of an experiment file's models, rule sets,
+    /// targets, limits, extractors and budgets, recorded as results.jsonl and
+    /// results.csv in --out (appended as each run finishes), then tables and plots.
+    ///
+    /// Example: eqopt experiment experiments/corpus.toml --out /tmp/sweep --jobs 2
+    Experiment(experiment::ExperimentArgs),
+    /// Regenerate an experiment's tables and plots from its results.
+    ///
+    /// Example: eqopt plot /tmp/sweep
+    Plot(experiment::PlotArgs),
+    /// Write a graph (or, with --egraph, its saturated e-graph) as Graphviz DOT.
+    ///
+    /// Example: eqopt dot examples/mlp.json --optimize -o /tmp/mlp.dot
+    Dot(inspect::DotArgs),
+    /// Show where the optimized graph differs from the input and the rules that justify each change.
+    ///
+    /// Example: eqopt explain examples/bert_layer.json --target h100
+    Explain(inspect::ExplainArgs),
     /// Print a shell completion script.
     ///
     /// Example: eqopt completions bash > ~/.local/share/bash-completion/completions/eqopt
@@ -359,6 +382,10 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
         Command::Schedule(a) => schedule::run_schedule(a, out),
         Command::Estimate(a) => schedule::run_estimate(a, out),
         Command::Calibrate(a) => calibrate::run_calibrate(a, out),
+        Command::Experiment(a) => experiment::run_experiment(a, out),
+        Command::Plot(a) => experiment::run_plot(a, out),
+        Command::Dot(a) => inspect::run_dot(a, out),
+        Command::Explain(a) => inspect::run_explain(a, out),
         Command::Completions(a) => docs::run_completions(a, out),
         Command::Man(a) => docs::run_man(a, out),
         Command::Import(a) => run_convert(a, false, out),
@@ -378,6 +405,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<()> {
 /// Entry point of the binary: runs with the process arguments; errors go to stderr with exit code 1.
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    logging::init(&cli.global);
     let mut stdout = std::io::stdout().lock();
     match run(&cli, &mut stdout) {
         Ok(()) => std::process::ExitCode::SUCCESS,
