@@ -172,6 +172,45 @@ struct RuleArgs {
     no_default_rules: bool,
 }
 
+/// Target, rules, limits and extractor: how the model is optimized.
+#[derive(Args, Debug)]
+struct SearchArgs {
+    /// Hardware target: a built-in name (cpu, h100, a100) or a profile JSON file.
+    #[arg(long, default_value = "cpu")]
+    target: String,
+    #[command(flatten)]
+    rules: RuleArgs,
+    /// E-node limit for saturation.
+    #[arg(long, default_value_t = crate::saturate::DEFAULT_NODE_LIMIT)]
+    node_limit: usize,
+    /// Iteration limit for saturation.
+    #[arg(long, default_value_t = crate::saturate::DEFAULT_ITER_LIMIT)]
+    iter_limit: usize,
+    /// Time limit for saturation, seconds.
+    #[arg(long, default_value_t = crate::saturate::DEFAULT_TIME_LIMIT_S)]
+    time_limit: f64,
+    /// Multi-pattern rules run only in the first K iterations.
+    #[arg(long, default_value_t = crate::saturate::DEFAULT_MULTI_PATTERN_ITERS)]
+    multi_pattern_iters: usize,
+    /// Extractor (greedy, eqopt, ilp).
+    #[arg(long, default_value = eqopt_extract::DEFAULT_EXTRACTOR)]
+    extractor: String,
+    /// Time limit for extraction, seconds.
+    #[arg(long, default_value_t = crate::optimize::DEFAULT_EXTRACT_TIME_LIMIT_S)]
+    extract_time_limit: f64,
+}
+
+impl SearchArgs {
+    /// The saturation limits these flags give.
+    fn limits(&self) -> Result<crate::saturate::Limits> {
+        Ok(crate::saturate::Limits::default()
+            .with_node_limit(self.node_limit)
+            .with_iter_limit(self.iter_limit)
+            .with_time_limit(positive("--time-limit", self.time_limit)?)
+            .with_multi_pattern_iters(self.multi_pattern_iters))
+    }
+}
+
 /// How ONNX graph inputs with symbolic dims get static shapes.
 #[derive(Args, Debug)]
 struct ShapeArgs {

@@ -1,7 +1,7 @@
 //! `eqopt dot` and `eqopt explain`: look at a graph, its optimized graph, its
 //! e-graph, and what optimization changed.
 
-use super::{RuleArgs, ShapeArgs, load_rules, positive, same_file};
+use super::{SearchArgs, ShapeArgs, load_rules, positive, same_file};
 use crate::error::{Error, Result};
 use crate::extraction::{ExtractStats, extract_graph};
 use crate::graph::Graph;
@@ -18,34 +18,6 @@ use std::time::Duration;
 /// Default largest e-graph `eqopt dot --egraph` draws, in e-nodes.
 const DEFAULT_MAX_DOT_ENODES: usize = 2000;
 
-/// Target, rules, limits and extractor: how the model is optimized.
-#[derive(Args, Debug)]
-pub(super) struct SearchArgs {
-    /// Hardware target: a built-in name (cpu, h100, a100) or a profile JSON file.
-    #[arg(long, default_value = "cpu")]
-    target: String,
-    #[command(flatten)]
-    rules: RuleArgs,
-    /// E-node limit for saturation.
-    #[arg(long, default_value_t = crate::saturate::DEFAULT_NODE_LIMIT)]
-    node_limit: usize,
-    /// Iteration limit for saturation.
-    #[arg(long, default_value_t = crate::saturate::DEFAULT_ITER_LIMIT)]
-    iter_limit: usize,
-    /// Time limit for saturation, seconds.
-    #[arg(long, default_value_t = crate::saturate::DEFAULT_TIME_LIMIT_S)]
-    time_limit: f64,
-    /// Multi-pattern rules run only in the first K iterations.
-    #[arg(long, default_value_t = crate::saturate::DEFAULT_MULTI_PATTERN_ITERS)]
-    multi_pattern_iters: usize,
-    /// Extractor (greedy, eqopt, ilp).
-    #[arg(long, default_value = eqopt_extract::DEFAULT_EXTRACTOR)]
-    extractor: String,
-    /// Time limit for extraction, seconds.
-    #[arg(long, default_value_t = crate::optimize::DEFAULT_EXTRACT_TIME_LIMIT_S)]
-    extract_time_limit: f64,
-}
-
 /// A saturated and extracted model, and what it took.
 struct Optimized {
     sat: Saturation,
@@ -57,14 +29,6 @@ struct Optimized {
 }
 
 impl SearchArgs {
-    fn limits(&self) -> Result<Limits> {
-        Ok(Limits::default()
-            .with_node_limit(self.node_limit)
-            .with_iter_limit(self.iter_limit)
-            .with_time_limit(positive("--time-limit", self.time_limit)?)
-            .with_multi_pattern_iters(self.multi_pattern_iters))
-    }
-
     /// Saturates `graph` under `limits` with the exact rules (as `eqopt
     /// optimize` without `--max-error`); extracts unless `check` refuses the e-graph.
     fn optimize(&self, graph: &Graph, limits: Limits, check: &dyn Fn(&Saturation) -> Result<()>) -> Result<Optimized> {

@@ -1,6 +1,6 @@
 //! `eqopt optimize`.
 
-use super::{RuleArgs, ShapeArgs, budget, load_rules, logging, positive, same_file};
+use super::{SearchArgs, ShapeArgs, budget, load_rules, logging, positive, same_file};
 use crate::error::{Error, Result};
 use crate::graph::json;
 use crate::optimize::{OptimizeOptions, optimize_observed};
@@ -18,9 +18,6 @@ pub(super) struct OptimizeArgs {
     output: PathBuf,
     #[command(flatten)]
     shapes: ShapeArgs,
-    /// Hardware target: a built-in name (cpu, h100, a100) or a profile JSON file.
-    #[arg(long, default_value = "cpu")]
-    target: String,
     /// Also write the report as JSON.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -29,25 +26,7 @@ pub(super) struct OptimizeArgs {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
-    rules: RuleArgs,
-    /// E-node limit for saturation.
-    #[arg(long, default_value_t = crate::saturate::DEFAULT_NODE_LIMIT)]
-    node_limit: usize,
-    /// Iteration limit for saturation.
-    #[arg(long, default_value_t = crate::saturate::DEFAULT_ITER_LIMIT)]
-    iter_limit: usize,
-    /// Time limit for saturation, seconds.
-    #[arg(long, default_value_t = crate::saturate::DEFAULT_TIME_LIMIT_S)]
-    time_limit: f64,
-    /// Multi-pattern rules run only in the first K iterations.
-    #[arg(long, default_value_t = crate::saturate::DEFAULT_MULTI_PATTERN_ITERS)]
-    multi_pattern_iters: usize,
-    /// Extractor (greedy, eqopt, ilp).
-    #[arg(long, default_value = eqopt_extract::DEFAULT_EXTRACTOR)]
-    extractor: String,
-    /// Time limit for extraction, seconds.
-    #[arg(long, default_value_t = crate::optimize::DEFAULT_EXTRACT_TIME_LIMIT_S)]
-    extract_time_limit: f64,
+    search: SearchArgs,
     /// Allow the output to be the input file.
     #[arg(long)]
     overwrite_input: bool,
@@ -66,7 +45,7 @@ pub(super) fn run_optimize(a: &OptimizeArgs, out: &mut dyn Write) -> Result<()> 
             found: a.output.display().to_string(),
         });
     }
-    let (target, calibrated) = crate::calibrate::resolve_target(&a.target)?;
+    let (target, calibrated) = crate::calibrate::resolve_target(&a.search.target)?;
     if let Some(path) = calibrated {
         if a.json {
             tracing::info!("target cpu: the calibrated profile {}", path.display());
@@ -74,18 +53,14 @@ pub(super) fn run_optimize(a: &OptimizeArgs, out: &mut dyn Write) -> Result<()> 
             writeln!(out, "target cpu: the calibrated profile {}", path.display()).map_err(|e| Error::io("<stdout>", e))?;
         }
     }
-    let rules = load_rules(&a.rules)?;
+    let rules = load_rules(&a.search.rules)?;
     let graph = a.shapes.load(&a.input)?;
-    let limits = Limits::default()
-        .with_node_limit(a.node_limit)
-        .with_iter_limit(a.iter_limit)
-        .with_time_limit(positive("--time-limit", a.time_limit)?)
-        .with_multi_pattern_iters(a.multi_pattern_iters);
+    let limits = a.search.limits()?;
     let mut opts = OptimizeOptions::new(target)
         .with_limits(limits)
-        .with_extractor(a.extractor.clone())
+        .with_extractor(a.search.extractor.clone())
         .with_activations(a.budget.activations);
-    opts.extract_time_limit_s = positive("--extract-time-limit", a.extract_time_limit)?;
+    opts.extract_time_limit_s = positive("--extract-time-limit", a.search.extract_time_limit)?;
     opts.explain = a.explain;
     opts.max_error = a.budget.max_error;
     a.budget.check()?;
