@@ -191,7 +191,7 @@ pub enum Error {
         detail: String,
     },
     /// `eqopt rules check` found rules that fail or cannot be checked.
-    #[error("rules check: {} failed ({}), {} unchecked ({})", .failed.len(), .failed.join(", "), .unchecked.len(), .unchecked.join(", "))]
+    #[error("rules check: {} failed{}, {} unchecked{}", .failed.len(), listed(.failed), .unchecked.len(), listed(.unchecked))]
     RulesCheck {
         /// Rules with a counterexample.
         failed: Vec<String>,
@@ -396,6 +396,15 @@ impl std::fmt::Display for UnsupportedOp {
 
 /// Result alias for the library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// ` (a, b)` for a non-empty list, nothing for an empty one.
+fn listed(names: &[String]) -> String {
+    if names.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", names.join(", "))
+    }
+}
 
 impl Error {
     /// Wraps an I/O error with its path.

@@ -79,7 +79,7 @@ impl Explanation {
             s += &format!("  {:<34} {:>5}  {}{more}\n", u.rule, u.nodes.len(), shown.join(", "));
         }
         if !self.applied_only.is_empty() {
-            s += "applied, but built nothing the result uses (matches):\n";
+            s += "applied, but built nothing the result uses (applications):\n";
             for (rule, n) in &self.applied_only {
                 s += &format!("  {rule:<34} {n:>5}\n");
             }

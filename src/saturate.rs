@@ -144,7 +144,7 @@ pub struct Provenance {
     pub initial_nodes: usize,
     /// `(first id, end id, rule)` for every application that added nodes, in order.
     pub spans: Vec<(usize, usize, String)>,
-    /// Rule name → matches applied (including those that only merged classes).
+    /// Rule name → applications that changed the e-graph (including those that only merged classes).
     pub applications: BTreeMap<String, usize>,
 }
 
@@ -192,7 +192,9 @@ impl Applier<TNode, TensorAnalysis> for Recorder {
         let ids = self.inner.apply_matches(egraph, matches, rule_name);
         let after = egraph.nodes().len();
         let mut log = self.log.lock().expect("the log is never poisoned: recording cannot panic");
-        *log.applications.entry(rule_name.to_string()).or_default() += matches.iter().map(|m| m.substs.len()).sum::<usize>();
+        // egg returns the classes a match changed: matches whose conditions
+        // failed, or whose result was already equal, are not applications.
+        *log.applications.entry(rule_name.to_string()).or_default() += ids.len();
         if after > before {
             log.spans.push((before, after, rule_name.to_string()));
         }

@@ -12,9 +12,11 @@ use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug)]
 pub(super) struct BudgetArgs {
-    /// Allow approximate rewrites (weights in f16/bf16, rules/quant.rules) whose
-    /// measured relative output error ‖y − ŷ‖₂ / ‖y‖₂ (worst output) stays within
-    /// E. Without it (or with 0), the result computes the same function.
+    /// Allow approximate rewrites (weights in f16/bf16/int8/int4,
+    /// rules/quant.rules; truncated-SVD low rank, rules/lowrank.rules; pruned
+    /// hidden units, rules/prune.rules) whose measured relative output error
+    /// ‖y − ŷ‖₂ / ‖y‖₂ (worst output) stays within E. Without it (or with 0),
+    /// the result computes the same function.
     #[arg(long, value_name = "E")]
     pub max_error: Option<f64>,
     /// The precision approximate rewrites may compute activations in: `bf16`

@@ -292,7 +292,7 @@ pub fn svg(p: &PlotData) -> String {
     let mut svg = String::new();
     {
         use plotters::prelude::*;
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, height(p))).into_drawing_area();
         let _ = draw(&root, p);
         let _ = root.present();
     }
@@ -339,6 +339,15 @@ pub(crate) fn sig3(v: f64) -> String {
 const WIDTH: u32 = 1100;
 const LEGEND_WIDTH: u32 = 300;
 const HEIGHT: u32 = 560;
+/// The tallest SVG drawn (a longer legend is cut).
+const MAX_HEIGHT: u32 = 1600;
+
+/// Height of the SVG: [`HEIGHT`], or taller when the legend panel needs it.
+fn height(p: &PlotData) -> u32 {
+    let legend = 80 + 18 * p.series.len() + 16 * p.categories.len();
+    u32::try_from(legend).unwrap_or(u32::MAX).clamp(HEIGHT, MAX_HEIGHT)
+}
+
 /// Legend entries longer than this are cut (with an ellipsis).
 const LEGEND_CHARS: usize = 44;
 
@@ -389,7 +398,9 @@ fn draw<DB: plotters::prelude::DrawingBackend>(
         } else {
             let i = v.round();
             // Categories are numbered on the axis and named in the legend panel.
-            if (v - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < categories.len() {
+            // Beyond 20 categories, every fifth is numbered (the legend names them all).
+            let shown = categories.len() <= 20 || (i as usize + 1) % 5 == 0 || i == 0.0;
+            if (v - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < categories.len() && shown {
                 format!("{}", i as usize + 1)
             } else {
                 String::new()
@@ -430,7 +441,7 @@ fn draw<DB: plotters::prelude::DrawingBackend>(
         }
     };
     let mut y = 50;
-    let bottom = HEIGHT as i32 - 20;
+    let bottom = height(p) as i32 - 20;
     for (i, s) in p.series.iter().enumerate() {
         if y > bottom {
             legend.draw(&Text::new(format!("… and {} more", n - i), (10, y), font.clone()))?;

@@ -55,7 +55,7 @@ pub const ACTIVATION_FAMILIES: &[(&str, &str)] = &[("activations", include_str!(
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum ActivationPrecision {
-    /// Activations stay `f32`: the [`ACTIVATION_FAMILIES`] do not run.
+    /// Activations stay `f32`: the activation families (rules/activations.rules) do not run.
     #[default]
     F32,
     /// Matrix products may round their activation to bfloat16
@@ -364,7 +364,7 @@ pub fn compile(rt: &RuleText, family: &str, file: &str) -> Result<Vec<Rule>> {
         Body::Rewrite { .. } if rt.approx => Err(invalid(
             rt,
             file,
-            "only built-in rules can be approx (they declare each rewrite's error): use @weights-f16, @weights-bf16, @weights-int8, @weights-int4, @weights-int4-g64 or @lowrank",
+            "only built-in rules can be approx (they declare each rewrite's error): use @weights-f16, @weights-bf16, @weights-int8, @weights-int4, @weights-int4-g64, @lowrank, @prune-hidden or @gemm-bf16",
         )),
         Body::Rewrite {
             lhs,
