@@ -206,7 +206,8 @@ impl ExtractStats {
     /// errors of its approximate nodes added in quadrature (independent
     /// perturbations, each passed to the output at unit gain, to first order).
     pub fn estimated_error(&self) -> f64 {
-        self.approx.iter().map(|(_, e)| e * e).sum::<f64>().sqrt()
+        // `+ 0.0`: the empty sum is -0.0, and an exact graph's error is 0.
+        (self.approx.iter().map(|(_, e)| e * e).sum::<f64>() + 0.0).sqrt()
     }
 }
 

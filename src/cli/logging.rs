@@ -3,8 +3,9 @@
 //!
 //! [`init`] installs a `tracing` subscriber whose level follows `-v`/`-q`:
 //! warnings by default, `-v` info, `-vv` debug, `-vvv` trace, `-q` errors
-//! only. [`progress`] and [`spinner`] draw on stderr when it is a terminal and
-//! `-q` is not given; otherwise they return hidden bars, which cost nothing.
+//! only. [`progress`] and [`spinner`] draw on stderr when both stdout and
+//! stderr are terminals and `-q` is not given; otherwise they return hidden
+//! bars, which cost nothing.
 //! Log lines are written with the bars suspended, so they do not tear them.
 
 use clap::Args;
@@ -79,9 +80,10 @@ pub(super) fn init(args: &GlobalArgs) {
         .try_init();
 }
 
-/// Whether progress bars draw: stderr is a terminal and `-q` was not given.
+/// Whether progress bars draw: stdout and stderr are terminals (an
+/// interactive session, not a pipe, a file or CI's log) and `-q` was not given.
 fn bars_visible() -> bool {
-    !QUIET.load(Ordering::Relaxed) && std::io::stderr().is_terminal()
+    !QUIET.load(Ordering::Relaxed) && std::io::stderr().is_terminal() && std::io::stdout().is_terminal()
 }
 
 /// A progress bar over `len` steps, labelled `what`, drawn on stderr:

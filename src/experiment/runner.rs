@@ -290,18 +290,7 @@ pub fn run_one(exp: &Experiment, c: &Combination, r: &mut RunRecord) -> Result<(
         r.stop_reason = Some(report.stop_reason.to_string());
         r.egraph_classes = Some(report.egraph_classes);
         r.egraph_nodes = Some(report.egraph_nodes);
-        r.growth = report
-            .per_iteration
-            .iter()
-            .map(|i| Growth {
-                classes: i.classes,
-                nodes: i.nodes,
-            })
-            .chain([Growth {
-                classes: report.egraph_classes,
-                nodes: report.egraph_nodes,
-            }])
-            .collect();
+        r.growth = growth(&report.per_iteration, report.egraph_classes, report.egraph_nodes);
         r.saturation_s = Some(report.saturation_s);
         r.extraction_s = Some(report.extraction.time_s);
         r.dag_cost_s = Some(report.extraction.dag_cost_s);
@@ -316,18 +305,7 @@ pub fn run_one(exp: &Experiment, c: &Combination, r: &mut RunRecord) -> Result<(
         r.stop_reason = Some(sat.stop_reason.to_string());
         r.egraph_classes = Some(sat.egraph.number_of_classes());
         r.egraph_nodes = Some(sat.egraph.total_number_of_nodes());
-        r.growth = sat
-            .iterations
-            .iter()
-            .map(|i| Growth {
-                classes: i.classes,
-                nodes: i.nodes,
-            })
-            .chain([Growth {
-                classes: sat.egraph.number_of_classes(),
-                nodes: sat.egraph.total_number_of_nodes(),
-            }])
-            .collect();
+        r.growth = growth(&sat.iterations, sat.egraph.number_of_classes(), sat.egraph.total_number_of_nodes());
         r.saturation_s = Some(sat.time_s);
         if f.trace_cost {
             let roots = output_roots(&graph, &sat.egraph, &sat.classes);
@@ -372,6 +350,18 @@ pub fn run_one(exp: &Experiment, c: &Combination, r: &mut RunRecord) -> Result<(
         })?;
     }
     Ok(())
+}
+
+/// The size at the start of every iteration, then the final size.
+fn growth(iterations: &[crate::saturate::IterationStats], classes: usize, nodes: usize) -> Vec<Growth> {
+    iterations
+        .iter()
+        .map(|i| Growth {
+            classes: i.classes,
+            nodes: i.nodes,
+        })
+        .chain([Growth { classes, nodes }])
+        .collect()
 }
 
 /// The outputs and median latency of `graph` on the CPU backend.
