@@ -163,7 +163,8 @@ fn num<T: ToString>(v: Option<T>) -> String {
 }
 
 fn sci(v: Option<f64>) -> String {
-    v.map_or("-".into(), |v| format!("{v:.2e}"))
+    // `+ 0.0` turns -0 (an empty sum, in older records) into 0.
+    v.map_or("-".into(), |v| format!("{:.2e}", v + 0.0))
 }
 
 /// The tables as Markdown: every run, extractors against the optimum (when
