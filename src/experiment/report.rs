@@ -44,7 +44,7 @@ impl Session {
             .map_or(0, |d| d.as_secs());
         Session {
             started: utc_minute(secs),
-            cpu: cpu_name(),
+            cpu: crate::calibrate::cpu_name(),
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             eqopt: env!("CARGO_PKG_VERSION").to_string(),
             jobs,
@@ -78,32 +78,10 @@ pub fn read_sessions(dir: &Path) -> Vec<Session> {
         .unwrap_or_default()
 }
 
-fn cpu_name() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
-}
-
 /// `secs` since the Unix epoch as `YYYY-MM-DD HH:MM` UTC.
 fn utc_minute(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
     let (h, m) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
-    // Howard Hinnant's civil-from-days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(mo <= 2);
+    let (y, mo, d) = crate::calibrate::civil_from_days((secs / 86_400) as i64);
     format!("{y:04}-{mo:02}-{d:02} {h:02}:{m:02}")
 }
 
