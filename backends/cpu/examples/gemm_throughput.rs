@@ -101,6 +101,11 @@ fn gemm_throughput(big: bool) {
     if big {
         shapes.insert(1, (2048, 2048, 2048));
     }
+    if std::env::args().any(|a| a == "vgg") {
+        // The NCHW 3×3 convolutions of VGG-19 as plain GEMMs (O × I·9 × pixels):
+        // the ceiling an im2col-free convolution of the same shape could reach.
+        shapes = vec![(64, 576, 50176), (256, 2304, 3136), (512, 4608, 784), (512, 4608, 196)];
+    }
     let quick = std::env::args().any(|a| a == "quick");
     if quick {
         shapes.retain(|s| s.0 == s.1 && s.1 == s.2);
@@ -237,6 +242,26 @@ fn conv_throughput() {
                 .with_pads([1, 1, 1, 1]),
         ),
         ("3×3 512→512 7²", Conv2dParams::new(1, 512, 7, 7, 512, 3, 3).with_pads([1, 1, 1, 1])),
+        (
+            "3×3 64→64 224² (VGG)",
+            Conv2dParams::new(1, 64, 224, 224, 64, 3, 3).with_pads([1, 1, 1, 1]),
+        ),
+        (
+            "3×3 256→256 56² (VGG)",
+            Conv2dParams::new(1, 256, 56, 56, 256, 3, 3).with_pads([1, 1, 1, 1]),
+        ),
+        (
+            "3×3 512→512 28² (VGG)",
+            Conv2dParams::new(1, 512, 28, 28, 512, 3, 3).with_pads([1, 1, 1, 1]),
+        ),
+        (
+            "3×3 512→512 14² (VGG)",
+            Conv2dParams::new(1, 512, 14, 14, 512, 3, 3).with_pads([1, 1, 1, 1]),
+        ),
+        (
+            "3×3 128→32 14² (DenseNet)",
+            Conv2dParams::new(1, 128, 14, 14, 32, 3, 3).with_pads([1, 1, 1, 1]),
+        ),
         (
             "dw 3×3 144 56² (MobileNetV2)",
             Conv2dParams::new(1, 144, 56, 56, 144, 3, 3)

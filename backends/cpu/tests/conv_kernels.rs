@@ -144,6 +144,25 @@ fn named_cases() {
     }
 }
 
+/// The implicit-im2col path's blocking: more output pixels than one block
+/// holds (1147, past 1024), an uneven last block, and (on 2 threads) few
+/// pixels with many output channels, where the channels are split instead.
+#[test]
+fn implicit_blocks_and_channel_splits() {
+    let cases = [
+        Conv2dParams::new(1, 5, 37, 31, 19, 3, 3).with_pads([1, 1, 1, 1]),
+        Conv2dParams::new(2, 3, 40, 33, 9, 3, 3).with_pads([1, 0, 1, 0]),
+        Conv2dParams::new(1, 9, 13, 11, 133, 3, 3).with_pads([1, 1, 1, 1]),
+        Conv2dParams::new(1, 7, 5, 5, 257, 2, 2),
+    ];
+    for t in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap();
+        for p in cases {
+            pool.install(|| run_all(p, true, false));
+        }
+    }
+}
+
 #[test]
 fn epilogue_after_bias_and_threading() {
     let p1 = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();

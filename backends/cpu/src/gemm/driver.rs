@@ -181,6 +181,12 @@ pub(crate) unsafe fn sgemm_with_packer(
     true
 }
 
+/// Columns of the packed micro-kernel's tile for `isa` (the width a `B` block
+/// is best cut to), or `None` when `isa` has no packed micro-kernel.
+pub(crate) fn packed_tile_cols(isa: Isa) -> Option<usize> {
+    packed::kernel_for(isa).map(|k| k.nr)
+}
+
 /// Converts the `k × n` operand `b` into the dense row-major `dst`.
 ///
 /// # Safety

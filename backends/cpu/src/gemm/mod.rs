@@ -43,7 +43,7 @@ pub use bf16::{bf16_dot_available, gemm_bf16, gemm_bf16_widened_with_isa, gemm_b
 pub use epilogue::{BiasAct, Epilogue, Tile};
 pub use weights::WeightRef;
 
-pub(crate) use driver::{SendPtr, sgemm_raw, sgemm_with_packer};
+pub(crate) use driver::{SendPtr, packed_tile_cols, sgemm_raw, sgemm_with_packer};
 pub(crate) use packed::PackB;
 
 use crate::KernelError;
