@@ -104,7 +104,16 @@ fn gemm_throughput(big: bool) {
     if std::env::args().any(|a| a == "vgg") {
         // The NCHW 3×3 convolutions of VGG-19 as plain GEMMs (O × I·9 × pixels):
         // the ceiling an im2col-free convolution of the same shape could reach.
-        shapes = vec![(64, 576, 50176), (256, 2304, 3136), (512, 4608, 784), (512, 4608, 196)];
+        shapes = vec![
+            (64, 576, 50176),
+            (256, 2304, 3136),
+            (512, 4608, 784),
+            (512, 4608, 196),
+            (256, 64, 3136),
+            (512, 128, 784),
+            (1024, 256, 196),
+            (2048, 512, 49),
+        ];
     }
     let quick = std::env::args().any(|a| a == "quick");
     if quick {

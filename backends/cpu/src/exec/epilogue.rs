@@ -30,18 +30,21 @@ struct Extra<'a> {
 pub(super) struct TileEpilogue<'a> {
     prog: &'a EwProgram,
     extras: Vec<Extra<'a>>,
-    /// Set when the expression is `x0 + x1` or `relu(x0 + x1)` with `x1`
-    /// constant along each row or contiguous along it: run by a plain loop
-    /// instead of the general evaluator (the conv and GEMM epilogue of almost
-    /// every CNN layer).
-    bias_act: Option<BiasAct>,
+    /// Set when the expression is a chain of additions, optionally under a
+    /// ReLU, of operands each constant along a row or contiguous along it: run
+    /// by plain loops instead of the general evaluator (the conv and GEMM
+    /// epilogue of almost every CNN layer: bias, or bias and residual, then ReLU).
+    add_chain: Option<AddChain>,
 }
 
-/// `acc + x1` (then ReLU if `relu`), `x1` read at `base + b·sb + i·si + j·sj`
-/// with `sj` 0 (one value per row) or 1 (a contiguous run per row: a column
-/// bias, or a dense operand such as a residual).
-#[derive(Clone, Copy)]
-struct BiasAct {
+/// `relu?(((x[o₀] + x[o₁]) + x[o₂]) + …)` for `order = [o₀, o₁, …]`, in that
+/// order of rounding, with `x[0]` the accumulator (`o₀ = 0` when it is first
+/// or second: addition commutes exactly). Each extra is read at
+/// `base + b·sb + i·si + j·sj` with `sj` 0 (one value per row) or 1 (a
+/// contiguous run per row: a column bias, or a dense operand such as a residual).
+#[derive(Clone, Debug, PartialEq)]
+struct AddChain {
+    order: Vec<usize>,
     relu: bool,
 }
 
@@ -52,32 +55,46 @@ fn relu_f32(y: f32) -> f32 {
     if y < 0.0 { 0.0 } else { y }
 }
 
-/// Recognises `x0 + x1` and `relu(x0 + x1)` (either operand order).
-fn bias_act(prog: &EwProgram) -> Option<BiasAct> {
+/// Recognises an [`AddChain`]: the result is a left-deep sum of operands
+/// (either operand order at each step), optionally under a ReLU.
+fn add_chain(prog: &EwProgram) -> Option<AddChain> {
     use crate::elementwise::{BinaryOp, Instr, UnaryOp};
-    let add_of_inputs = |i: &[Instr]| {
-        matches!(
-            i,
-            [
-                Instr::Input(0),
-                Instr::Input(1),
-                Instr::Binary(BinaryOp::Add, 0, 1) | Instr::Binary(BinaryOp::Add, 1, 0)
-            ] | [
-                Instr::Input(1),
-                Instr::Input(0),
-                Instr::Binary(BinaryOp::Add, 0, 1) | Instr::Binary(BinaryOp::Add, 1, 0)
-            ]
-        )
-    };
+    #[derive(Clone)]
+    enum Val {
+        Leaf(usize),
+        Chain(Vec<usize>),
+        Other,
+    }
     let instrs = prog.instrs();
-    if prog.num_inputs() != 2 {
+    let mut vals: Vec<Val> = Vec::with_capacity(instrs.len());
+    for ins in instrs {
+        let v = match *ins {
+            Instr::Input(k) => Val::Leaf(k),
+            Instr::Binary(BinaryOp::Add, a, b) => match (&vals[a], &vals[b]) {
+                (Val::Leaf(p), Val::Leaf(q)) => Val::Chain(vec![*p, *q]),
+                (Val::Chain(c), Val::Leaf(q)) | (Val::Leaf(q), Val::Chain(c)) => Val::Chain([c.as_slice(), &[*q]].concat()),
+                _ => Val::Other,
+            },
+            _ => Val::Other,
+        };
+        vals.push(v);
+    }
+    let (mut order, relu) = match (instrs.last()?, vals.last()?) {
+        (_, Val::Chain(c)) => (c.clone(), false),
+        (Instr::Unary(UnaryOp::Relu, a), _) => match &vals[*a] {
+            Val::Chain(c) => (c.clone(), true),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    if order[1] == 0 {
+        order.swap(0, 1);
+    }
+    // The accumulator is read once: the in-place loop overwrites it.
+    if order.iter().filter(|&&k| k == 0).count() != 1 {
         return None;
     }
-    match instrs {
-        [head @ .., Instr::Unary(UnaryOp::Relu, 2)] if add_of_inputs(head) => Some(BiasAct { relu: true }),
-        _ if add_of_inputs(instrs) => Some(BiasAct { relu: false }),
-        _ => None,
-    }
+    Some(AddChain { order, relu })
 }
 
 /// The stride of the flattened dims `dims` of a view with `shape` and
@@ -135,8 +152,8 @@ impl<'a> TileEpilogue<'a> {
                 })
             })
             .collect::<Option<Vec<_>>>()?;
-        let bias_act = bias_act(prog).filter(|_| extras[0].strides[2] <= 1);
-        Some(TileEpilogue { prog, extras, bias_act })
+        let add_chain = add_chain(prog).filter(|c| c.order.iter().all(|&k| k == 0 || extras[k - 1].strides[2] <= 1));
+        Some(TileEpilogue { prog, extras, add_chain })
     }
 }
 
@@ -165,32 +182,87 @@ impl TileEpilogue<'_> {
     }
 }
 
+/// Elements per pass of an [`AddChain`] whose first operand is not the
+/// accumulator (summed in a stack buffer, in L1).
+const CHAIN_CHUNK: usize = 256;
+
+/// One operand of an [`AddChain`] over a row: a value per row, or a run.
+#[derive(Clone, Copy)]
+enum Addend<'r> {
+    Splat(f32),
+    Run(&'r [f32]),
+}
+
+impl Addend<'_> {
+    /// `dst[j] = self[from + j]`.
+    #[inline(always)]
+    fn write(self, from: usize, dst: &mut [f32]) {
+        match self {
+            Addend::Splat(v) => dst.fill(v),
+            Addend::Run(r) => dst.copy_from_slice(&r[from..from + dst.len()]),
+        }
+    }
+    /// `dst[j] += self[from + j]`.
+    #[inline(always)]
+    fn add_to(self, from: usize, dst: &mut [f32]) {
+        match self {
+            Addend::Splat(v) => dst.iter_mut().for_each(|x| *x += v),
+            Addend::Run(r) => dst.iter_mut().zip(&r[from..]).for_each(|(x, v)| *x += *v),
+        }
+    }
+}
+
+impl TileEpilogue<'_> {
+    /// Row `i` (columns `c0..`, of batch `b`) of the tile through `chain`.
+    #[inline(always)]
+    fn add_chain_row(&self, chain: &AddChain, b: usize, i: usize, c0: usize, row: &mut [f32]) {
+        let cols = row.len();
+        let addend = |k: usize| {
+            let e = &self.extras[k - 1];
+            let [sb, si, sj] = e.strides;
+            let at = e.base + b * sb + i * si + c0 * sj;
+            if sj == 0 {
+                Addend::Splat(e.data[at])
+            } else {
+                Addend::Run(&e.data[at..at + cols])
+            }
+        };
+        let relu = |xs: &mut [f32]| {
+            if chain.relu {
+                xs.iter_mut().for_each(|x| *x = relu_f32(*x));
+            }
+        };
+        if chain.order[0] == 0 {
+            for &k in &chain.order[1..] {
+                addend(k).add_to(0, row);
+            }
+            relu(row);
+            return;
+        }
+        let mut buf = [0.0f32; CHAIN_CHUNK];
+        for from in (0..cols).step_by(CHAIN_CHUNK) {
+            let len = CHAIN_CHUNK.min(cols - from);
+            let t = &mut buf[..len];
+            let part = &mut row[from..from + len];
+            for (n, &k) in chain.order.iter().enumerate() {
+                match (n, k) {
+                    (0, 0) => t.copy_from_slice(part),
+                    (0, _) => addend(k).write(from, t),
+                    (_, 0) => t.iter_mut().zip(part.iter()).for_each(|(x, v)| *x += *v),
+                    _ => addend(k).add_to(from, t),
+                }
+            }
+            relu(t);
+            part.copy_from_slice(t);
+        }
+    }
+}
+
 impl Epilogue for TileEpilogue<'_> {
     fn apply(&self, tile: &mut Tile<'_>) {
         let (b, i0, c0, rows, cols) = (tile.batch(), tile.first_row(), tile.first_col(), tile.rows(), tile.cols());
-        if let Some(BiasAct { relu }) = self.bias_act {
-            let e = &self.extras[0];
-            let [sb, si, sj] = e.strides;
-            crate::gemm::mv::wide(|| {
-                tile.for_each_row(|i, row| {
-                    let at = e.base + b * sb + i * si + c0 * sj;
-                    if sj == 0 {
-                        let v = e.data[at];
-                        if relu {
-                            row.iter_mut().for_each(|x| *x = relu_f32(*x + v));
-                        } else {
-                            row.iter_mut().for_each(|x| *x += v);
-                        }
-                    } else {
-                        let bias = &e.data[at..at + cols];
-                        if relu {
-                            row.iter_mut().zip(bias).for_each(|(x, v)| *x = relu_f32(*x + v));
-                        } else {
-                            row.iter_mut().zip(bias).for_each(|(x, v)| *x += v);
-                        }
-                    }
-                });
-            });
+        if let Some(chain) = &self.add_chain {
+            crate::gemm::mv::wide(|| tile.for_each_row(|i, row| self.add_chain_row(chain, b, i, c0, row)));
             return;
         }
         if let Some(out) = tile.as_dense_mut() {
@@ -217,7 +289,110 @@ impl Epilogue for TileEpilogue<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::flat_stride;
+    use super::{AddChain, Extra, TileEpilogue, add_chain, flat_stride};
+    use crate::elementwise::{BinaryOp, EwProgram, Instr, UnaryOp};
+    use crate::gemm::{Epilogue, Tile};
+
+    fn add(a: usize, b: usize) -> Instr {
+        Instr::Binary(BinaryOp::Add, a, b)
+    }
+
+    /// Each chain shape runs through the loops bit-identically to the general
+    /// evaluator, on a tile that starts mid-matrix, with a per-row value, a
+    /// column bias and a dense operand, and NaN and negative values.
+    #[test]
+    fn add_chains_match_the_general_evaluator() {
+        use Instr::Input as In;
+        let relu = |a| Instr::Unary(UnaryOp::Relu, a);
+        let cases: Vec<(usize, Vec<Instr>, Option<AddChain>)> = vec![
+            (
+                2,
+                vec![In(0), In(1), add(0, 1)],
+                Some(AddChain {
+                    order: vec![0, 1],
+                    relu: false,
+                }),
+            ),
+            (
+                2,
+                vec![In(1), In(0), add(0, 1), relu(2)],
+                Some(AddChain {
+                    order: vec![0, 1],
+                    relu: true,
+                }),
+            ),
+            (
+                3,
+                vec![In(0), In(1), add(0, 1), In(2), add(2, 3), relu(4)],
+                Some(AddChain {
+                    order: vec![0, 1, 2],
+                    relu: true,
+                }),
+            ),
+            (
+                3,
+                vec![In(1), In(2), add(0, 1), In(0), add(3, 2)],
+                Some(AddChain {
+                    order: vec![1, 2, 0],
+                    relu: false,
+                }),
+            ),
+            (
+                4,
+                vec![In(3), In(1), add(0, 1), In(2), add(3, 2), In(0), add(4, 5), relu(6)],
+                Some(AddChain {
+                    order: vec![3, 1, 2, 0],
+                    relu: true,
+                }),
+            ),
+            // Not chains: a sum of sums, a product, the accumulator twice.
+            (4, vec![In(0), In(1), add(0, 1), In(2), In(3), add(3, 4), add(2, 5)], None),
+            (2, vec![In(0), In(1), Instr::Binary(BinaryOp::Mul, 0, 1)], None),
+            (2, vec![In(0), In(1), add(0, 1), In(0), add(2, 3)], None),
+        ];
+        let (rows, cols, ld) = (5usize, 300usize, 311usize);
+        let val = |k: usize| ((k * 7919) % 97) as f32 / 8.0 - 6.0;
+        let per_row: Vec<f32> = (0..rows + 3).map(|k| val(k + 1)).collect();
+        let mut dense: Vec<f32> = (0..(rows + 3) * ld).map(|k| val(k + 5)).collect();
+        dense[ld + 3] = f32::NAN;
+        let col_bias: Vec<f32> = (0..ld).map(|k| val(k + 11)).collect();
+        for (n, instrs, want) in cases {
+            let prog = EwProgram::new(n, instrs.clone()).unwrap();
+            assert_eq!(add_chain(&prog), want, "{instrs:?}");
+            let extras = |k: usize| match k % 3 {
+                0 => Extra {
+                    data: &per_row,
+                    base: 0,
+                    strides: [0, 1, 0],
+                },
+                1 => Extra {
+                    data: &col_bias,
+                    base: 0,
+                    strides: [0, 0, 1],
+                },
+                _ => Extra {
+                    data: &dense,
+                    base: 0,
+                    strides: [0, ld, 1],
+                },
+            };
+            let make = |chain: Option<AddChain>| TileEpilogue {
+                prog: &prog,
+                extras: (1..n).map(extras).collect(),
+                add_chain: chain,
+            };
+            let run = |e: &TileEpilogue<'_>| {
+                let mut out: Vec<f32> = (0..(rows + 2) * ld).map(|k| val(k + 3)).collect();
+                out[2 * ld + 7] = f32::NAN;
+                // SAFETY: rows 2.. of `out`, `cols` each, `ld` apart, are inside it and only used here.
+                let mut tile = unsafe { Tile::from_raw(out.as_mut_ptr().add(2 * ld + 4), ld, 0, 2, rows, 4, cols) };
+                e.apply(&mut tile);
+                out
+            };
+            let (fast, general) = (run(&make(add_chain(&prog))), run(&make(None)));
+            assert!(fast.iter().zip(&general).all(|(a, b)| a.to_bits() == b.to_bits()), "{instrs:?}");
+        }
+    }
 
     #[test]
     fn dims_flatten_only_when_contiguous() {
