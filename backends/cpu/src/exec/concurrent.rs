@@ -140,7 +140,7 @@ impl Executable {
             }
         });
         drop(mem);
-        drop(arena);
+        self.return_arena(arena);
         match state.into_inner().unwrap_or_else(|e| e.into_inner()).1 {
             Some(e) => Err(e),
             None => Ok(outputs),

@@ -21,6 +21,8 @@ mod concurrent;
 mod epilogue;
 mod ops;
 
+use std::sync::{Arc, Mutex};
+
 use crate::KernelError;
 use crate::elementwise::EwProgram;
 use crate::gemm::WeightRef;
@@ -92,6 +94,13 @@ pub struct Executable {
     arena_len: usize,
     /// The compiled expression of each elementwise kernel or epilogue, by kernel.
     exprs: Vec<Option<EwProgram>>,
+    /// Buffer names, for error messages (shared with every run's [`Mem`]).
+    names: Arc<[String]>,
+    /// The arena of the last finished run, taken by the next one: a fresh
+    /// arena of a large model costs a page fault per 4 KiB touched (VGG-19's
+    /// 24.5 MiB: several milliseconds a run). A run that finds it taken (runs
+    /// at the same time) allocates its own.
+    spare_arena: Mutex<Vec<f32>>,
 }
 
 fn compile_expr(e: &Expr) -> Result<EwProgram, KernelError> {
@@ -124,7 +133,7 @@ unsafe impl Sync for Slot {}
 /// values from a copy of each output block; see `ops::run_in_place`).
 pub(crate) struct Mem {
     slots: Vec<Slot>,
-    names: Vec<String>,
+    names: Arc<[String]>,
 }
 
 impl Mem {
@@ -260,11 +269,14 @@ impl Executable {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let names = program.buffers.iter().map(|b| b.name.clone()).collect();
         Ok(Executable {
             program,
             offsets,
             arena_len,
             exprs,
+            names,
+            spare_arena: Mutex::new(Vec::new()),
         })
     }
 
@@ -293,6 +305,23 @@ impl Executable {
         Ok((outputs, times))
     }
 
+    /// An arena for one run: the spare one, or a new one filled with NaN, so
+    /// that a kernel reading an intermediate before any kernel wrote it gives
+    /// NaN on the first run as it would on a reused arena, instead of zeros.
+    pub(crate) fn take_arena(&self) -> Vec<f32> {
+        let spare = std::mem::take(&mut *self.spare_arena.lock().unwrap_or_else(|e| e.into_inner()));
+        if spare.len() == self.arena_len {
+            spare
+        } else {
+            vec![f32::NAN; self.arena_len]
+        }
+    }
+
+    /// Keeps `arena` for the next run.
+    pub(crate) fn return_arena(&self, arena: Vec<f32>) {
+        *self.spare_arena.lock().unwrap_or_else(|e| e.into_inner()) = arena;
+    }
+
     /// The storage of one run: the arena, the output vectors, and the buffer
     /// table pointing into them, the inputs and the constants.
     fn prepare(&self, inputs: &[InputData<'_>]) -> Result<RunStorage, ExecError> {
@@ -305,7 +334,7 @@ impl Executable {
                 found: format!("{}", inputs.len()),
             });
         }
-        let mut arena = vec![0f32; self.arena_len];
+        let mut arena = self.take_arena();
         let mut outputs: Vec<Vec<f32>> = p.outputs.iter().map(|(b, _)| vec![0f32; p.buffers[*b].len]).collect();
         let mut slots: Vec<Slot> = vec![Slot::F32(std::ptr::null_mut(), 0); p.buffers.len()];
         let arena_ptr = arena.as_mut_ptr();
@@ -347,7 +376,7 @@ impl Executable {
         }
         let mem = Mem {
             slots,
-            names: p.buffers.iter().map(|b| b.name.clone()).collect(),
+            names: Arc::clone(&self.names),
         };
         Ok((arena, outputs, mem))
     }
@@ -371,7 +400,7 @@ impl Executable {
             }
         }
         drop(mem);
-        drop(arena);
+        self.return_arena(arena);
         Ok(outputs)
     }
 }
