@@ -277,6 +277,20 @@ fn conv_throughput() {
                 .with_pads([1, 1, 1, 1])
                 .with_groups(144),
         ),
+        (
+            "dw 3×3 272 14² (ShuffleNet)",
+            Conv2dParams::new(1, 272, 14, 14, 272, 3, 3)
+                .with_pads([1, 1, 1, 1])
+                .with_groups(272),
+        ),
+        (
+            "dw 3×3 544 7² (ShuffleNet)",
+            Conv2dParams::new(1, 544, 7, 7, 544, 3, 3).with_pads([1, 1, 1, 1]).with_groups(544),
+        ),
+        (
+            "g4 1×1 272→272 14² (ShuffleNet)",
+            Conv2dParams::new(1, 272, 14, 14, 272, 1, 1).with_groups(4),
+        ),
     ];
     println!("| layer (batch 1) | threads | NCHW GFLOP/s | NHWC GFLOP/s |");
     println!("|---|---|---|---|");

@@ -163,6 +163,34 @@ fn implicit_blocks_and_channel_splits() {
     }
 }
 
+/// The depthwise 3×3 path (stride 1 and 2, every pad below 3, planes from
+/// 1×1 to wider than a vector, several planes per task, two images), on 1
+/// and 2 threads.
+#[test]
+fn depthwise_3x3_strides_and_pads() {
+    let mut cases = Vec::new();
+    for (h, w) in [(1, 1), (7, 7), (14, 14), (5, 19), (18, 3)] {
+        for stride in [1, 2] {
+            for pads in [[1, 1, 1, 1], [0, 0, 0, 0], [2, 0, 1, 2], [0, 2, 2, 1]] {
+                let p = Conv2dParams::new(2, 21, h, w, 21, 3, 3)
+                    .with_groups(21)
+                    .with_stride(stride, stride)
+                    .with_pads(pads);
+                if p.output_hw().is_ok() {
+                    cases.push(p);
+                }
+            }
+        }
+    }
+    assert!(cases.len() > 30);
+    for t in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap();
+        for &p in &cases {
+            pool.install(|| run_all(p, true, false));
+        }
+    }
+}
+
 #[test]
 fn epilogue_after_bias_and_threading() {
     let p1 = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();

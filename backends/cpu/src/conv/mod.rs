@@ -7,9 +7,11 @@
 //! Paths, chosen from the parameters:
 //! * 1×1, stride 1, no padding, one group: a direct GEMM on the activations
 //!   (`NCHW`: `W[O,I] · X[I,HW]`; `NHWC`: `X[HW,I] · Wᵀ`), no copies.
-//! * grouped convolutions with few channels per group (depthwise included,
-//!   any channel multiplier): a direct kernel whose inner loop runs along
-//!   the output width (`NCHW`) or the channels (`NHWC`).
+//! * depthwise 3×3, stride 1 or 2, `NCHW`: a register-blocked kernel over
+//!   zero-padded planes ([`depthwise`]).
+//! * other grouped convolutions with few channels per group (depthwise
+//!   included, any channel multiplier): a direct kernel whose inner loop runs
+//!   along the output width (`NCHW`) or the channels (`NHWC`).
 //! * everything else: im2col of a block of output pixels (scratch bounded to
 //!   about 1 MiB per thread) followed by a GEMM on that block.
 //!
@@ -21,6 +23,7 @@
 //! matrix: `[O, OH·OW]` for `NCHW`, `[OH·OW, O]` for `NHWC`, with
 //! [`Tile::batch`](crate::gemm::Tile::batch) the image index.
 
+mod depthwise;
 mod direct;
 mod im2col;
 mod implicit;
@@ -377,6 +380,11 @@ pub fn conv2d(
     let pointwise = p.kernel_h == 1 && p.kernel_w == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pads == [0; 4] && p.groups == 1;
     if pointwise {
         return pointwise_conv(&g, input, weight, weight_layout, output, &epi);
+    }
+    if depthwise::applies(&g) {
+        let w = weights_as(p, weight, weight_layout, ConvWeightLayout::Oihw);
+        depthwise::nchw(&g, input, &w, output, &epi);
+        return Ok(());
     }
     if p.groups > 1 && g.ig.min(g.og) < 16 {
         if nchw {
