@@ -52,6 +52,50 @@ fn elementwise_kernels_run_in_place_over_dead_inputs() {
     }
 }
 
+/// Elementwise kernels over outputs whose blocks cut a dimension mid-way
+/// (`[2, 700, 5, 7]`: 35-element planes, blocks of a few hundred channels,
+/// two images; `[3, 20000]`: rows longer than a block), with per-channel
+/// operands, unoptimized so several run in place.
+#[test]
+fn elementwise_blocks_cut_dimensions() {
+    for (shape, channels) in [(vec![2usize, 700, 5, 7], 700usize), (vec![3, 20000], 20000)] {
+        let param = |name: &str, seed: u64, mean: f64| {
+            format!(
+                r#"{{"name": "{name}", "shape": [{channels}], "dtype": "f32", "random": {{"dist": "uniform", "low": {}, "high": {}, "seed": {seed}}}}}"#,
+                mean - 0.5,
+                mean + 0.5
+            )
+        };
+        let consts: Vec<String> = (0..2)
+            .flat_map(|i| {
+                [
+                    param(&format!("s{i}"), 10 * i + 1, 1.0),
+                    param(&format!("b{i}"), 10 * i + 2, 0.0),
+                    param(&format!("m{i}"), 10 * i + 3, 0.0),
+                    param(&format!("v{i}"), 10 * i + 4, 1.0),
+                ]
+            })
+            .collect();
+        let bn = |i: usize, x: &str| {
+            format!(
+                r#"{{"name": "bn{i}", "op": "BatchNormalization", "inputs": ["{x}", "s{i}", "b{i}", "m{i}", "v{i}"], "attrs": {{"epsilon": 1e-5}}}}, {{"name": "r{i}", "op": "Relu", "inputs": ["bn{i}"]}}"#
+            )
+        };
+        let text = format!(
+            r#"{{"format": "eqopt-graph", "version": 1, "name": "blocks", "inputs": [{{"name": "x", "shape": {shape:?}, "dtype": "f32"}}],
+                "outputs": ["y"], "constants": [{}],
+                "nodes": [{}, {}, {{"name": "y", "op": "Add", "inputs": ["r1", "x"]}}]}}"#,
+            consts.join(", "),
+            bn(0, "x"),
+            bn(1, "r0"),
+        );
+        let g = json::parse(&text, std::path::Path::new("blocks.json")).unwrap();
+        let model = CpuModel::compile(&g).unwrap();
+        assert!(model.memory().in_place_kernels > 0, "{shape:?}: {:?}", model.memory());
+        check(&format!("blocks {shape:?}"), &g);
+    }
+}
+
 fn f32_only(g: &eqopt::graph::Graph) -> bool {
     use eqopt::dtype::DType;
     g.inputs.iter().all(|i| matches!(i.ty.dtype, DType::F32 | DType::I64 | DType::I32)) && g.nodes.iter().all(|n| n.ty.dtype == DType::F32)

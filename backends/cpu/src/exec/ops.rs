@@ -159,11 +159,15 @@ fn run_in_place(mem: &Mem, prog: &EwProgram, inputs: &[View], out: &View) -> Res
 /// Evaluates `prog` over the dense output `view` block by block; operand `k` is
 /// `operands[k]`, or for `None` the block's current values (copied to scratch
 /// before the block is overwritten).
+///
+/// A block is a run of about [`BLOCK`](blockwise_over_output) elements: the
+/// trailing dims that fit whole (`inner`), times a range of the dim before
+/// them, so a `[1, 1024, 7, 7]` output is 4 blocks of `[≤ 334, 7, 7]`, not 1024
+/// blocks of 49 elements, each paying the evaluator's setup.
 fn blockwise_over_output(mem: &Mem, prog: &EwProgram, operands: &[Option<&View>], out: &View) -> Result<(), KernelError> {
     const BLOCK: usize = 16 * 1024;
     let shape = &out.shape;
-    // Outer dims iterated over; inner dims (the last one always) of at most BLOCK
-    // elements where the shape allows.
+    // Inner dims (the last one always) of at most BLOCK elements where the shape allows.
     let (mut split, mut inner) = match shape.last() {
         Some(&d) => (shape.len() - 1, d),
         None => (0, 1),
@@ -172,33 +176,62 @@ fn blockwise_over_output(mem: &Mem, prog: &EwProgram, operands: &[Option<&View>]
         inner *= shape[split - 1];
         split -= 1;
     }
-    let (outer_shape, inner_shape) = (shape[..split].to_vec(), shape[split..].to_vec());
+    // Dim `split - 1` (if any) is cut into ranges of `per` indices.
+    let cut_len = split.checked_sub(1).map_or(1, |d| shape[d]);
+    let per = (BLOCK / inner.max(1)).clamp(1, cut_len.max(1));
+    let ranges = cut_len.div_ceil(per);
+    let outer_shape = shape[..split.saturating_sub(1)].to_vec();
     let outer: usize = outer_shape.iter().product();
     let outer_strides = dense_strides(&outer_shape);
     let out_all = out_slice(mem, out)?;
-    let chunk = inner.max(1);
-    out_all.par_chunks_mut(chunk).enumerate().try_for_each(|(o, block)| {
-        if o >= outer.max(1) {
-            return Ok(());
-        }
-        let coords: Vec<usize> = outer_strides
+    let blocks = outer.max(1) * ranges;
+    let run = |b: usize, block: &mut [f32]| -> Result<(), KernelError> {
+        let (o, r) = (b / ranges, b % ranges);
+        let (j0, len) = (r * per, per.min(cut_len - r * per));
+        let mut coords: Vec<usize> = outer_strides
             .iter()
             .zip(&outer_shape)
             .map(|(&s, &d)| (o / s as usize) % d.max(1))
             .collect();
+        let mut block_shape = shape[split..].to_vec();
+        if split > 0 {
+            coords.push(j0);
+            block_shape.insert(0, len);
+        }
         let acc = block.to_vec();
         let inputs: Vec<EwInput<'_>> = operands
             .iter()
             .map(|v| match v {
-                None => EwInput::strided(&acc, 0, dense_strides(&inner_shape)),
+                None => EwInput::strided(&acc, 0, dense_strides(&block_shape)),
                 Some(v) => {
                     let base: isize = coords.iter().zip(&v.strides).map(|(&c, &s)| c as isize * s).sum();
-                    EwInput::strided(mem.f32(v.buffer), (v.offset as isize + base) as usize, v.strides[split..].to_vec())
+                    // The block's dims: `cut` and the inner ones (all dims when split is 0).
+                    EwInput::strided(
+                        mem.f32(v.buffer),
+                        (v.offset as isize + base) as usize,
+                        v.strides[split.saturating_sub(1)..].to_vec(),
+                    )
                 }
             })
             .collect();
-        elementwise::eval(prog, &inputs, block, &inner_shape)
-    })
+        elementwise::eval(prog, &inputs, block, &block_shape)
+    };
+    // Blocks are consecutive in the dense output: block b starts at
+    // (o·cut_len + j0)·inner.
+    let mut pieces: Vec<(usize, &mut [f32])> = Vec::with_capacity(blocks);
+    let mut rest = out_all;
+    for b in 0..blocks {
+        let r = b % ranges;
+        let len = (per.min(cut_len - r * per) * inner).min(rest.len());
+        let (head, tail) = std::mem::take(&mut rest).split_at_mut(len);
+        pieces.push((b, head));
+        rest = tail;
+    }
+    if rayon::current_num_threads() <= 1 || pieces.len() == 1 {
+        pieces.into_iter().try_for_each(|(b, blk)| run(b, blk))
+    } else {
+        pieces.into_par_iter().try_for_each(|(b, blk)| run(b, blk))
+    }
 }
 
 /// Runs one kernel.
