@@ -426,3 +426,38 @@ fn degenerate_programs() {
         assert_eq!(run(isa, &instrs, &[one], &[]), vec![3.0]);
     }
 }
+
+/// Short rows under per-channel operands (`[N, C, H·W]` with `H·W` well under a
+/// tile), which the executor evaluates several rows to a tile, including
+/// outputs large enough to be split into parallel chunks that start mid-row.
+#[test]
+fn short_rows_under_per_channel_operands() {
+    let mut rng = Rng::new(11);
+    for shape in [
+        vec![2usize, 9, 7, 5],
+        vec![1, 700, 7, 7],
+        vec![2, 700, 7, 7],
+        vec![3, 40, 1, 250],
+        vec![5, 300],
+    ] {
+        let channel_shape: Vec<usize> = shape.iter().enumerate().map(|(d, &n)| if d == 1 { n } else { 1 }).collect();
+        for trial in 0..4 {
+            let k = 2 + trial % 2;
+            let views: Vec<View> = (0..k)
+                .map(|i| {
+                    let dense = i == 0 || (trial == 3 && i == 2);
+                    let in_shape = if dense { shape.clone() } else { channel_shape.clone() };
+                    let data = values(&mut rng, in_shape.iter().product(), -2.0, 2.0);
+                    let strides = EwInput::broadcast(&data, &in_shape, &shape).unwrap().strides;
+                    View { data, offset: 0, strides }
+                })
+                .collect();
+            let instrs = arith_program(&mut rng, k);
+            let want = reference(&instrs, &views, &shape);
+            for isa in Isa::available() {
+                let got = run(isa, &instrs, &views, &shape);
+                check(&format!("{isa:?} {instrs:?} shape {shape:?}"), &got, &want, 0.0, 0.0);
+            }
+        }
+    }
+}

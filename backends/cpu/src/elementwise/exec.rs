@@ -24,6 +24,9 @@ enum RowSrc<'d> {
         stride: isize,
         slot: usize,
     },
+    /// A multi-row tile's per-row values, each repeated over its row, already
+    /// written to gather buffer `slot`.
+    Expanded { slot: usize },
 }
 
 /// An operand of one step over one tile.
@@ -69,12 +72,23 @@ fn run_chunk<S: Simd>(s: S, c: Chunk<'_, '_, '_>) {
         start,
     } = c;
     let n = layout.row_len();
-    let tile = TILE.min(n.next_multiple_of(16));
     let inner = layout.shape.len() - 1;
+    // Short rows ([C, 7·7] under a per-channel operand) are evaluated several
+    // to a tile, so the per-step cost is paid per tile rather than per row:
+    // every operand must be contiguous across consecutive rows (inner stride 1,
+    // row stride n) or one value per row (inner stride 0).
+    let multi = 2 * n <= TILE
+        && inner > 0
+        && layout.strides.iter().all(|st| match st[inner] {
+            0 => true,
+            1 => st[inner - 1] == n as isize,
+            _ => false,
+        });
+    let tile = if multi { TILE } else { TILE.min(n.next_multiple_of(16)) };
     let mut gslot = vec![usize::MAX; inputs.len()];
     let mut ngather = 0;
     for (k, st) in layout.strides.iter().enumerate() {
-        if !matches!(st[inner], 0 | 1) {
+        if !matches!(st[inner], 0 | 1) || (multi && st[inner] == 0) {
             gslot[k] = ngather;
             ngather += 1;
         }
@@ -99,6 +113,37 @@ fn run_chunk<S: Simd>(s: S, c: Chunk<'_, '_, '_>) {
     while pos < total {
         let flat = start + pos;
         let (row, col) = (flat / n, flat % n);
+        if multi && col == 0 {
+            // Whole rows, within one index of the dims outside the row pair.
+            let d1 = layout.shape[inner - 1];
+            let k = (TILE / n).min(d1 - row % d1).min((total - pos) / n);
+            if k >= 2 {
+                let len = k * n;
+                rows.clear();
+                for (i, inp) in inputs.iter().enumerate() {
+                    let base = layout.row_base(i, inp.offset, row);
+                    rows.push(if layout.strides[i][inner] == 1 {
+                        RowSrc::Contig(&inp.data[base as usize..base as usize + len])
+                    } else {
+                        let (step, slot) = (layout.strides[i][inner - 1], gslot[i]);
+                        for (r, part) in gather[slot * tile..slot * tile + len].chunks_exact_mut(n).enumerate() {
+                            part.fill(inp.data[(base + r as isize * step) as usize]);
+                        }
+                        RowSrc::Expanded { slot }
+                    });
+                }
+                let io = TileIo {
+                    rows: &rows,
+                    gather: &gather,
+                    tile,
+                    c0: 0,
+                    len,
+                };
+                eval_tile(s, plan, &io, &mut vals, tiles, &mut out[pos..pos + len]);
+                pos += len;
+                continue;
+            }
+        }
         let seg = (n - col).min(total - pos);
         rows.clear();
         for (k, inp) in inputs.iter().enumerate() {
@@ -173,7 +218,7 @@ impl TileIo<'_, '_> {
             Val::Input(k) => match self.rows[k] {
                 RowSrc::Contig(r) => Src::Vec(&r[self.c0..self.c0 + len]),
                 RowSrc::Scalar(x) => Src::Scalar(x),
-                RowSrc::Strided { slot, .. } => Src::Vec(&self.gather[slot * tile..slot * tile + len]),
+                RowSrc::Strided { slot, .. } | RowSrc::Expanded { slot } => Src::Vec(&self.gather[slot * tile..slot * tile + len]),
             },
         }
     }
