@@ -102,8 +102,9 @@ fn gemm_throughput(big: bool) {
         shapes.insert(1, (2048, 2048, 2048));
     }
     if std::env::args().any(|a| a == "vgg") {
-        // The NCHW 3×3 convolutions of VGG-19 as plain GEMMs (O × I·9 × pixels):
-        // the ceiling an im2col-free convolution of the same shape could reach.
+        // NCHW convolutions as plain GEMMs (O × I·KH·KW × pixels): VGG-19's 3×3s,
+        // ResNet-50's 1×1s and DenseNet's 3×3 128→32s; the ceiling an
+        // im2col-free convolution of the same shape could reach.
         shapes = vec![
             (64, 576, 50176),
             (256, 2304, 3136),
@@ -113,6 +114,9 @@ fn gemm_throughput(big: bool) {
             (512, 128, 784),
             (1024, 256, 196),
             (2048, 512, 49),
+            (32, 1152, 3136),
+            (32, 1152, 784),
+            (32, 1152, 196),
         ];
     }
     let quick = std::env::args().any(|a| a == "quick");
@@ -286,6 +290,14 @@ fn conv_throughput() {
         (
             "dw 3×3 544 7² (ShuffleNet)",
             Conv2dParams::new(1, 544, 7, 7, 544, 3, 3).with_pads([1, 1, 1, 1]).with_groups(544),
+        ),
+        (
+            "3×3 128→32 56² (DenseNet)",
+            Conv2dParams::new(1, 128, 56, 56, 32, 3, 3).with_pads([1, 1, 1, 1]),
+        ),
+        (
+            "3×3 128→32 28² (DenseNet)",
+            Conv2dParams::new(1, 128, 28, 28, 32, 3, 3).with_pads([1, 1, 1, 1]),
         ),
         (
             "g4 1×1 272→272 14² (ShuffleNet)",

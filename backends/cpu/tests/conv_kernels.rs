@@ -163,6 +163,50 @@ fn implicit_blocks_and_channel_splits() {
     }
 }
 
+/// The padded-width path (`NCHW`, stride 1, one group, images wide enough that
+/// the padded width wastes at most 1 column in 8): kernel shapes, dilation,
+/// asymmetric pads, two images, output blocks cutting output rows, on 1 and 2
+/// threads, with a user epilogue after the bias.
+#[test]
+fn padded_width_path() {
+    let cases = [
+        Conv2dParams::new(2, 7, 19, 33, 30, 3, 3).with_pads([1, 1, 1, 1]),
+        Conv2dParams::new(1, 5, 23, 40, 17, 5, 5).with_pads([2, 1, 0, 2]),
+        Conv2dParams::new(1, 4, 12, 37, 9, 3, 3).with_pads([1, 1, 1, 1]).with_dilation(2, 2),
+        Conv2dParams::new(1, 6, 9, 70, 33, 1, 3).with_pads([0, 1, 0, 1]),
+        Conv2dParams::new(1, 3, 40, 29, 20, 3, 1).with_pads([1, 0, 1, 0]),
+        Conv2dParams::new(1, 16, 47, 47, 32, 3, 3).with_pads([1, 1, 1, 1]),
+    ];
+    let relu = |t: &mut Tile<'_>| t.for_each_row(|_, r| r.iter_mut().for_each(|x| *x = x.max(0.0)));
+    for t in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap();
+        for p in cases {
+            pool.install(|| run_all(p, true, false));
+            let x = rand_vec(p.input_len(), 31);
+            let w = rand_vec(p.weight_len(), 32);
+            let b = rand_vec(p.out_channels, 33);
+            let run = |epi: bool| {
+                let mut y = vec![f32::NAN; p.output_len()];
+                pool.install(|| {
+                    conv2d(
+                        &p,
+                        &x,
+                        WeightRef::F32(&w),
+                        ConvWeightLayout::Oihw,
+                        Some(&b),
+                        &mut y,
+                        if epi { Some(&relu) } else { None },
+                    )
+                })
+                .unwrap();
+                y
+            };
+            let (plain, fused) = (run(false), run(true));
+            assert!(plain.iter().zip(&fused).all(|(a, f)| a.max(0.0) == *f), "{p:?}");
+        }
+    }
+}
+
 /// The depthwise 3×3 path (stride 1 and 2, every pad below 3, planes from
 /// 1×1 to wider than a vector, several planes per task, two images), on 1
 /// and 2 threads.

@@ -12,6 +12,8 @@
 //! * other grouped convolutions with few channels per group (depthwise
 //!   included, any channel multiplier): a direct kernel whose inner loop runs
 //!   along the output width (`NCHW`) or the channels (`NHWC`).
+//! * `NCHW` stride 1, one group: a GEMM over a zero-padded copy of the input,
+//!   the output computed on the padded width ([`padded`]).
 //! * everything else: im2col of a block of output pixels (scratch bounded to
 //!   about 1 MiB per thread) followed by a GEMM on that block.
 //!
@@ -27,6 +29,7 @@ mod depthwise;
 mod direct;
 mod im2col;
 mod implicit;
+mod padded;
 
 use std::borrow::Cow;
 
@@ -394,6 +397,11 @@ pub fn conv2d(
             let w = weights_as(p, weight, weight_layout, ConvWeightLayout::Hwio);
             direct::nhwc(&g, input, &w, output, &epi);
         }
+        return Ok(());
+    }
+    if padded::applies(&g, crate::simd::Isa::detect()) {
+        let w = weights_as(p, weight, weight_layout, ConvWeightLayout::Oihw);
+        padded::nchw(&g, input, &w, output, &epi);
         return Ok(());
     }
     if nchw {

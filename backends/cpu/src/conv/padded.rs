@@ -1,0 +1,201 @@
+//! Stride-1 `NCHW` convolution over a zero-padded copy of the input, with the
+//! output computed on the padded width.
+//!
+//! The input planes of one (image, group) are copied once into `Xp[i, Hp, Wp]`
+//! (zero borders). Output pixel `(oh, ow)` then reads `Xp[i, oh + kh·dh, ow +
+//! kw·dw]`, and if the output is indexed on the padded width, `q = oh·Wp + ow`,
+//! that is `Xp_flat[i·Hp·Wp + kh·dh·Wp + kw·dw + q]`: for a fixed im2col row
+//! `(i, kh, kw)` consecutive `q` are consecutive input elements. So packing a
+//! `B` micro-panel row is one contiguous copy, with no padding tests and no
+//! runs broken at output rows, where the implicit im2col
+//! ([`super::implicit`]) copies a few runs per panel row. The `q` with `ow ≥
+//! OW` (`Wp − OW` of every `Wp` columns) are computed and dropped when the
+//! block is copied out to the real output, so this path is taken only where
+//! that waste is small. DenseNet's 3×3 128→32 at 56² ran at 73 GFLOP/s with the
+//! implicit im2col, the plain GEMM of its shape at 90.
+
+use rayon::prelude::*;
+
+use super::{ConvEpilogue, DataLayout, Geom};
+use crate::gemm::{Epilogue, PackB, SendPtr, Tile, packed_tile_cols, sgemm_with_packer, with_scratch};
+use crate::simd::Isa;
+
+/// Virtual (padded-width) output columns per task: as the implicit im2col's
+/// blocks (see `im2col::IMPLICIT_PIXELS`).
+const BLOCK: usize = 1024;
+
+/// Whether this path computes `g` on `isa`: `NCHW`, one group, stride 1, a
+/// packed micro-kernel, more than a 1×1 kernel, and at most one column in 8 of
+/// the padded width wasted.
+pub(super) fn applies(g: &Geom, isa: Isa) -> bool {
+    let p = &g.p;
+    let wp = p.in_w + p.pads[1] + p.pads[3];
+    p.layout == DataLayout::Nchw
+        && p.groups == 1
+        && (p.stride_h, p.stride_w) == (1, 1)
+        && p.kernel_h * p.kernel_w > 1
+        && packed_tile_cols(isa).is_some()
+        && 8 * (wp - g.ow) <= wp
+}
+
+/// Sizes shared by the tasks.
+#[derive(Clone, Copy)]
+struct Padded {
+    /// Padded plane length.
+    plane: usize,
+    /// Virtual output columns (`oh · wp`).
+    virt: usize,
+}
+
+/// The im2col matrix of one (image, group) over the padded planes: row `(i,
+/// kh, kw)` is the contiguous run of the planes starting at `offs[row]`.
+struct PaddedPanels<'a> {
+    xp: &'a [f32],
+    offs: &'a [usize],
+    /// Virtual column of column 0.
+    q0: usize,
+}
+
+impl PackB for PaddedPanels<'_> {
+    unsafe fn pack(&self, pc: usize, jc: usize, kc: usize, nc: usize, nr: usize, dst: &mut [f32]) {
+        let panels = nc.div_ceil(nr);
+        for q in 0..panels {
+            let (col, width) = (self.q0 + jc + q * nr, nr.min(nc - q * nr));
+            let panel = &mut dst[q * kc * nr..][..kc * nr];
+            for (t, row) in panel.chunks_exact_mut(nr).enumerate() {
+                let at = self.offs[pc + t] + col;
+                row[..width].copy_from_slice(&self.xp[at..at + width]);
+                row[width..].fill(0.0);
+            }
+        }
+    }
+}
+
+/// Writes `plane` (`in_h × in_w`) into `dst` (`Hp × wp`) with `p`'s zero pads.
+fn pad_plane(p: &super::Conv2dParams, wp: usize, plane: &[f32], dst: &mut [f32]) {
+    let [pt, pl, _, _] = p.pads;
+    let (rows, after) = dst.split_at_mut((pt + p.in_h) * wp);
+    after.fill(0.0);
+    rows[..pt * wp].fill(0.0);
+    for (d, row) in rows[pt * wp..].chunks_exact_mut(wp).zip(plane.chunks_exact(p.in_w)) {
+        d[..pl].fill(0.0);
+        d[pl..pl + p.in_w].copy_from_slice(row);
+        d[pl + p.in_w..].fill(0.0);
+    }
+}
+
+/// The convolution `g` (which [`applies`]) with `[O, I/g, KH, KW]` weights `w`.
+pub(super) fn nchw(g: &Geom, input: &[f32], w: &[f32], output: &mut [f32], epi: &ConvEpilogue<'_>) {
+    let p = &g.p;
+    let isa = Isa::detect();
+    let nr = packed_tile_cols(isa).unwrap_or(16);
+    let wp = p.in_w + p.pads[1] + p.pads[3];
+    let hp = p.in_h + p.pads[0] + p.pads[2];
+    let sh = Padded {
+        plane: hp * wp,
+        virt: g.oh * wp,
+    };
+    // The last virtual columns (`ow ≥ OW` of the last output row) read up to
+    // `(KW−1)·dw` elements past the planes.
+    let slack = (p.kernel_w - 1) * p.dilation_w;
+    let offs: Vec<usize> = (0..g.ig)
+        .flat_map(|i| {
+            (0..p.kernel_h).flat_map(move |kh| (0..p.kernel_w).map(move |kw| i * sh.plane + kh * p.dilation_h * wp + kw * p.dilation_w))
+        })
+        .collect();
+    let threads = rayon::current_num_threads();
+    let mut vblocks = sh.virt.div_ceil(BLOCK);
+    if threads > 1 {
+        vblocks = vblocks.div_ceil(threads) * threads;
+    }
+    let vb = (sh.virt.div_ceil(vblocks).div_ceil(nr) * nr).max(nr);
+    let vblocks = sh.virt.div_ceil(vb);
+    let (h, wd, pixels) = (p.in_h, p.in_w, g.pixels());
+    let out = SendPtr(output.as_mut_ptr());
+    for n in 0..p.batch {
+        for grp in 0..p.groups {
+            let planes = &input[(n * p.in_channels + grp * g.ig) * h * wd..][..g.ig * h * wd];
+            with_scratch(g.ig * sh.plane + slack, |xp| {
+                let (body, tail) = xp.split_at_mut(g.ig * sh.plane);
+                tail.fill(0.0);
+                let fill = |(dst, plane): (&mut [f32], &[f32])| pad_plane(p, wp, plane, dst);
+                if threads <= 1 {
+                    body.chunks_exact_mut(sh.plane).zip(planes.chunks_exact(h * wd)).for_each(fill);
+                } else {
+                    body.par_chunks_exact_mut(sh.plane)
+                        .zip(planes.par_chunks_exact(h * wd))
+                        .for_each(fill);
+                }
+                let xp = &*xp;
+                let task = |b: usize| {
+                    let q0 = b * vb;
+                    let nv = vb.min(sh.virt - q0);
+                    let oc = grp * g.og;
+                    let packer = PaddedPanels { xp, offs: &offs, q0 };
+                    // Real pixels of the block: rows q0/wp.., columns < ow.
+                    let (first_row, last_row) = (q0 / wp, (q0 + nv - 1) / wp);
+                    with_scratch(g.og * nv, |virt| {
+                        // SAFETY: the weights of the group are og rows of depth
+                        // elements (length validated by conv2d); `packer` reads
+                        // offsets below ig·plane + slack inside `xp`; `virt` is a
+                        // dense og × nv matrix owned by this task.
+                        let done = unsafe {
+                            sgemm_with_packer(
+                                isa,
+                                g.og,
+                                g.depth(),
+                                nv,
+                                w.as_ptr().add(oc * g.depth()),
+                                g.depth(),
+                                1,
+                                &packer,
+                                virt.as_mut_ptr(),
+                                nv,
+                            )
+                        };
+                        debug_assert!(done, "applies() checked the packed kernel");
+                        let mut p_start = usize::MAX;
+                        let mut p_end = 0;
+                        for oh in first_row..=last_row {
+                            let (c_lo, c_hi) = ((oh * wp).max(q0), (oh * wp + g.ow).min(q0 + nv));
+                            if c_lo >= c_hi {
+                                continue;
+                            }
+                            let px = oh * g.ow + (c_lo - oh * wp);
+                            p_start = p_start.min(px);
+                            p_end = px + (c_hi - c_lo);
+                            for (o, vrow) in virt.chunks_exact(nv).enumerate() {
+                                // SAFETY: channel oc+o, pixels px.. of image n are inside
+                                // the output, and tasks write disjoint pixel ranges.
+                                unsafe {
+                                    let dst = out.get().add((n * p.out_channels + oc + o) * pixels + px);
+                                    std::ptr::copy_nonoverlapping(vrow[c_lo - q0..].as_ptr(), dst, c_hi - c_lo);
+                                }
+                            }
+                        }
+                        if p_start < p_end && !epi.is_noop() {
+                            // SAFETY: the block's pixels of the group's channels, written above by this task only.
+                            let mut tile = unsafe {
+                                Tile::from_raw(
+                                    out.get().add((n * p.out_channels + oc) * pixels + p_start),
+                                    pixels,
+                                    n,
+                                    oc,
+                                    g.og,
+                                    p_start,
+                                    p_end - p_start,
+                                )
+                            };
+                            epi.apply(&mut tile);
+                        }
+                    });
+                };
+                if threads <= 1 || vblocks == 1 {
+                    (0..vblocks).for_each(task);
+                } else {
+                    (0..vblocks).into_par_iter().with_max_len(1).for_each(task);
+                }
+            });
+        }
+    }
+}
