@@ -284,30 +284,11 @@ fn round_up(x: usize, to: usize) -> usize {
     x.div_ceil(to) * to
 }
 
-/// Largest output block, in elements, that an epilogue is run on when the
-/// product is shallow (`k ≤` [`SHALLOW_K`]): 128 Ki floats, half of a 1 MiB L2,
-/// so the epilogue reads the block from cache rather than memory.
-const EPILOGUE_BLOCK: usize = 1 << 17;
-/// Depth up to which an epilogue's memory traffic is comparable to the
-/// product's arithmetic (`2k` FLOPs per output element, against a read and a
-/// write of it, and of a residual): 1×1 convolution 64→256 at 56² ran at 58
-/// GFLOP/s with its bias/residual/ReLU epilogue on 256 × 3136 blocks, and
-/// at PLACEHOLDER on blocks of at most [`EPILOGUE_BLOCK`].
-const SHALLOW_K: usize = 256;
-
-/// Row and column block sizes for `threads` threads; with an epilogue on a
-/// shallow product, blocks stay within [`EPILOGUE_BLOCK`] elements.
-fn plan(dims: &GemmDims, threads: usize, epilogue: bool) -> (usize, usize) {
-    let GemmDims { batch, m, k, n } = *dims;
+/// Row and column block sizes for `threads` threads.
+fn plan(dims: &GemmDims, threads: usize) -> (usize, usize) {
+    let GemmDims { batch, m, n, .. } = *dims;
     let mut mblocks = m.div_ceil(ROWS_CAP);
     let mut nblocks = 1;
-    if epilogue && k <= SHALLOW_K {
-        let rows = m.div_ceil(mblocks);
-        nblocks = n.div_ceil((EPILOGUE_BLOCK / rows.max(1)).max(2 * ALIGN));
-        if threads > 1 && nblocks > 1 && nblocks < 4 * threads {
-            nblocks = round_up(nblocks, threads);
-        }
-    }
     let needed = threads.div_ceil(batch.max(1));
     if threads > 1 && needed > 1 && mblocks * nblocks < needed {
         // Split the longer side: each task packs its whole share of the other operand.
@@ -331,7 +312,7 @@ fn plan(dims: &GemmDims, threads: usize, epilogue: bool) -> (usize, usize) {
 pub(crate) fn run(job: &Job<'_>, c: &mut [f32]) {
     let GemmDims { batch, m, k, n } = job.dims;
     let threads = rayon::current_num_threads();
-    let (mb, nb) = plan(&job.dims, threads, job.epilogue.is_some());
+    let (mb, nb) = plan(&job.dims, threads);
     let (mblocks, nblocks) = (m.div_ceil(mb), n.div_ceil(nb));
     let ntasks = batch * mblocks * nblocks;
     let cptr = SendPtr(c.as_mut_ptr());
