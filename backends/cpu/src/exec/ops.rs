@@ -184,6 +184,9 @@ fn blockwise_over_output(mem: &Mem, prog: &EwProgram, operands: &[Option<&View>]
     let outer: usize = outer_shape.iter().product();
     let outer_strides = dense_strides(&outer_shape);
     let out_all = out_slice(mem, out)?;
+    if out_all.is_empty() {
+        return Ok(());
+    }
     let blocks = outer.max(1) * ranges;
     let run = |b: usize, block: &mut [f32]| -> Result<(), KernelError> {
         let (o, r) = (b / ranges, b % ranges);
