@@ -144,6 +144,25 @@ fn named_cases() {
     }
 }
 
+/// `p` on `pool` with bias `b` and, when `relu`, a ReLU epilogue after it.
+fn run_conv(pool: &rayon::ThreadPool, p: &Conv2dParams, x: &[f32], w: &[f32], b: &[f32], relu: bool) -> Vec<f32> {
+    let epi = |t: &mut Tile<'_>| t.for_each_row(|_, r| r.iter_mut().for_each(|x| *x = x.max(0.0)));
+    let mut y = vec![f32::NAN; p.output_len()];
+    pool.install(|| {
+        conv2d(
+            p,
+            x,
+            WeightRef::F32(w),
+            ConvWeightLayout::Oihw,
+            Some(b),
+            &mut y,
+            if relu { Some(&epi) } else { None },
+        )
+    })
+    .unwrap();
+    y
+}
+
 /// The implicit-im2col path's blocking: more output pixels than one block
 /// holds (1147, past 1024), an uneven last block, and (on 2 threads) few
 /// pixels with many output channels, where the channels are split instead.
@@ -177,7 +196,6 @@ fn padded_width_path() {
         Conv2dParams::new(1, 3, 40, 29, 20, 3, 1).with_pads([1, 0, 1, 0]),
         Conv2dParams::new(1, 16, 47, 47, 32, 3, 3).with_pads([1, 1, 1, 1]),
     ];
-    let relu = |t: &mut Tile<'_>| t.for_each_row(|_, r| r.iter_mut().for_each(|x| *x = x.max(0.0)));
     for t in [1, 2] {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap();
         for p in cases {
@@ -185,23 +203,7 @@ fn padded_width_path() {
             let x = rand_vec(p.input_len(), 31);
             let w = rand_vec(p.weight_len(), 32);
             let b = rand_vec(p.out_channels, 33);
-            let run = |epi: bool| {
-                let mut y = vec![f32::NAN; p.output_len()];
-                pool.install(|| {
-                    conv2d(
-                        &p,
-                        &x,
-                        WeightRef::F32(&w),
-                        ConvWeightLayout::Oihw,
-                        Some(&b),
-                        &mut y,
-                        if epi { Some(&relu) } else { None },
-                    )
-                })
-                .unwrap();
-                y
-            };
-            let (plain, fused) = (run(false), run(true));
+            let (plain, fused) = (run_conv(&pool, &p, &x, &w, &b, false), run_conv(&pool, &p, &x, &w, &b, true));
             assert!(plain.iter().zip(&fused).all(|(a, f)| a.max(0.0) == *f), "{p:?}");
         }
     }
@@ -239,7 +241,6 @@ fn depthwise_3x3_strides_and_pads() {
 fn epilogue_after_bias_and_threading() {
     let p1 = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
     let p2 = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-    let relu = |t: &mut Tile<'_>| t.for_each_row(|_, r| r.iter_mut().for_each(|x| *x = x.max(0.0)));
     for base in [
         Conv2dParams::new(2, 16, 14, 14, 24, 1, 1),
         Conv2dParams::new(1, 24, 20, 20, 24, 3, 3).with_groups(24).with_pads([1, 1, 1, 1]),
@@ -251,22 +252,7 @@ fn epilogue_after_bias_and_threading() {
             let x = rand_vec(p.input_len(), 21);
             let w = rand_vec(p.weight_len(), 22);
             let b = rand_vec(p.out_channels, 23);
-            let run = |pool: &rayon::ThreadPool, epi: bool| {
-                let mut y = vec![f32::NAN; p.output_len()];
-                pool.install(|| {
-                    conv2d(
-                        &p,
-                        &x,
-                        WeightRef::F32(&w),
-                        ConvWeightLayout::Oihw,
-                        Some(&b),
-                        &mut y,
-                        if epi { Some(&relu) } else { None },
-                    )
-                })
-                .unwrap();
-                y
-            };
+            let run = |pool: &rayon::ThreadPool, epi: bool| run_conv(pool, &p, &x, &w, &b, epi);
             let plain = run(&p1, false);
             let r1 = run(&p1, true);
             let r2 = run(&p2, true);
