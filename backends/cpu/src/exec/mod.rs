@@ -97,9 +97,9 @@ pub struct Executable {
     /// Buffer names, for error messages (shared with every run's [`Mem`]).
     names: Arc<[String]>,
     /// The arena of the last finished run, taken by the next one: a fresh
-    /// arena of a large model costs a page fault per 4 KiB touched (VGG-19's
-    /// 24.5 MiB: several milliseconds a run). A run that finds it taken (runs
-    /// at the same time) allocates its own.
+    /// arena costs a page fault per 4 KiB touched, every run (VGG-19's is
+    /// 24.5 MiB, some 6000 pages). A run that finds it taken (runs at the same
+    /// time) allocates its own.
     spare_arena: Mutex<Vec<f32>>,
 }
 
@@ -308,7 +308,7 @@ impl Executable {
     /// An arena for one run: the spare one, or a new one filled with NaN, so
     /// that a kernel reading an intermediate before any kernel wrote it gives
     /// NaN on the first run as it would on a reused arena, instead of zeros.
-    pub(crate) fn take_arena(&self) -> Vec<f32> {
+    fn take_arena(&self) -> Vec<f32> {
         let spare = std::mem::take(&mut *self.spare_arena.lock().unwrap_or_else(|e| e.into_inner()));
         if spare.len() == self.arena_len {
             spare
@@ -318,7 +318,7 @@ impl Executable {
     }
 
     /// Keeps `arena` for the next run.
-    pub(crate) fn return_arena(&self, arena: Vec<f32>) {
+    fn return_arena(&self, arena: Vec<f32>) {
         *self.spare_arena.lock().unwrap_or_else(|e| e.into_inner()) = arena;
     }
 
