@@ -16,7 +16,7 @@ const SCRATCH_ELEMS: usize = 1 << 18;
 /// (the 1 MiB scratch bound), 98–104 in blocks of 512 to 4096. Past 1024 the
 /// packed `B` block outgrows L2 (64→64 at 224²: 85 GFLOP/s at 1024, 79 at 4096;
 /// one thread, this 2-core EPYC).
-const IMPLICIT_PIXELS: usize = 1024;
+pub(super) const IMPLICIT_PIXELS: usize = 1024;
 
 /// How a convolution's output is cut into tasks.
 struct Blocks {

@@ -16,13 +16,10 @@
 
 use rayon::prelude::*;
 
+use super::im2col::IMPLICIT_PIXELS;
 use super::{ConvEpilogue, DataLayout, Geom};
 use crate::gemm::{Epilogue, PackB, SendPtr, Tile, packed_tile_cols, sgemm_with_packer, with_scratch};
 use crate::simd::Isa;
-
-/// Virtual (padded-width) output columns per task: as the implicit im2col's
-/// blocks (see `im2col::IMPLICIT_PIXELS`).
-const BLOCK: usize = 1024;
 
 /// Whether this path computes `g` on `isa`: `NCHW`, one group, stride 1, a
 /// packed micro-kernel, more than a 1×1 kernel, and at most one column in 8 of
@@ -104,7 +101,8 @@ pub(super) fn nchw(g: &Geom, input: &[f32], w: &[f32], output: &mut [f32], epi: 
         })
         .collect();
     let threads = rayon::current_num_threads();
-    let mut vblocks = sh.virt.div_ceil(BLOCK);
+    // Virtual columns per task: as the implicit im2col's pixel blocks.
+    let mut vblocks = sh.virt.div_ceil(IMPLICIT_PIXELS);
     if threads > 1 {
         vblocks = vblocks.div_ceil(threads) * threads;
     }
@@ -112,90 +110,76 @@ pub(super) fn nchw(g: &Geom, input: &[f32], w: &[f32], output: &mut [f32], epi: 
     let vblocks = sh.virt.div_ceil(vb);
     let (h, wd, pixels) = (p.in_h, p.in_w, g.pixels());
     let out = SendPtr(output.as_mut_ptr());
+    // One group (`applies`): the image's channels are the group's, from output channel 0.
     for n in 0..p.batch {
-        for grp in 0..p.groups {
-            let planes = &input[(n * p.in_channels + grp * g.ig) * h * wd..][..g.ig * h * wd];
-            with_scratch(g.ig * sh.plane + slack, |xp| {
-                let (body, tail) = xp.split_at_mut(g.ig * sh.plane);
-                tail.fill(0.0);
-                let fill = |(dst, plane): (&mut [f32], &[f32])| pad_plane(p, wp, plane, dst);
-                if threads <= 1 {
-                    body.chunks_exact_mut(sh.plane).zip(planes.chunks_exact(h * wd)).for_each(fill);
-                } else {
-                    body.par_chunks_exact_mut(sh.plane)
-                        .zip(planes.par_chunks_exact(h * wd))
-                        .for_each(fill);
-                }
-                let xp = &*xp;
-                let task = |b: usize| {
-                    let q0 = b * vb;
-                    let nv = vb.min(sh.virt - q0);
-                    let oc = grp * g.og;
-                    let packer = PaddedPanels { xp, offs: &offs, q0 };
-                    // Real pixels of the block: rows q0/wp.., columns < ow.
-                    let (first_row, last_row) = (q0 / wp, (q0 + nv - 1) / wp);
-                    with_scratch(g.og * nv, |virt| {
-                        // SAFETY: the weights of the group are og rows of depth
-                        // elements (length validated by conv2d); `packer` reads
-                        // offsets below ig·plane + slack inside `xp`; `virt` is a
-                        // dense og × nv matrix owned by this task.
-                        let done = unsafe {
-                            sgemm_with_packer(
-                                isa,
+        let planes = &input[n * p.in_channels * h * wd..][..g.ig * h * wd];
+        with_scratch(g.ig * sh.plane + slack, |xp| {
+            let (body, tail) = xp.split_at_mut(g.ig * sh.plane);
+            tail.fill(0.0);
+            let fill = |(dst, plane): (&mut [f32], &[f32])| pad_plane(p, wp, plane, dst);
+            if threads <= 1 {
+                body.chunks_exact_mut(sh.plane).zip(planes.chunks_exact(h * wd)).for_each(fill);
+            } else {
+                body.par_chunks_exact_mut(sh.plane)
+                    .zip(planes.par_chunks_exact(h * wd))
+                    .for_each(fill);
+            }
+            let xp = &*xp;
+            let task = |b: usize| {
+                let q0 = b * vb;
+                let nv = vb.min(sh.virt - q0);
+                let packer = PaddedPanels { xp, offs: &offs, q0 };
+                // Real pixels of the block: rows q0/wp.., columns < ow.
+                let (first_row, last_row) = (q0 / wp, (q0 + nv - 1) / wp);
+                with_scratch(g.og * nv, |virt| {
+                    // SAFETY: the weights of the group are og rows of depth
+                    // elements (length validated by conv2d); `packer` reads
+                    // offsets below ig·plane + slack inside `xp`; `virt` is a
+                    // dense og × nv matrix owned by this task.
+                    let done =
+                        unsafe { sgemm_with_packer(isa, g.og, g.depth(), nv, w.as_ptr(), g.depth(), 1, &packer, virt.as_mut_ptr(), nv) };
+                    debug_assert!(done, "applies() checked the packed kernel");
+                    let mut p_start = usize::MAX;
+                    let mut p_end = 0;
+                    for oh in first_row..=last_row {
+                        let (c_lo, c_hi) = ((oh * wp).max(q0), (oh * wp + g.ow).min(q0 + nv));
+                        if c_lo >= c_hi {
+                            continue;
+                        }
+                        let px = oh * g.ow + (c_lo - oh * wp);
+                        p_start = p_start.min(px);
+                        p_end = px + (c_hi - c_lo);
+                        for (o, vrow) in virt.chunks_exact(nv).enumerate() {
+                            // SAFETY: channel o, pixels px.. of image n are inside
+                            // the output, and tasks write disjoint pixel ranges.
+                            unsafe {
+                                let dst = out.get().add((n * p.out_channels + o) * pixels + px);
+                                std::ptr::copy_nonoverlapping(vrow[c_lo - q0..].as_ptr(), dst, c_hi - c_lo);
+                            }
+                        }
+                    }
+                    if p_start < p_end && !epi.is_noop() {
+                        // SAFETY: the block's pixels of the group's channels, written above by this task only.
+                        let mut tile = unsafe {
+                            Tile::from_raw(
+                                out.get().add(n * p.out_channels * pixels + p_start),
+                                pixels,
+                                n,
+                                0,
                                 g.og,
-                                g.depth(),
-                                nv,
-                                w.as_ptr().add(oc * g.depth()),
-                                g.depth(),
-                                1,
-                                &packer,
-                                virt.as_mut_ptr(),
-                                nv,
+                                p_start,
+                                p_end - p_start,
                             )
                         };
-                        debug_assert!(done, "applies() checked the packed kernel");
-                        let mut p_start = usize::MAX;
-                        let mut p_end = 0;
-                        for oh in first_row..=last_row {
-                            let (c_lo, c_hi) = ((oh * wp).max(q0), (oh * wp + g.ow).min(q0 + nv));
-                            if c_lo >= c_hi {
-                                continue;
-                            }
-                            let px = oh * g.ow + (c_lo - oh * wp);
-                            p_start = p_start.min(px);
-                            p_end = px + (c_hi - c_lo);
-                            for (o, vrow) in virt.chunks_exact(nv).enumerate() {
-                                // SAFETY: channel oc+o, pixels px.. of image n are inside
-                                // the output, and tasks write disjoint pixel ranges.
-                                unsafe {
-                                    let dst = out.get().add((n * p.out_channels + oc + o) * pixels + px);
-                                    std::ptr::copy_nonoverlapping(vrow[c_lo - q0..].as_ptr(), dst, c_hi - c_lo);
-                                }
-                            }
-                        }
-                        if p_start < p_end && !epi.is_noop() {
-                            // SAFETY: the block's pixels of the group's channels, written above by this task only.
-                            let mut tile = unsafe {
-                                Tile::from_raw(
-                                    out.get().add((n * p.out_channels + oc) * pixels + p_start),
-                                    pixels,
-                                    n,
-                                    oc,
-                                    g.og,
-                                    p_start,
-                                    p_end - p_start,
-                                )
-                            };
-                            epi.apply(&mut tile);
-                        }
-                    });
-                };
-                if threads <= 1 || vblocks == 1 {
-                    (0..vblocks).for_each(task);
-                } else {
-                    (0..vblocks).into_par_iter().with_max_len(1).for_each(task);
-                }
-            });
-        }
+                        epi.apply(&mut tile);
+                    }
+                });
+            };
+            if threads <= 1 || vblocks == 1 {
+                (0..vblocks).for_each(task);
+            } else {
+                (0..vblocks).into_par_iter().with_max_len(1).for_each(task);
+            }
+        });
     }
 }
