@@ -31,7 +31,7 @@ pub(crate) const NR: usize = 8 * NV;
 /// `j < cols`, with `1 ≤ cols ≤ NR`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile<const ROWS: usize, const PACKED: bool>(
+unsafe fn tile<const ROWS: usize, const PACKED: bool, const VECS: usize>(
     kc: usize,
     a: *const f32,
     a_rs: usize,
@@ -47,23 +47,23 @@ unsafe fn tile<const ROWS: usize, const PACKED: bool>(
     // `p · NR + 8v`; C accesses masked to `cols`).
     unsafe {
         let (rs, step) = if PACKED { (1, MR) } else { (a_rs, 1) };
-        let mut r = [[_mm256_setzero_ps(); NV]; ROWS];
+        let mut r = [[_mm256_setzero_ps(); VECS]; ROWS];
         let (mut ap, mut bp) = (a, b);
         for _ in 0..kc {
-            let mut bv = [_mm256_setzero_ps(); NV];
+            let mut bv = [_mm256_setzero_ps(); VECS];
             for (v, x) in bv.iter_mut().enumerate() {
                 *x = _mm256_loadu_ps(bp.add(8 * v));
             }
             for (i, row) in r.iter_mut().enumerate() {
                 let av = _mm256_set1_ps(*ap.add(i * rs));
-                for v in 0..NV {
+                for v in 0..VECS {
                     row[v] = _mm256_fmadd_ps(av, bv[v], row[v]);
                 }
             }
             ap = ap.add(step);
             bp = bp.add(NR);
         }
-        if cols == NR {
+        if cols == 8 * VECS {
             for (i, row) in r.iter().enumerate() {
                 let cr = c.add(i * ldc);
                 for (v, &x) in row.iter().enumerate() {
@@ -74,7 +74,7 @@ unsafe fn tile<const ROWS: usize, const PACKED: bool>(
             }
         } else {
             let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-            let mut masks = [_mm256_setzero_si256(); NV];
+            let mut masks = [_mm256_setzero_si256(); VECS];
             for (v, m) in masks.iter_mut().enumerate() {
                 let lanes = cols.saturating_sub(8 * v).min(8) as i32;
                 *m = _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes), lane);
@@ -96,7 +96,7 @@ unsafe fn tile<const ROWS: usize, const PACKED: bool>(
 }
 
 macro_rules! kernels {
-    ($table:ident, $packed:literal, $($rows:literal => $name:ident),* $(,)?) => {
+    ($table:ident, $packed:literal, $vecs:expr, $($rows:literal => $name:ident),* $(,)?) => {
         $(
             /// The micro-kernel for a tile of this many rows (see [`tile`]).
             ///
@@ -106,7 +106,7 @@ macro_rules! kernels {
             #[allow(clippy::too_many_arguments)]
             unsafe fn $name(kc: usize, a: *const f32, a_rs: usize, b: *const f32, c: *mut f32, ldc: usize, cols: usize, acc: bool) {
                 // SAFETY: forwarded contract.
-                unsafe { tile::<$rows, $packed>(kc, a, a_rs, b, c, ldc, cols, acc) }
+                unsafe { tile::<$rows, $packed, { $vecs }>(kc, a, a_rs, b, c, ldc, cols, acc) }
             }
         )*
         /// Micro-kernels indexed by `rows - 1`.
@@ -114,8 +114,10 @@ macro_rules! kernels {
     };
 }
 
-kernels!(BY_ROWS, true, 1 => k1, 2 => k2, 3 => k3, 4 => k4, 5 => k5, 6 => k6);
-kernels!(BY_ROWS_DIRECT, false, 1 => d1, 2 => d2, 3 => d3, 4 => d4, 5 => d5, 6 => d6);
+kernels!(BY_ROWS, true, NV, 1 => k1, 2 => k2, 3 => k3, 4 => k4, 5 => k5, 6 => k6);
+kernels!(BY_ROWS_DIRECT, false, NV, 1 => d1, 2 => d2, 3 => d3, 4 => d4, 5 => d5, 6 => d6);
+kernels!(HALF, true, 1, 1 => h1, 2 => h2, 3 => h3, 4 => h4, 5 => h5, 6 => h6);
+kernels!(HALF_DIRECT, false, 1, 1 => hd1, 2 => hd2, 3 => hd3, 4 => hd4, 5 => hd5, 6 => hd6);
 
 /// The AVX2 kernel family (`MR × NR` = 6 × 16). Only valid to run on a CPU
 /// with AVX2 and FMA (the caller checks [`crate::simd::Isa`]).
@@ -124,4 +126,7 @@ pub(crate) static KERNEL: MicroKernel = MicroKernel {
     nr: NR,
     by_rows: &BY_ROWS,
     by_rows_direct: &BY_ROWS_DIRECT,
+    half_cols: 8,
+    half: &HALF,
+    half_direct: &HALF_DIRECT,
 };

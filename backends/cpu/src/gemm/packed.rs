@@ -51,6 +51,13 @@ pub(crate) struct MicroKernel {
     pub by_rows: &'static [KernelFn],
     /// The same, reading a row-major `A` in place (no packing).
     pub by_rows_direct: &'static [KernelFn],
+    /// Widest edge tile the `half` kernels compute (half of `nr`).
+    pub half_cols: usize,
+    /// As `by_rows`, for tiles of at most `half_cols` columns: one vector per
+    /// row instead of two (the `B` panel is still `nr` wide).
+    pub half: &'static [KernelFn],
+    /// As `by_rows_direct`, for tiles of at most `half_cols` columns.
+    pub half_direct: &'static [KernelFn],
 }
 
 /// Depth of a packed block (the `k` extent per pass). A `B` micro-panel is
@@ -201,12 +208,15 @@ pub(crate) unsafe fn sgemm_packed(
                             // inside C (contract); `kern` runs on this CPU (contract).
                             unsafe {
                                 let cp = c.add((ic + ir) * ldc + jc + jr);
+                                let half = cols <= kern.half_cols;
                                 if direct_a {
                                     let ap = a_blk.add(ir * rsa);
-                                    (kern.by_rows_direct[rows - 1])(kc, ap, rsa, bp, cp, ldc, cols, pc > 0);
+                                    let f = if half { kern.half_direct } else { kern.by_rows_direct };
+                                    (f[rows - 1])(kc, ap, rsa, bp, cp, ldc, cols, pc > 0);
                                 } else {
                                     let ap = abuf[ir * kc..].as_ptr();
-                                    (kern.by_rows[rows - 1])(kc, ap, 0, bp, cp, ldc, cols, pc > 0);
+                                    let f = if half { kern.half } else { kern.by_rows };
+                                    (f[rows - 1])(kc, ap, 0, bp, cp, ldc, cols, pc > 0);
                                 }
                             }
                         }
