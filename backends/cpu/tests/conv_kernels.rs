@@ -173,6 +173,8 @@ fn implicit_blocks_and_channel_splits() {
         Conv2dParams::new(2, 3, 40, 33, 9, 3, 3).with_pads([1, 0, 1, 0]),
         Conv2dParams::new(1, 9, 13, 11, 133, 3, 3).with_pads([1, 1, 1, 1]),
         Conv2dParams::new(1, 7, 5, 5, 257, 2, 2),
+        // 64 pixels fill whole tile panels: not transposed, channels split.
+        Conv2dParams::new(1, 7, 9, 9, 257, 2, 2),
     ];
     for t in [1, 2] {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap();
@@ -203,6 +205,38 @@ fn padded_width_path() {
             let x = rand_vec(p.input_len(), 31);
             let w = rand_vec(p.weight_len(), 32);
             let b = rand_vec(p.out_channels, 33);
+            let (plain, fused) = (run_conv(&pool, &p, &x, &w, &b, false), run_conv(&pool, &p, &x, &w, &b, true));
+            assert!(plain.iter().zip(&fused).all(|(a, f)| a.max(0.0) == *f), "{p:?}");
+        }
+    }
+}
+
+/// The transposed few-pixel path (`NCHW`, one group, output pixels filling
+/// under 80% of the tile columns, at least 64 output channels filling them
+/// better): 1×1 read in place, 1×1 strided, 3×3 with padding, stride and
+/// dilation, two images, `f16` weights, on 1 and 2 threads, with a user
+/// epilogue after the bias.
+#[test]
+fn transposed_few_pixel_path() {
+    let cases = [
+        Conv2dParams::new(1, 19, 7, 7, 64, 1, 1),
+        Conv2dParams::new(2, 33, 5, 7, 96, 1, 1),
+        Conv2dParams::new(1, 20, 13, 13, 95, 1, 1).with_stride(2, 2),
+        Conv2dParams::new(2, 24, 7, 7, 96, 3, 3).with_pads([1, 1, 1, 1]),
+        Conv2dParams::new(1, 9, 13, 14, 127, 3, 3).with_stride(2, 2).with_pads([1, 0, 1, 2]),
+        Conv2dParams::new(1, 5, 9, 5, 64, 3, 3).with_dilation(2, 2).with_pads([2, 1, 0, 1]),
+        Conv2dParams::new(1, 3, 1, 1, 200, 1, 1),
+    ];
+    for t in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap();
+        for p in cases {
+            pool.install(|| {
+                run_all(p, true, false);
+                run_all(p, false, true);
+            });
+            let x = rand_vec(p.input_len(), 41);
+            let w = rand_vec(p.weight_len(), 42);
+            let b = rand_vec(p.out_channels, 43);
             let (plain, fused) = (run_conv(&pool, &p, &x, &w, &b, false), run_conv(&pool, &p, &x, &w, &b, true));
             assert!(plain.iter().zip(&fused).all(|(a, f)| a.max(0.0) == *f), "{p:?}");
         }

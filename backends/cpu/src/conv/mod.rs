@@ -5,6 +5,9 @@
 //! what the `NHWC` paths use internally), in `f32`, `f16` or `bf16`.
 //!
 //! Paths, chosen from the parameters:
+//! * `NCHW`, one group, few output pixels (filling under 80% of the tile
+//!   columns) and many output channels: the product computed transposed,
+//!   pixels on the tile rows ([`transposed`]).
 //! * 1×1, stride 1, no padding, one group: a direct GEMM on the activations
 //!   (`NCHW`: `W[O,I] · X[I,HW]`; `NHWC`: `X[HW,I] · Wᵀ`), no copies.
 //! * depthwise 3×3, stride 1 or 2, `NCHW`: a register-blocked kernel over
@@ -30,6 +33,7 @@ mod direct;
 mod im2col;
 mod implicit;
 mod padded;
+mod transposed;
 
 use std::borrow::Cow;
 
@@ -380,6 +384,9 @@ pub fn conv2d(
         channel_rows: nchw,
         user: epilogue,
     };
+    if transposed::applies(&g, &weight, crate::simd::Isa::detect()) && weight_layout == ConvWeightLayout::Oihw {
+        return transposed::nchw(&g, input, weight, output, &epi);
+    }
     let pointwise = p.kernel_h == 1 && p.kernel_w == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pads == [0; 4] && p.groups == 1;
     if pointwise {
         return pointwise_conv(&g, input, weight, weight_layout, output, &epi);
