@@ -15,6 +15,8 @@ use crate::phases::{Phases, PlaneGeometry, reduce_taps};
 use crate::window::tap_index;
 
 const KERNEL: &str = "pool2d";
+/// Output elements per `NCHW` task: planes smaller than this are grouped.
+const PLANES_PER_TASK_ELEMS: usize = 4096;
 
 /// What a pooling window computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,6 +172,12 @@ pub fn pool2d(p: &Pool2dParams, kind: PoolKind, input: &[f32], output: &mut [f32
     if output.is_empty() {
         return Ok(());
     }
+    let whole_plane = (p.kernel_h, p.kernel_w) == (p.in_h, p.in_w) && p.pads == [0; 4];
+    if whole_plane {
+        // One window covering each unpadded plane (a 7×7 average at the end of
+        // Inception): the global pooling's single pass over each plane.
+        return global_pool(kind, p.layout, p.batch, p.channels, p.in_h * p.in_w, input, output);
+    }
     let is_max = kind == PoolKind::Max;
     let init = if is_max { f32::NEG_INFINITY } else { 0.0 };
     // Divisor per output position (separable: rows × columns).
@@ -202,26 +210,38 @@ pub fn pool2d(p: &Pool2dParams, kind: PoolKind, input: &[f32], output: &mut [f32
             let phases = Phases::new(&geometry);
             let starts = phases.tap_starts([p.kernel_h, p.kernel_w], [p.dilation_h, p.dilation_w]);
             let (plane_in, plane_out) = (p.in_h * p.in_w, oh * ow);
-            let body = |t: usize, out: &mut [f32]| {
-                let x = &input[t * plane_in..][..plane_in];
+            // Reciprocal of each output's divisor (average only), multiplied in.
+            let inv: Vec<f32> = if is_max {
+                Vec::new()
+            } else {
+                div_h.iter().flat_map(|&dh| div_w.iter().map(move |&dw| 1.0 / (dh * dw))).collect()
+            };
+            // Planes per task: small planes are grouped so the per-plane set-up
+            // (scratch, dispatch) is not paid 1024 times for 7×7 planes.
+            let group = PLANES_PER_TASK_ELEMS.div_ceil(plane_out).clamp(1, p.batch * p.channels);
+            let body = |t: usize, outs: &mut [f32]| {
                 with_scratch(phases.len() + phases.out_len(), |scratch| {
                     let (buf, acc) = scratch.split_at_mut(phases.len());
                     wide(|| {
-                        phases.fill(&geometry, x, init, buf);
-                        reduce_taps(buf, &starts, is_max, acc);
-                        for (r, (orow, arow)) in out.chunks_exact_mut(ow).zip(acc.chunks_exact(phases.wp)).enumerate() {
+                        for (q, out) in outs.chunks_exact_mut(plane_out).enumerate() {
+                            let x = &input[(t * group + q) * plane_in..][..plane_in];
+                            phases.fill(&geometry, x, init, buf);
+                            reduce_taps(buf, &starts, is_max, acc);
+                            let rows = out.chunks_exact_mut(ow).zip(acc.chunks_exact(phases.wp));
                             if is_max {
-                                orow.copy_from_slice(&arow[..ow]);
+                                rows.for_each(|(orow, arow)| orow.copy_from_slice(&arow[..ow]));
                             } else {
-                                for ((o, &a), dw) in orow.iter_mut().zip(arow).zip(&div_w) {
-                                    *o = a / (div_h[r] * dw);
+                                for ((orow, arow), irow) in rows.zip(inv.chunks_exact(ow)) {
+                                    for ((o, &a), &i) in orow.iter_mut().zip(arow).zip(irow) {
+                                        *o = a * i;
+                                    }
                                 }
                             }
                         }
                     });
                 });
             };
-            par_chunks(output, plane_out, body);
+            par_chunks(output, group * plane_out, body);
         }
         DataLayout::Nhwc => {
             let c = p.channels;

@@ -95,6 +95,35 @@ fn resnet_maxpool_and_threads() {
     assert_eq!(run(1), run(2));
 }
 
+/// Small planes grouped several per task (37 planes of 20×20 in groups of
+/// 11, the last one short; 2 images × 19 planes of 15×16 outputs in groups
+/// of 18, one spanning both images; 300 tiny planes in one task), and windows covering
+/// the whole unpadded plane (run as global pooling), each kind, NCHW and NHWC,
+/// on 1 and 2 threads.
+#[test]
+fn grouped_planes_and_whole_plane_windows() {
+    let cases = [
+        Pool2dParams::new(1, 37, 20, 20, 3, 3).with_pads([1, 1, 1, 1]),
+        Pool2dParams::new(2, 19, 30, 31, 3, 3).with_stride(2, 2).with_pads([0, 0, 1, 1]),
+        Pool2dParams::new(1, 300, 3, 4, 2, 2),
+        Pool2dParams::new(2, 9, 5, 6, 5, 6),
+        Pool2dParams::new(1, 3, 7, 7, 7, 7).with_pads([1, 0, 0, 0]),
+    ];
+    let kinds = [
+        PoolKind::Max,
+        PoolKind::Avg { count_include_pad: true },
+        PoolKind::Avg { count_include_pad: false },
+    ];
+    for t in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap();
+        for p in cases {
+            for kind in kinds {
+                pool.install(|| run_both(p, kind));
+            }
+        }
+    }
+}
+
 #[test]
 fn global_pools() {
     for (n, c, s) in [(1, 1, 1), (2, 3, 49), (3, 17, 65), (1, 64, 1000)] {
