@@ -185,7 +185,8 @@ fn implicit_blocks_and_channel_splits() {
 }
 
 /// The padded-width path (`NCHW`, stride 1, one group, images wide enough that
-/// the padded width wastes at most 1 column in 8): kernel shapes, dilation,
+/// the padded width wastes at most 1 column in 8, or small enough that the
+/// padded columns fill no more tile panels): kernel shapes, dilation,
 /// asymmetric pads, two images, output blocks cutting output rows, on 1 and 2
 /// threads, with a user epilogue after the bias.
 #[test]
@@ -197,6 +198,8 @@ fn padded_width_path() {
         Conv2dParams::new(1, 6, 9, 70, 33, 1, 3).with_pads([0, 1, 0, 1]),
         Conv2dParams::new(1, 3, 40, 29, 20, 3, 1).with_pads([1, 0, 1, 0]),
         Conv2dParams::new(1, 16, 47, 47, 32, 3, 3).with_pads([1, 1, 1, 1]),
+        Conv2dParams::new(1, 16, 7, 7, 32, 3, 3).with_pads([1, 1, 1, 1]),
+        Conv2dParams::new(2, 9, 4, 6, 20, 3, 3).with_pads([1, 1, 1, 1]),
     ];
     for t in [1, 2] {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap();
