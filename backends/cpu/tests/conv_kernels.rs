@@ -187,8 +187,9 @@ fn implicit_blocks_and_channel_splits() {
 /// The padded-width path (`NCHW`, stride 1, one group, images wide enough that
 /// the padded width wastes at most 1 column in 8, or small enough that the
 /// padded columns fill no more tile panels): kernel shapes, dilation,
-/// asymmetric pads, two images, output blocks cutting output rows, on 1 and 2
-/// threads, with a user epilogue after the bias.
+/// asymmetric pads, two images, output blocks cutting output rows, output
+/// channels split over the threads, on 1 and 2 threads, with a user epilogue
+/// after the bias.
 #[test]
 fn padded_width_path() {
     let cases = [
@@ -200,6 +201,10 @@ fn padded_width_path() {
         Conv2dParams::new(1, 16, 47, 47, 32, 3, 3).with_pads([1, 1, 1, 1]),
         Conv2dParams::new(1, 16, 7, 7, 32, 3, 3).with_pads([1, 1, 1, 1]),
         Conv2dParams::new(2, 9, 4, 6, 20, 3, 3).with_pads([1, 1, 1, 1]),
+        // Few virtual columns, many channels: split over the output channels
+        // on 2 threads.
+        Conv2dParams::new(1, 12, 14, 14, 70, 3, 3).with_pads([1, 1, 1, 1]),
+        Conv2dParams::new(2, 6, 7, 7, 65, 3, 3).with_pads([1, 1, 1, 1]),
     ];
     for t in [1, 2] {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap();

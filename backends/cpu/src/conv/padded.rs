@@ -109,13 +109,20 @@ pub(super) fn nchw(g: &Geom, input: &[f32], w: &[f32], output: &mut [f32], epi: 
         })
         .collect();
     let threads = rayon::current_num_threads();
-    // Virtual columns per task: as the implicit im2col's pixel blocks.
+    // Virtual columns per task: as the implicit im2col's pixel blocks. With
+    // fewer than 8 tile widths per thread, whole-tile blocks would be uneven
+    // (224 columns over 2 threads: 128 + 96), so the output channels are
+    // split over the threads instead, when there are 32 or more per thread.
     let mut vblocks = sh.virt.div_ceil(IMPLICIT_PIXELS);
-    if threads > 1 {
+    let split_channels = threads > 1 && sh.virt < threads * 8 * nr && g.og >= 32 * threads;
+    if threads > 1 && !split_channels {
         vblocks = vblocks.div_ceil(threads) * threads;
     }
     let vb = (sh.virt.div_ceil(vblocks).div_ceil(nr) * nr).max(nr);
     let vblocks = sh.virt.div_ceil(vb);
+    let cblocks = if split_channels { threads } else { 1 };
+    let cb = g.og.div_ceil(cblocks);
+    let tasks = vblocks * g.og.div_ceil(cb);
     let (h, wd, pixels) = (p.in_h, p.in_w, g.pixels());
     let out = SendPtr(output.as_mut_ptr());
     // One group (`applies`): the image's channels are the group's, from output channel 0.
@@ -133,19 +140,24 @@ pub(super) fn nchw(g: &Geom, input: &[f32], w: &[f32], output: &mut [f32], epi: 
                     .for_each(fill);
             }
             let xp = &*xp;
-            let task = |b: usize| {
+            let task = |t: usize| {
+                let (b, c0) = (t % vblocks, (t / vblocks) * cb);
+                let cn = cb.min(g.og - c0);
                 let q0 = b * vb;
                 let nv = vb.min(sh.virt - q0);
                 let packer = PaddedPanels { xp, offs: &offs, q0 };
                 // Real pixels of the block: rows q0/wp.., columns < ow.
                 let (first_row, last_row) = (q0 / wp, (q0 + nv - 1) / wp);
-                with_scratch(g.og * nv, |virt| {
+                with_scratch(cn * nv, |virt| {
                     // SAFETY: the weights of the group are og rows of depth
-                    // elements (length validated by conv2d); `packer` reads
-                    // offsets below ig·plane + slack inside `xp`; `virt` is a
-                    // dense og × nv matrix owned by this task.
-                    let done =
-                        unsafe { sgemm_with_packer(isa, g.og, g.depth(), nv, w.as_ptr(), g.depth(), 1, &packer, virt.as_mut_ptr(), nv) };
+                    // elements (length validated by conv2d), rows c0..c0+cn
+                    // among them; `packer` reads offsets below ig·plane + slack
+                    // inside `xp`; `virt` is a dense cn × nv matrix owned by
+                    // this task.
+                    let done = unsafe {
+                        let wr = w.as_ptr().add(c0 * g.depth());
+                        sgemm_with_packer(isa, cn, g.depth(), nv, wr, g.depth(), 1, &packer, virt.as_mut_ptr(), nv)
+                    };
                     debug_assert!(done, "applies() checked the packed kernel");
                     let mut p_start = usize::MAX;
                     let mut p_end = 0;
@@ -158,23 +170,25 @@ pub(super) fn nchw(g: &Geom, input: &[f32], w: &[f32], output: &mut [f32], epi: 
                         p_start = p_start.min(px);
                         p_end = px + (c_hi - c_lo);
                         for (o, vrow) in virt.chunks_exact(nv).enumerate() {
-                            // SAFETY: channel o, pixels px.. of image n are inside
-                            // the output, and tasks write disjoint pixel ranges.
+                            // SAFETY: channel c0 + o, pixels px.. of image n are
+                            // inside the output, and tasks write disjoint
+                            // (channel, pixel) ranges.
                             unsafe {
-                                let dst = out.get().add((n * p.out_channels + o) * pixels + px);
+                                let dst = out.get().add((n * p.out_channels + c0 + o) * pixels + px);
                                 std::ptr::copy_nonoverlapping(vrow[c_lo - q0..].as_ptr(), dst, c_hi - c_lo);
                             }
                         }
                     }
                     if p_start < p_end && !epi.is_noop() {
-                        // SAFETY: the block's pixels of the group's channels, written above by this task only.
+                        // SAFETY: the block's pixels of channels c0..c0+cn,
+                        // written above by this task only.
                         let mut tile = unsafe {
                             Tile::from_raw(
-                                out.get().add(n * p.out_channels * pixels + p_start),
+                                out.get().add((n * p.out_channels + c0) * pixels + p_start),
                                 pixels,
                                 n,
-                                0,
-                                g.og,
+                                c0,
+                                cn,
                                 p_start,
                                 p_end - p_start,
                             )
@@ -183,10 +197,10 @@ pub(super) fn nchw(g: &Geom, input: &[f32], w: &[f32], output: &mut [f32], epi: 
                     }
                 });
             };
-            if threads <= 1 || vblocks == 1 {
-                (0..vblocks).for_each(task);
+            if threads <= 1 || tasks == 1 {
+                (0..tasks).for_each(task);
             } else {
-                (0..vblocks).into_par_iter().with_max_len(1).for_each(task);
+                (0..tasks).into_par_iter().with_max_len(1).for_each(task);
             }
         });
     }
