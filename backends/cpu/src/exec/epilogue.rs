@@ -233,10 +233,20 @@ impl TileEpilogue<'_> {
             }
         };
         if chain.order[0] == 0 {
-            for &k in &chain.order[1..] {
+            let Some((&last, rest)) = chain.order[1..].split_last() else {
+                relu(row);
+                return;
+            };
+            for &k in rest {
                 addend(k).add_to(0, row);
             }
-            relu(row);
+            // The last addition and the ReLU in one pass (a convolution's bias
+            // and ReLU: one read and write of the tile row, not two).
+            match (addend(last), chain.relu) {
+                (Addend::Splat(v), true) => row.iter_mut().for_each(|x| *x = relu_f32(*x + v)),
+                (Addend::Run(r), true) => row.iter_mut().zip(r).for_each(|(x, v)| *x = relu_f32(*x + *v)),
+                (a, false) => a.add_to(0, row),
+            }
             return;
         }
         let mut buf = [0.0f32; CHAIN_CHUNK];
