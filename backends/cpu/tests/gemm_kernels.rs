@@ -229,6 +229,56 @@ fn one_and_two_threads_agree() {
     }
 }
 
+/// Large `f32` matrix–vector products (over 2^20 weights), which on more than
+/// one thread sum a contiguous range of `B`'s rows per thread: row counts not
+/// a multiple of 4 per thread, a bias-and-ReLU epilogue, an `A` read with a
+/// column stride, on 1, 2 and 3 threads against the reference.
+#[test]
+fn large_matrix_vector_products_split_rows_over_threads() {
+    for (k, n) in [(1103usize, 1000usize), (4097, 260), (2051, 513)] {
+        let d = GemmDims::new(1, k, n);
+        let a = rand_vec(2 * k, 21);
+        let al = MatLayout {
+            offset: 1,
+            row_stride: 2 * k,
+            col_stride: 2,
+            batch_stride: 0,
+        };
+        let b = rand_vec(k * n, 22);
+        let bias = rand_vec(n, 23);
+        let want = reference(d, &a, al, &|i| b[i] as f64, MatLayout::row_major(k, n));
+        for threads in [1, 2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let epi = BiasAct {
+                col_bias: Some(&bias),
+                row_bias: None,
+                relu: true,
+            };
+            let mut c = vec![f32::NAN; n];
+            pool.install(|| {
+                gemm(
+                    d,
+                    &a,
+                    al,
+                    WeightRef::F32(&b),
+                    MatLayout::row_major(k, n),
+                    &mut c,
+                    MatLayout::row_major(1, n),
+                    Some(&epi),
+                )
+            })
+            .unwrap();
+            for (j, (&g, &(w, mag))) in c.iter().zip(&want).enumerate() {
+                let w = (w + bias[j] as f64).max(0.0);
+                assert!(
+                    (g as f64 - w).abs() <= 1e-5 * mag + 1e-5,
+                    "k {k} n {n} threads {threads} [{j}]: {g} vs {w}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn degenerate_sizes() {
     let mut c = vec![5.0; 6];

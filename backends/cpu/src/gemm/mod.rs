@@ -243,7 +243,7 @@ pub fn gemm_with_isa(
         isa,
         compute: driver::Compute::F32,
     };
-    if m == 1 && !matches!(b, WeightRef::F32(_)) {
+    if m == 1 && (!matches!(b, WeightRef::F32(_)) || gemv::row_split_applies(&job)) {
         gemv::run(&job, c);
     } else {
         driver::run(&job, c);
