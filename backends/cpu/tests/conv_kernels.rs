@@ -184,7 +184,7 @@ fn implicit_blocks_and_channel_splits() {
     }
 }
 
-/// The padded-width path (`NCHW`, stride 1, one group, images wide enough that
+/// The padded-width path (`NCHW`, stride 1, one group, im2col depth ≥ 96, images wide enough that
 /// the padded width wastes at most 1 column in 8, or small enough that the
 /// padded columns fill no more tile panels): kernel shapes, dilation,
 /// asymmetric pads, two images, output blocks cutting output rows, output
@@ -193,18 +193,20 @@ fn implicit_blocks_and_channel_splits() {
 #[test]
 fn padded_width_path() {
     let cases = [
-        Conv2dParams::new(2, 7, 19, 33, 30, 3, 3).with_pads([1, 1, 1, 1]),
+        Conv2dParams::new(2, 11, 19, 33, 30, 3, 3).with_pads([1, 1, 1, 1]),
         Conv2dParams::new(1, 5, 23, 40, 17, 5, 5).with_pads([2, 1, 0, 2]),
-        Conv2dParams::new(1, 4, 12, 37, 9, 3, 3).with_pads([1, 1, 1, 1]).with_dilation(2, 2),
-        Conv2dParams::new(1, 6, 9, 70, 33, 1, 3).with_pads([0, 1, 0, 1]),
-        Conv2dParams::new(1, 3, 40, 29, 20, 3, 1).with_pads([1, 0, 1, 0]),
+        Conv2dParams::new(1, 11, 12, 37, 9, 3, 3)
+            .with_pads([1, 1, 1, 1])
+            .with_dilation(2, 2),
+        Conv2dParams::new(1, 32, 9, 70, 33, 1, 3).with_pads([0, 1, 0, 1]),
+        Conv2dParams::new(1, 32, 40, 29, 20, 3, 1).with_pads([1, 0, 1, 0]),
         Conv2dParams::new(1, 16, 47, 47, 32, 3, 3).with_pads([1, 1, 1, 1]),
         Conv2dParams::new(1, 16, 7, 7, 32, 3, 3).with_pads([1, 1, 1, 1]),
-        Conv2dParams::new(2, 9, 4, 6, 20, 3, 3).with_pads([1, 1, 1, 1]),
+        Conv2dParams::new(2, 11, 4, 6, 20, 3, 3).with_pads([1, 1, 1, 1]),
         // Few virtual columns, many channels: split over the output channels
         // on 2 threads.
         Conv2dParams::new(1, 12, 14, 14, 70, 3, 3).with_pads([1, 1, 1, 1]),
-        Conv2dParams::new(2, 6, 7, 7, 65, 3, 3).with_pads([1, 1, 1, 1]),
+        Conv2dParams::new(2, 11, 7, 7, 65, 3, 3).with_pads([1, 1, 1, 1]),
     ];
     for t in [1, 2] {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap();

@@ -12,7 +12,7 @@
 
 use super::Conv2dParams;
 use super::im2col::{InRange, RowSegment, segment_tables};
-use crate::gemm::PackB;
+use crate::gemm::{PackB, with_scratch};
 use crate::simd::{Isa, Simd, SimdKernel};
 
 /// The implicit `NCHW` im2col matrix of one (image, group): `depth` rows by the
@@ -31,44 +31,39 @@ pub(super) struct Im2colPanels<'a> {
 impl PackB for Im2colPanels<'_> {
     unsafe fn pack(&self, pc: usize, jc: usize, kc: usize, nc: usize, nr: usize, dst: &mut [f32]) {
         let p = self.p;
-        let mut pieces = Vec::with_capacity(2 * nc.div_ceil(nr) + 2);
+        // One piece per output row the block covers (`at`: its offset in a
+        // block row), so a piece is as long as the row allows; each block row
+        // is filled into a buffer, then cut into the panels.
+        let mut pieces = Vec::with_capacity(nc.div_ceil(self.ow) + 1);
         let mut j = 0;
         while j < nc {
             let pix = self.p0 + jc + j;
             let (oh, ow0) = (pix / self.ow, pix % self.ow);
-            let run = (self.ow - ow0).min(nc - j).min(nr - j % nr);
-            pieces.push(RowSegment {
-                at: (j / nr) * kc * nr + j % nr,
-                run,
-                oh,
-                ow0,
-            });
+            let run = (self.ow - ow0).min(nc - j);
+            pieces.push(RowSegment { at: j, run, oh, ow0 });
             j += run;
         }
         let (cols, rows) = segment_tables(p, &pieces);
         let dst = &mut dst[..nc.div_ceil(nr) * nr * kc];
-        Isa::detect().dispatch(FillPanels {
-            src: self,
-            pieces: &pieces,
-            cols: &cols,
-            rows: &rows,
-            pc,
-            kc,
-            nr,
-            dst,
+        with_scratch(nc, |row_buf| {
+            Isa::detect().dispatch(FillPanels {
+                src: self,
+                pieces: &pieces,
+                cols: &cols,
+                rows: &rows,
+                pc,
+                kc,
+                nr,
+                row_buf,
+                dst,
+            })
         });
-        let rest = nc % nr;
-        if rest > 0 {
-            let last = (nc / nr) * kc * nr;
-            for t in 0..kc {
-                dst[last + t * nr + rest..last + (t + 1) * nr].fill(0.0);
-            }
-        }
     }
 }
 
-/// Steps `pc..pc + kc` of every piece of the panels (not the zero columns past
-/// `nc`), at one ISA's vector width.
+/// Steps `pc..pc + kc` of the panels: each step's block row filled from its
+/// pieces into `row_buf`, then copied `nr` columns to a panel (zeros past `nc`
+/// in the last one), at one ISA's vector width.
 struct FillPanels<'a> {
     src: &'a Im2colPanels<'a>,
     pieces: &'a [RowSegment],
@@ -77,6 +72,7 @@ struct FillPanels<'a> {
     pc: usize,
     kc: usize,
     nr: usize,
+    row_buf: &'a mut [f32],
     dst: &'a mut [f32],
 }
 
@@ -86,19 +82,38 @@ impl SimdKernel for FillPanels<'_> {
     fn run<S: Simd>(self, s: S) {
         let p = self.src.p;
         let (h, wd, khw) = (p.in_h, p.in_w, p.kernel_h * p.kernel_w);
+        let (nr, nc) = (self.nr, self.row_buf.len());
+        let (full, rest) = (nc / nr, nc % nr);
         for t in 0..self.kc {
             let r = self.pc + t;
             let (i, kk) = (r / khw, r % khw);
             let (kh, kw) = (kk / p.kernel_w, kk % p.kernel_w);
             let plane = &self.src.planes[i * h * wd..][..h * wd];
             for ((piece, ih), range) in self.pieces.iter().zip(&self.rows[kh]).zip(&self.cols[kw]) {
-                let d = &mut self.dst[piece.at + t * self.nr..][..piece.run];
+                let d = &mut self.row_buf[piece.at..][..piece.run];
                 match ih {
                     Some(ih) => fill_run(s, d, &plane[ih * wd..][..wd], *range, p.stride_w),
                     None => zero_run(s, d),
                 }
             }
+            for q in 0..full {
+                copy_run(s, &mut self.dst[(q * self.kc + t) * nr..][..nr], &self.row_buf[q * nr..][..nr]);
+            }
+            if rest > 0 {
+                let d = &mut self.dst[(full * self.kc + t) * nr..][..nr];
+                d[..rest].copy_from_slice(&self.row_buf[full * nr..]);
+                d[rest..].fill(0.0);
+            }
         }
+    }
+}
+
+/// `dst = src` (equal lengths) in vector moves: a panel row is 16 or 32
+/// values, too short for `memcpy`'s call to pay.
+#[inline(always)]
+fn copy_run<S: Simd>(s: S, dst: &mut [f32], src: &[f32]) {
+    for i in (0..dst.len()).step_by(S::LANES) {
+        s.store_partial(s.load_partial(&src[i..]), &mut dst[i..]);
     }
 }
 
