@@ -184,6 +184,28 @@ fn implicit_blocks_and_channel_splits() {
     }
 }
 
+/// Each of `cases` on 1 and 2 threads: against the reference with a bias
+/// (and, when `f16`, also with `f16` weights and no bias), and with a ReLU
+/// epilogue after the bias against the plain output.
+fn on_threads_with_epilogue(cases: &[Conv2dParams], f16: bool) {
+    for t in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap();
+        for &p in cases {
+            pool.install(|| {
+                run_all(p, true, false);
+                if f16 {
+                    run_all(p, false, true);
+                }
+            });
+            let x = rand_vec(p.input_len(), 31);
+            let w = rand_vec(p.weight_len(), 32);
+            let b = rand_vec(p.out_channels, 33);
+            let (plain, fused) = (run_conv(&pool, &p, &x, &w, &b, false), run_conv(&pool, &p, &x, &w, &b, true));
+            assert!(plain.iter().zip(&fused).all(|(a, f)| a.max(0.0) == *f), "{p:?}");
+        }
+    }
+}
+
 /// The padded-width path (`NCHW`, stride 1, one group, im2col depth ≥ 96, images wide enough that
 /// the padded width wastes at most 1 column in 8, or small enough that the
 /// padded columns fill no more tile panels): kernel shapes, dilation,
@@ -208,17 +230,7 @@ fn padded_width_path() {
         Conv2dParams::new(1, 12, 14, 14, 70, 3, 3).with_pads([1, 1, 1, 1]),
         Conv2dParams::new(2, 11, 7, 7, 65, 3, 3).with_pads([1, 1, 1, 1]),
     ];
-    for t in [1, 2] {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap();
-        for p in cases {
-            pool.install(|| run_all(p, true, false));
-            let x = rand_vec(p.input_len(), 31);
-            let w = rand_vec(p.weight_len(), 32);
-            let b = rand_vec(p.out_channels, 33);
-            let (plain, fused) = (run_conv(&pool, &p, &x, &w, &b, false), run_conv(&pool, &p, &x, &w, &b, true));
-            assert!(plain.iter().zip(&fused).all(|(a, f)| a.max(0.0) == *f), "{p:?}");
-        }
-    }
+    on_threads_with_epilogue(&cases, false);
 }
 
 /// The transposed few-pixel path (`NCHW`, one group, output pixels filling
@@ -237,20 +249,7 @@ fn transposed_few_pixel_path() {
         Conv2dParams::new(1, 5, 9, 5, 64, 3, 3).with_dilation(2, 2).with_pads([2, 1, 0, 1]),
         Conv2dParams::new(1, 3, 1, 1, 200, 1, 1),
     ];
-    for t in [1, 2] {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap();
-        for p in cases {
-            pool.install(|| {
-                run_all(p, true, false);
-                run_all(p, false, true);
-            });
-            let x = rand_vec(p.input_len(), 41);
-            let w = rand_vec(p.weight_len(), 42);
-            let b = rand_vec(p.out_channels, 43);
-            let (plain, fused) = (run_conv(&pool, &p, &x, &w, &b, false), run_conv(&pool, &p, &x, &w, &b, true));
-            assert!(plain.iter().zip(&fused).all(|(a, f)| a.max(0.0) == *f), "{p:?}");
-        }
-    }
+    on_threads_with_epilogue(&cases, true);
 }
 
 /// The depthwise 3×3 path (stride 1 and 2, every pad below 3, planes from
