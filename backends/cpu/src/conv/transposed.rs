@@ -7,11 +7,12 @@
 //! quarter of every FMA is wasted (ResNet-50's last stage ran at 63–76 GFLOP/s
 //! against 100 for a full-panel GEMM). Transposed, the output channels (in
 //! practice multiples of 32) take the columns and the pixels the rows, where a
-//! short edge tile costs only its own rows. Measured on one thread, `O × D ×
-//! P` as `NCHW` then transposed: 512×2048×49 67 → 96, 128×1024×49 67 → 89,
-//! 512×4608×196 92 → 95 GFLOP/s. With few channels (32) the transposed
-//! product packs `col` for too few FMAs per element and is slower (88 → 75),
-//! hence [`MIN_CHANNELS`].
+//! short edge tile costs only its own rows. Measured on one thread, the GEMM
+//! alone, `O × D × P` as `NCHW` then transposed: 512×2048×49 67 → 96,
+//! 128×1024×49 67 → 89, 512×4608×196 92 → 95 GFLOP/s (at 196 pixels the
+//! whole convolution did not gain, see [`MAX_PIXEL_PANEL_USE`]). With few
+//! channels (32) the transposed product packs `col` for too few FMAs per
+//! element and is slower (88 → 75), hence [`MIN_CHANNELS`].
 //!
 //! The input is the `A` operand read column-major in place (1×1, stride 1,
 //! unpadded) or from an im2col copy; the weights are `B` read column-major
@@ -36,7 +37,7 @@ use crate::simd::Isa;
 pub(super) const MAX_PIXELS: usize = 256;
 /// Fewest output channels: below it the transposed product measured slower.
 pub(super) const MIN_CHANNELS: usize = 64;
-/// The path is taken only when the pixels fill at most this share of the
+/// The path is taken only when the pixels fill less than this share of the
 /// tile columns: at 196 pixels (7 panels of 32 for 6.125 of work) the
 /// transposed product measured 4% faster for 1×1s with a deep input but 8%
 /// slower for 3×3s (the im2col copy and the column-major weight packing cost

@@ -28,7 +28,7 @@ pub(crate) const NR: usize = 8 * NV;
 /// The CPU supports AVX2 and FMA; those `A` elements for `i < ROWS`, `p < kc`
 /// are readable, `b` holds
 /// `kc · NR` floats; `c + i·ldc + j` is valid for reads and writes for `i < ROWS`,
-/// `j < cols`, with `1 ≤ cols ≤ NR`.
+/// `j < cols`, with `1 ≤ cols ≤ 8·VECS ≤ NR` (`VECS` vectors per tile row).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn tile<const ROWS: usize, const PACKED: bool, const VECS: usize>(

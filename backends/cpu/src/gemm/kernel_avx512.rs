@@ -33,7 +33,7 @@ const PF_A: usize = 8;
 /// The CPU supports AVX-512F; those `A` elements for `i < ROWS`, `p < kc`
 /// are readable, `b` holds
 /// `kc · NR` floats; `c + i·ldc + j` is valid for reads and writes for `i < ROWS`,
-/// `j < cols`, with `1 ≤ cols ≤ NR`.
+/// `j < cols`, with `1 ≤ cols ≤ 16·VECS ≤ NR` (`VECS` vectors per tile row).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn tile<const ROWS: usize, const PACKED: bool, const VECS: usize>(
