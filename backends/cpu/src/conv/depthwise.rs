@@ -157,9 +157,10 @@ struct Planes<'a> {
     out: &'a mut [f32],
 }
 
-/// `dst[..] = src[..]` (equal lengths) in vectors, with no library call.
+/// `dst[..] = src[..]` (equal lengths) in vectors, with no library call (runs
+/// of a few dozen values, too short for `memcpy`'s call to pay).
 #[inline(always)]
-fn copy_run<S: Simd>(s: S, src: &[f32], dst: &mut [f32]) {
+pub(super) fn copy_run<S: Simd>(s: S, src: &[f32], dst: &mut [f32]) {
     for i in (0..dst.len()).step_by(S::LANES) {
         s.store_partial(s.load_partial(&src[i..]), &mut dst[i..]);
     }

@@ -170,6 +170,40 @@ pub(super) fn segment_tables(p: &super::Conv2dParams, segs: &[RowSegment]) -> Se
     (cols, rows)
 }
 
+/// Writes the im2col matrix `col[D, np]` of output pixels `p0..p0 + np`
+/// (`np = col.len() / D`, rows `(i, kh, kw)`, zeros in the padding) of the
+/// `ig` input planes `planes` (`in_h × in_w` each) of one (image, group). The
+/// block's output-row segments, and for each kernel column the in-range run of
+/// every segment (for each kernel row, its input row), are computed once per
+/// block, not once per row.
+pub(super) fn fill_col(p: &super::Conv2dParams, ow: usize, planes: &[f32], p0: usize, col: &mut [f32]) {
+    let (h, wd, khw) = (p.in_h, p.in_w, p.kernel_h * p.kernel_w);
+    let np = col.len() / ((p.in_channels / p.groups) * khw);
+    let mut segs = Vec::new();
+    let mut j = 0;
+    while j < np {
+        let (oh, ow0) = ((p0 + j) / ow, (p0 + j) % ow);
+        let run = (ow - ow0).min(np - j);
+        segs.push(RowSegment { at: j, run, oh, ow0 });
+        j += run;
+    }
+    let (cols, rows) = segment_tables(p, &segs);
+    crate::gemm::mv::wide(|| {
+        for (r, dst) in col.chunks_exact_mut(np).enumerate() {
+            let (i, kk) = (r / khw, r % khw);
+            let (kh, kw) = (kk / p.kernel_w, kk % p.kernel_w);
+            let plane = &planes[i * h * wd..][..h * wd];
+            for ((s, ih), range) in segs.iter().zip(&rows[kh]).zip(&cols[kw]) {
+                let seg = &mut dst[s.at..s.at + s.run];
+                match ih {
+                    Some(ih) => fill_in_range(seg, &plane[ih * wd..][..wd], *range, p.stride_w),
+                    None => seg.fill(0.0),
+                }
+            }
+        }
+    });
+}
+
 /// `NCHW`: per (image, group) `Y[O_g, P] = W_g[O_g, D] · col[D, P]`, `D = ig·KH·KW`.
 pub(super) fn nchw(g: &Geom, input: &[f32], w: &[f32], output: &mut [f32], epi: &ConvEpilogue<'_>) {
     let p = &g.p;
@@ -241,33 +275,9 @@ pub(super) fn nchw(g: &Geom, input: &[f32], w: &[f32], output: &mut [f32], epi: 
             return;
         }
         // No packed micro-kernel for this ISA: materialise `col` and use the
-        // portable GEMM. The block's output-row segments, and for each kernel column the
-        // in-range run of every segment (for each kernel row, its input row):
-        // computed once per block, not once per im2col row.
-        let mut segs = Vec::new();
-        let mut j = 0;
-        while j < np {
-            let (oh, ow0) = ((p0 + j) / g.ow, (p0 + j) % g.ow);
-            let run = (g.ow - ow0).min(np - j);
-            segs.push(RowSegment { at: j, run, oh, ow0 });
-            j += run;
-        }
-        let (cols, rows) = segment_tables(p, &segs);
+        // portable GEMM.
         with_scratch(depth * np, |col| {
-            crate::gemm::mv::wide(|| {
-                for (r, dst) in col.chunks_exact_mut(np).enumerate() {
-                    let (i, kk) = (r / khw, r % khw);
-                    let (kh, kw) = (kk / p.kernel_w, kk % p.kernel_w);
-                    let plane = &input[((n * p.in_channels) + grp * g.ig + i) * h * wd..][..h * wd];
-                    for ((s, ih), range) in segs.iter().zip(&rows[kh]).zip(&cols[kw]) {
-                        let seg = &mut dst[s.at..s.at + s.run];
-                        match ih {
-                            Some(ih) => fill_in_range(seg, &plane[ih * wd..][..wd], *range, p.stride_w),
-                            None => seg.fill(0.0),
-                        }
-                    }
-                }
-            });
+            fill_col(p, g.ow, planes, p0, col);
             // SAFETY: the weight rows oc..oc+no hold `depth` elements each (weight
             // length validated); `col` is a dense depth × np buffer; the output block
             // (rows oc.., columns p0..p0+np, stride `pixels`) is inside `output` and

@@ -11,6 +11,7 @@
 //! every `col` element is written once instead of written, read and written again.
 
 use super::Conv2dParams;
+use super::depthwise::copy_run;
 use super::im2col::{InRange, RowSegment, segment_tables};
 use crate::gemm::{PackB, with_scratch};
 use crate::simd::{Isa, Simd, SimdKernel};
@@ -97,7 +98,7 @@ impl SimdKernel for FillPanels<'_> {
                 }
             }
             for q in 0..full {
-                copy_run(s, &mut self.dst[(q * self.kc + t) * nr..][..nr], &self.row_buf[q * nr..][..nr]);
+                copy_run(s, &self.row_buf[q * nr..][..nr], &mut self.dst[(q * self.kc + t) * nr..][..nr]);
             }
             if rest > 0 {
                 let d = &mut self.dst[(full * self.kc + t) * nr..][..nr];
@@ -105,15 +106,6 @@ impl SimdKernel for FillPanels<'_> {
                 d[rest..].fill(0.0);
             }
         }
-    }
-}
-
-/// `dst = src` (equal lengths) in vector moves: a panel row is 16 or 32
-/// values, too short for `memcpy`'s call to pay.
-#[inline(always)]
-fn copy_run<S: Simd>(s: S, dst: &mut [f32], src: &[f32]) {
-    for i in (0..dst.len()).step_by(S::LANES) {
-        s.store_partial(s.load_partial(&src[i..]), &mut dst[i..]);
     }
 }
 
@@ -135,11 +127,7 @@ fn fill_run<S: Simd>(s: S, dst: &mut [f32], row: &[f32], r: InRange, stride: usi
     let seg = &mut dst[r.lo..r.hi];
     let src = &row[r.start..];
     match stride {
-        1 => {
-            for i in (0..seg.len()).step_by(S::LANES) {
-                s.store_partial(s.load_partial(&src[i..]), &mut seg[i..]);
-            }
-        }
+        1 => copy_run(s, &src[..seg.len()], seg),
         2 => {
             for i in (0..seg.len()).step_by(S::LANES) {
                 s.store_partial(s.load_even(&src[2 * i..]), &mut seg[i..]);

@@ -26,7 +26,7 @@
 
 use rayon::prelude::*;
 
-use super::im2col::{fill_in_range, in_range};
+use super::im2col::fill_col;
 use super::{ConvEpilogue, DataLayout, Geom};
 use crate::KernelError;
 use crate::gemm::{Epilogue, GemmDims, MatLayout, SendPtr, Tile, WeightRef, gemm, packed_tile_cols, with_scratch};
@@ -76,33 +76,6 @@ fn input_is_col(g: &Geom) -> bool {
     p.kernel_h == 1 && p.kernel_w == 1 && (p.stride_h, p.stride_w) == (1, 1) && p.pads == [0; 4]
 }
 
-/// Writes image `x`'s im2col matrix `col[D, P]` (rows `(i, kh, kw)`, zeros in
-/// the padding) into `col`.
-fn im2col(g: &Geom, x: &[f32], col: &mut [f32]) {
-    let p = &g.p;
-    let (pixels, plane) = (g.pixels(), p.in_h * p.in_w);
-    let mut rows = col.chunks_exact_mut(pixels);
-    for i in 0..p.in_channels {
-        let src = &x[i * plane..][..plane];
-        for kh in 0..p.kernel_h {
-            for kw in 0..p.kernel_w {
-                let dst = rows.next().expect("col holds D rows");
-                let off = (kw * p.dilation_w) as isize - p.pads[1] as isize;
-                let r = in_range(g.ow, p.in_w, 0, p.stride_w, off);
-                for (oh, out_row) in dst.chunks_exact_mut(g.ow).enumerate() {
-                    let ih = (oh * p.stride_h + kh * p.dilation_h) as isize - p.pads[0] as isize;
-                    if (0..p.in_h as isize).contains(&ih) {
-                        let ih = ih as usize;
-                        fill_in_range(out_row, &src[ih * p.in_w..][..p.in_w], r, p.stride_w);
-                    } else {
-                        out_row.fill(0.0);
-                    }
-                }
-            }
-        }
-    }
-}
-
 /// The convolution `g` (which [`applies`]) with `[O, I, KH, KW]` weights `w`.
 ///
 /// # Errors
@@ -124,7 +97,7 @@ pub(super) fn nchw(g: &Geom, input: &[f32], w: WeightRef<'_>, output: &mut [f32]
                 let a: &[f32] = if direct {
                     x
                 } else {
-                    im2col(g, x, col);
+                    fill_col(p, g.ow, x, 0, col);
                     col
                 };
                 // colᵀ is col read column-major; Wᵀ is W read column-major.
